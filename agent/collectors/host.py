@@ -1,0 +1,251 @@
+"""Host telemetry: CPU, memory, disks, network, and hwmon sensors.
+
+psutil for CPU, swap, disks and counters; /proc/meminfo and /sys/class/hwmon read
+directly, because "used" memory must be MemTotal - MemAvailable (the only honest
+figure on the Spark's unified memory) and because hwmon also carries fan duty and
+``power*_input`` that psutil does not expose. Every call here blocks: the sampler
+runs ``collect`` in a worker thread. Rates are computed between two samples, so
+the first sample reports them as null.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import socket
+import time
+from typing import Any, Callable
+
+import psutil
+
+# Filesystems that are not user storage.
+_SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "nsfs", "proc", "sysfs", "cgroup2", "autofs"}
+
+
+def read_meminfo(proc_root: str = "/proc") -> tuple[int, int] | None:
+    """(MemTotal, MemAvailable) in bytes, or None if unreadable."""
+    total = available = None
+    try:
+        with open(f"{proc_root}/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    total = int(line.split()[1]) * 1024
+                elif line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                if total is not None and available is not None:
+                    return total, available
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _read_num(path: str) -> float | None:
+    text = _read(path)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_hwmon(sys_root: str = "/sys") -> dict[str, list[dict[str, Any]]]:
+    """Every temperature, fan and power sensor under /sys/class/hwmon."""
+    temps: list[dict[str, Any]] = []
+    fans: list[dict[str, Any]] = []
+    power: list[dict[str, Any]] = []
+    for hw in sorted(glob.glob(f"{sys_root}/class/hwmon/hwmon*")):
+        chip = _read(f"{hw}/name") or os.path.basename(hw)
+
+        def label(kind: str, n: str) -> str:
+            return _read(f"{hw}/{kind}{n}_label") or f"{kind}{n}"
+
+        for path in sorted(glob.glob(f"{hw}/temp*_input")):
+            n = os.path.basename(path)[4:-6]
+            value = _read_num(path)
+            if value is None:
+                continue
+            high = _read_num(f"{hw}/temp{n}_max")
+            crit = _read_num(f"{hw}/temp{n}_crit")
+            temps.append(
+                {
+                    "chip": chip,
+                    "label": label("temp", n),
+                    "current_c": value / 1000,
+                    "high_c": high / 1000 if high else None,
+                    "critical_c": crit / 1000 if crit else None,
+                }
+            )
+        fan_ids = {os.path.basename(p)[3:-6] for p in glob.glob(f"{hw}/fan*_input")}
+        fan_ids |= {os.path.basename(p)[3:] for p in glob.glob(f"{hw}/pwm*") if os.path.basename(p)[3:].isdigit()}
+        for n in sorted(fan_ids, key=lambda x: int(x) if x.isdigit() else 0):
+            rpm = _read_num(f"{hw}/fan{n}_input")
+            pwm = _read_num(f"{hw}/pwm{n}")
+            if rpm is None and pwm is None:
+                continue
+            fans.append(
+                {
+                    "chip": chip,
+                    "label": label("fan", n),
+                    "rpm": rpm,
+                    "duty_percent": round(pwm * 100 / 255, 1) if pwm is not None else None,
+                    "max_rpm": _read_num(f"{hw}/fan{n}_max"),
+                }
+            )
+        for path in sorted(glob.glob(f"{hw}/power*_input") + glob.glob(f"{hw}/power*_average")):
+            base = os.path.basename(path)
+            n = base[5:].split("_", 1)[0]
+            if base.endswith("_average") and os.path.exists(f"{hw}/power{n}_input"):
+                continue
+            value = _read_num(path)
+            if value is not None:
+                power.append({"chip": chip, "label": label("power", n), "power_w": round(value / 1e6, 2)})
+    if not temps:  # some ARM boards expose only thermal zones
+        for zone in sorted(glob.glob(f"{sys_root}/class/thermal/thermal_zone*")):
+            value = _read_num(f"{zone}/temp")
+            if value is not None:
+                temps.append({"chip": "thermal", "label": _read(f"{zone}/type") or os.path.basename(zone), "current_c": value / 1000})
+    return {"temperatures": temps, "fans": fans, "power": power}
+
+
+def host_info(proc_root: str = "/proc") -> dict[str, Any]:
+    """Static facts, read once."""
+    cpu_model = None
+    try:
+        with open(f"{proc_root}/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "Model", "Hardware"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = read_meminfo(proc_root)
+    os_name = platform.system()
+    try:
+        os_name = platform.freedesktop_os_release().get("PRETTY_NAME", os_name)
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "os": os_name,
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "cpu_model": cpu_model,
+        "cpu_count": psutil.cpu_count(logical=True),
+        "boot_time": psutil.boot_time(),
+        "memory_total_bytes": mem[0] if mem else psutil.virtual_memory().total,
+    }
+
+
+class HostCollector:
+    def __init__(self, *, proc_root: str = "/proc", sys_root: str = "/sys", clock: Callable[[], float] = time.monotonic):
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+        self.clock = clock
+        self._prev: tuple[float, Any, Any] | None = None
+        self._boot = psutil.boot_time()
+        self._hostname = socket.gethostname()
+        psutil.cpu_percent(percpu=True)  # primes psutil's per-call CPU delta
+
+    def collect(self) -> dict[str, Any]:
+        per_core = psutil.cpu_percent(percpu=True)
+        try:
+            load = os.getloadavg()
+        except OSError:
+            load = (None, None, None)
+        mem = read_meminfo(self.proc_root)
+        if mem is None:
+            vm = psutil.virtual_memory()
+            mem = (vm.total, vm.available)
+        total, available = mem
+        swap = psutil.swap_memory()
+        sensors = read_hwmon(self.sys_root)
+        return {
+            "hostname": self._hostname,
+            "uptime_s": round(time.time() - self._boot, 1),
+            "cpu": {
+                "percent": round(sum(per_core) / len(per_core), 1) if per_core else None,
+                "per_core_percent": per_core or None,
+                "load_1": load[0],
+                "load_5": load[1],
+                "load_15": load[2],
+                "count": len(per_core) or None,
+            },
+            "memory": {
+                "total_bytes": total,
+                "available_bytes": available,
+                "used_bytes": total - available,
+                "percent": round((total - available) * 100 / total, 1) if total else 0.0,
+            },
+            "swap": {"total_bytes": swap.total, "used_bytes": swap.used, "percent": swap.percent},
+            "disks": self._disks(),
+            **self._rates(),
+            "temperatures": sensors["temperatures"],
+            "fans": sensors["fans"],
+            "power": sensors["power"],
+        }
+
+    def _disks(self) -> list[dict[str, Any]]:
+        out, seen = [], set()
+        for part in psutil.disk_partitions(all=False):
+            if part.fstype in _SKIP_FSTYPES or part.device in seen or part.mountpoint.startswith(("/snap/", "/boot/efi")):
+                continue
+            try:
+                usage = psutil.disk_usage(part.mountpoint)
+            except OSError:
+                continue
+            seen.add(part.device)
+            out.append(
+                {
+                    "mount": part.mountpoint,
+                    "device": part.device,
+                    "fstype": part.fstype,
+                    "total_bytes": usage.total,
+                    "used_bytes": usage.used,
+                    "percent": usage.percent,
+                }
+            )
+        return out
+
+    def _rates(self) -> dict[str, Any]:
+        now = self.clock()
+        try:
+            disk = psutil.disk_io_counters()
+        except Exception:
+            disk = None
+        nics = {k: v for k, v in psutil.net_io_counters(pernic=True).items() if k != "lo"}
+        prev, self._prev = self._prev, (now, disk, nics)
+        disk_io = {"read_bytes_s": None, "write_bytes_s": None}
+        net: dict[str, Any] = {"rx_bytes_s": None, "tx_bytes_s": None, "per_nic": {}}
+        if prev is None:
+            return {"disk_io": disk_io, "net": net}
+        dt = now - prev[0]
+        if dt <= 0:
+            return {"disk_io": disk_io, "net": net}
+
+        def rate(a: float, b: float) -> float:
+            return round(max(b - a, 0) / dt, 1)  # counters reset on NIC re-creation
+
+        if disk is not None and prev[1] is not None:
+            disk_io = {"read_bytes_s": rate(prev[1].read_bytes, disk.read_bytes), "write_bytes_s": rate(prev[1].write_bytes, disk.write_bytes)}
+        per_nic = {}
+        for name, c in nics.items():
+            p = prev[2].get(name)
+            if p is not None:
+                per_nic[name] = {"rx_bytes_s": rate(p.bytes_recv, c.bytes_recv), "tx_bytes_s": rate(p.bytes_sent, c.bytes_sent)}
+        net = {
+            "rx_bytes_s": round(sum(v["rx_bytes_s"] for v in per_nic.values()), 1),
+            "tx_bytes_s": round(sum(v["tx_bytes_s"] for v in per_nic.values()), 1),
+            "per_nic": per_nic,
+        }
+        return {"disk_io": disk_io, "net": net}

@@ -1,0 +1,318 @@
+"""The wire contract between sparkdeck-agent and its clients.
+
+This module is shared by the agent and the client, so it imports nothing from
+FastAPI, NVML, psutil or Textual (tests/test_layering.py enforces it). The agent
+builds frames as plain dicts for speed; the pydantic models below are the schema:
+they document the protocol, feed the OpenAPI page, let clients parse frames, and a
+test validates real agent frames against them with ``extra="forbid"``.
+
+Units are in the field names: ``_bytes``, ``_c`` (degrees Celsius), ``_w``,
+``_j``, ``_mhz``, ``_percent``, ``_s``, ``_rpm``. A field the machine cannot
+report is ``null``, never a made-up zero.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROTOCOL_VERSION = 1
+STREAM_PATH = "/api/v1/stream"
+
+# Largest client->agent WebSocket message the agent accepts; bigger ones close
+# the socket with CLOSE_TOO_BIG (the WebSocket standard's 1009).
+MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+
+# WebSocket close codes the agent uses.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # agent shutting down
+CLOSE_POLICY = 1008  # client flooded the agent with bad messages
+CLOSE_TOO_BIG = 1009  # client message over MAX_CLIENT_MESSAGE_BYTES
+CLOSE_UNAUTHORIZED = 4401  # token revoked while the stream was open
+CLOSE_FORBIDDEN = 4403
+
+Scope = Literal["read", "control"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- client -> agent ---------------------------------------------------------
+
+
+class Subscribe(_Model):
+    """Replay buffered snapshots after ``since_seq``, then stream every K-th sample."""
+
+    type: Literal["subscribe"]
+    since_seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    every: int = Field(default=1, ge=1, le=3600)
+
+
+class Ping(_Model):
+    """Ask for a ``pong`` frame (round-trip check)."""
+
+    type: Literal["ping"]
+    id: int | str | None = None
+
+
+ClientMessage = Subscribe | Ping
+
+
+class ProtocolError(ValueError):
+    """A client message the agent cannot accept; ``code`` goes in the error frame."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_client_message(raw: str | bytes) -> ClientMessage:
+    """Parse one client message or raise ProtocolError with a short, safe reason."""
+    if isinstance(raw, bytes):
+        raise ProtocolError("binary_not_supported", "send JSON text frames, not binary")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError("bad_json", "message is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("bad_message", "message must be a JSON object")
+    kind = obj.get("type")
+    model: type[_Model]
+    if kind == "subscribe":
+        model = Subscribe
+    elif kind == "ping":
+        model = Ping
+    else:
+        shown = kind if isinstance(kind, str) and len(kind) <= 40 else "?"
+        raise ProtocolError("unknown_type", f"unknown message type {shown!r}")
+    try:
+        return model.model_validate(obj)  # type: ignore[return-value]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+        raise ProtocolError("invalid", f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+# ---- agent -> client ---------------------------------------------------------
+
+
+class GpuMemory(_Model):
+    total_bytes: int | None
+    used_bytes: int | None
+    unified: bool = Field(description="GPU shares system RAM (DGX Spark / GB10); figures come from /proc/meminfo")
+    source: Literal["nvml", "meminfo"] | None
+
+
+class GpuProcess(_Model):
+    pid: int
+    name: str | None = None
+    used_memory_bytes: int | None
+
+
+class Gpu(_Model):
+    index: int
+    name: str | None
+    uuid: str | None
+    status: Literal["ok", "error"]
+    error: str | None = None
+    utilization_gpu_percent: float | None = None
+    utilization_memory_percent: float | None = None
+    memory: GpuMemory | None = None
+    temperature_c: float | None = None
+    temperature_slowdown_c: float | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    energy_j: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    fan_percent: float | None = None
+    pstate: str | None = None
+    throttle_reasons: list[str] | None = None
+    processes: list[GpuProcess] | None = None
+    unsupported: list[str] = Field(default_factory=list, description="fields this GPU could not report")
+    na_reasons: dict[str, str] = Field(default_factory=dict, description="why each unsupported field is n/a")
+
+
+class GpuStatus(_Model):
+    state: Literal["ok", "degraded", "unavailable", "stalled"]
+    message: str
+    fix: str | None = None
+    driver_version: str | None = None
+    nvml_version: str | None = None
+    simulated: bool = False
+
+
+class Cpu(_Model):
+    percent: float | None
+    per_core_percent: list[float] | None
+    load_1: float | None
+    load_5: float | None
+    load_15: float | None
+    count: int | None
+
+
+class Memory(_Model):
+    total_bytes: int
+    available_bytes: int
+    used_bytes: int = Field(description="MemTotal - MemAvailable")
+    percent: float
+
+
+class Swap(_Model):
+    total_bytes: int
+    used_bytes: int
+    percent: float
+
+
+class Disk(_Model):
+    mount: str
+    device: str
+    fstype: str
+    total_bytes: int
+    used_bytes: int
+    percent: float
+
+
+class IoRates(_Model):
+    read_bytes_s: float | None
+    write_bytes_s: float | None
+
+
+class NetRates(_Model):
+    rx_bytes_s: float | None
+    tx_bytes_s: float | None
+    per_nic: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class TempSensor(_Model):
+    chip: str
+    label: str
+    current_c: float
+    high_c: float | None = None
+    critical_c: float | None = None
+
+
+class FanSensor(_Model):
+    chip: str
+    label: str
+    rpm: float | None = None
+    duty_percent: float | None = None
+    max_rpm: float | None = None
+
+
+class PowerSensor(_Model):
+    chip: str
+    label: str
+    power_w: float
+
+
+class HostTelemetry(_Model):
+    hostname: str
+    uptime_s: float
+    cpu: Cpu
+    memory: Memory
+    swap: Swap
+    disks: list[Disk]
+    disk_io: IoRates
+    net: NetRates
+    temperatures: list[TempSensor]
+    fans: list[FanSensor]
+    power: list[PowerSensor]
+
+
+class Noise(_Model):
+    index: float | None = Field(description="0 (silent) .. 100 (loudest); null with no input at all")
+    source: Literal["fan", "power-thermal", "none"]
+    inputs: dict[str, Any]
+    dba_estimate: float | None = Field(description="only with a user calibration; never invented")
+
+
+class Container(_Model):
+    """Filled in by the container collector (issue B); the shape is part of v1."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+
+
+class ContainersStatus(_Model):
+    state: Literal["ok", "unavailable", "disabled"]
+    message: str
+    fix: str | None = None
+
+
+class HostInfo(_Model):
+    """Static facts about the machine, sent once in hello and by /api/v1/info."""
+
+    hostname: str
+    os: str
+    kernel: str
+    arch: str
+    cpu_model: str | None
+    cpu_count: int | None
+    boot_time: float
+    memory_total_bytes: int
+
+
+class Hello(_Model):
+    type: Literal["hello"]
+    v: int
+    agent_version: str
+    host: HostInfo
+    interval_s: float
+    scope: Scope
+    simulated: bool
+    oldest_seq: int | None
+    latest_seq: int | None
+
+
+class Snapshot(_Model):
+    type: Literal["snapshot"]
+    v: int
+    seq: int
+    ts: float
+    simulated: bool
+    host: HostTelemetry
+    gpus: list[Gpu]
+    gpu_status: GpuStatus
+    noise: Noise
+    containers: list[Container]
+    containers_status: ContainersStatus
+
+
+class ErrorFrame(_Model):
+    type: Literal["error"]
+    v: int = PROTOCOL_VERSION
+    code: str
+    message: str
+
+
+class Pong(_Model):
+    type: Literal["pong"]
+    v: int = PROTOCOL_VERSION
+    id: int | str | None = None
+
+
+class Info(_Model):
+    agent_version: str
+    protocol_version: int
+    host: HostInfo
+    interval_s: float
+    simulated: bool
+    gpu_status: GpuStatus
+    buffered_snapshots: int
+    oldest_seq: int | None
+    latest_seq: int | None
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Compact JSON for one frame; the agent calls this once per frame, not per client."""
+    return json.dumps(frame, separators=(",", ":"), allow_nan=False)
+
+
+def error_frame(code: str, message: str) -> str:
+    return encode({"type": "error", "v": PROTOCOL_VERSION, "code": code, "message": message})
