@@ -284,6 +284,18 @@ class Snapshot(_Model):
     containers_status: ContainersStatus
 
 
+class Backfill(_Model):
+    """Sent after the replay a ``subscribe`` with ``since_seq`` asked for."""
+
+    type: Literal["backfill"]
+    v: int = PROTOCOL_VERSION
+    since_seq: int
+    first_seq: int | None
+    last_seq: int | None
+    count: int
+    complete: bool = Field(description="false when the ring no longer held every frame after since_seq")
+
+
 class ErrorFrame(_Model):
     type: Literal["error"]
     v: int = PROTOCOL_VERSION

@@ -1,0 +1,40 @@
+"""The FastAPI application: routers, error handlers, host guard, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from agent import __version__
+from agent.api import errors, rest, stream
+from agent.api.security import HostGuard
+from agent.runtime import Agent
+
+
+def create_app(agent: Agent) -> FastAPI:
+    """Build the ASGI app for a configured agent; the agent starts with the app's lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await agent.start()
+        try:
+            yield
+        finally:
+            await agent.stop()
+
+    app = FastAPI(
+        title="sparkdeck agent",
+        version=__version__,
+        description="Telemetry and control for NVIDIA GPU workstations. Stream: WebSocket /api/v1/stream (see docs/protocol.md).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.agent = agent
+    errors.install(app)
+    app.include_router(rest.router)
+    app.include_router(stream.router)
+    app.add_middleware(HostGuard, bound_host=agent.settings.host, allowed=agent.settings.allowed_hosts)
+    return app

@@ -1,0 +1,82 @@
+"""Host-header check (DNS-rebinding defence) and security headers, as ASGI middleware.
+
+A browser page on an attacker's domain can resolve that domain to 127.0.0.1 and
+then talk to a loopback service; the Host header still carries the attacker's
+name, so only names we expect are served. IP literals cannot be rebound and are
+always accepted. There is no CORS: no Access-Control-* header is ever sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from typing import Any, Iterable
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+def _host_name(header: str) -> str:
+    header = header.strip().lower()
+    if header.startswith("["):  # [::1]:8611
+        return header[1 : header.find("]")] if "]" in header else header
+    if header.count(":") == 1:
+        return header.rsplit(":", 1)[0]
+    return header
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+class HostGuard:
+    def __init__(self, app: Any, *, bound_host: str, allowed: Iterable[str] = ()):
+        self.app = app
+        hostname = socket.gethostname().lower()
+        self.allowed = {"localhost", hostname, f"{hostname}.local", bound_host.lower().strip("[]")} | {a.lower() for a in allowed}
+
+    def accepts(self, header: str | None) -> bool:
+        if not header:
+            return False
+        name = _host_name(header).rstrip(".")
+        return name in self.allowed or _is_ip(name)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self.accepts(host):
+            body = json.dumps({"error": "bad_host", "detail": "Host header not accepted; add the name to allowed_hosts in the agent's config"}).encode()
+            if scope["type"] == "websocket":
+                if "websocket.http.response" in scope.get("extensions", {}):
+                    await send({"type": "websocket.http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]})
+                    await send({"type": "websocket.http.response.body", "body": body})
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json"), *SECURITY_HEADERS]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        api = not scope.get("path", "").startswith(("/docs", "/openapi.json"))
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                extra = SECURITY_HEADERS + ([API_CSP] if api else [])
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,145 @@
+"""WebSocket ``/api/v1/stream``: hello, then live snapshots; subscribe for backfill.
+
+One reader task parses client messages; the writer (this coroutine) drains the
+client's queues from the hub. Neither ever blocks the sampler or other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketDisconnect
+
+from agent.auth import bearer_token
+from agent.hub import Close, Replay, StreamClient
+from agent.protocol import (
+    CLOSE_POLICY,
+    PROTOCOL_VERSION,
+    STREAM_PATH,
+    Ping,
+    ProtocolError,
+    Subscribe,
+    encode,
+    error_frame,
+    parse_client_message,
+)
+from agent.ring import Ring
+from agent.runtime import Agent
+
+log = logging.getLogger("sparkdeck.stream")
+router = APIRouter()
+
+
+async def _deny(ws: WebSocket, status: int, code: str, detail: str) -> None:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    await ws.send_denial_response(JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers))
+
+
+@router.websocket(STREAM_PATH)
+async def stream(ws: WebSocket) -> None:
+    agent: Agent = ws.app.state.agent
+    token = agent.tokens.verify(bearer_token(ws.headers.get("authorization")))
+    if token is None:
+        await _deny(ws, 401, "unauthorized", "missing or invalid token (send Authorization: Bearer ...)")
+        return
+    await ws.accept()
+    peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
+    client = StreamClient(
+        queue_size=agent.settings.client_queue, token_name=token.name, token_created=token.created, scope=token.scope, peer=peer
+    )
+    client.push_control(
+        encode(
+            {
+                "type": "hello",
+                "v": PROTOCOL_VERSION,
+                "agent_version": agent.version,
+                "host": agent.host_info,
+                "interval_s": agent.settings.interval_s,
+                "scope": token.scope,
+                "simulated": agent.simulated,
+                "oldest_seq": agent.ring.oldest_seq,
+                "latest_seq": agent.ring.latest_seq,
+            }
+        )
+    )
+    agent.hub.add(client)
+    reader = asyncio.create_task(_read(ws, client))
+    try:
+        await _write(ws, client, agent.ring)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the peer went away mid-send
+    finally:
+        agent.hub.remove(client)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        if client.dropped:
+            log.debug("stream %s dropped %d frame(s) for falling behind", peer, client.dropped)
+
+
+async def _read(ws: WebSocket, client: StreamClient) -> None:
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            client.remote_closed = True
+            client.close(msg.get("code") or 1000, "")
+            return
+        raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes")
+        try:
+            parsed = parse_client_message(raw if raw is not None else "")
+        except ProtocolError as exc:
+            if not client.push_control(error_frame(exc.code, exc.message)):
+                client.close(CLOSE_POLICY, "too many bad messages")
+                return
+            continue
+        if isinstance(parsed, Subscribe):
+            client.every = parsed.every
+            if parsed.since_seq is not None:
+                client.push_control(Replay(parsed.since_seq))
+        elif isinstance(parsed, Ping):
+            client.push_control(encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id}))
+
+
+async def _write(ws: WebSocket, client: StreamClient, ring: Ring) -> None:
+    while True:
+        item = await client.next()
+        if isinstance(item, Close):
+            if not client.remote_closed:
+                with contextlib.suppress(Exception):
+                    await ws.close(item.code, item.reason)
+            return
+        if isinstance(item, Replay):
+            await _replay(ws, client, ring, item.since_seq)
+        elif isinstance(item, tuple):
+            seq, text = item
+            if seq > client.last_sent:
+                await ws.send_text(text)
+                client.last_sent = seq
+        else:
+            await ws.send_text(item)
+
+
+async def _replay(ws: WebSocket, client: StreamClient, ring: Ring, since: int) -> None:
+    oldest = ring.oldest_seq
+    first = last = None
+    count = 0
+    cursor = since
+    while True:  # loop: frames sampled while we were sending are caught up too
+        entries = [e for e in ring.after(cursor) if e.seq % client.every == 0]
+        if not entries:
+            break
+        for entry in entries:
+            await ws.send_text(Ring.text(entry))
+            client.last_sent = entry.seq
+            first = entry.seq if first is None else first
+            last = entry.seq
+            count += 1
+        cursor = last
+    complete = oldest is not None and since + 1 >= oldest
+    await ws.send_text(
+        encode({"type": "backfill", "v": PROTOCOL_VERSION, "since_seq": since, "first_seq": first, "last_seq": last, "count": count, "complete": complete})
+    )

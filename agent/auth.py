@@ -1,0 +1,146 @@
+"""Scoped API tokens, stored only as salted hashes.
+
+A token is ``sdk_`` + 43 random URL-safe characters (256 bits). The state dir's
+``tokens.json`` (mode 0600) holds, per token, its name, scope, a random salt and
+SHA-256(salt || token): with that much entropy a slow KDF adds nothing, and the
+file never holds a usable secret. Verification compares against every entry in
+constant time. The file is re-read when it changes, so ``token revoke`` in another
+process takes effect on the next request without a restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Scope = Literal["read", "control"]
+SCOPES: tuple[Scope, ...] = ("read", "control")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOKEN_PREFIX = "sdk_"
+
+
+class TokenError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    scope: Scope
+    created: float
+
+    def allows(self, needed: Scope) -> bool:
+        return needed == "read" or self.scope == "control"
+
+
+def _digest(salt: bytes, token: str) -> str:
+    return hashlib.sha256(salt + token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._entries: list[dict] = []
+
+    # -- reading -------------------------------------------------------------------
+    def _load(self) -> list[dict]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._entries = None, []
+            return self._entries
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self._stamp:
+            with self._lock:
+                try:
+                    data = json.loads(self.path.read_text(encoding="utf-8"))
+                    self._entries = list(data.get("tokens", []))
+                except (OSError, ValueError, AttributeError):
+                    self._entries = []  # unreadable file: fail closed
+                self._stamp = stamp
+        return self._entries
+
+    def verify(self, token: str | None) -> TokenInfo | None:
+        if not token or len(token) > 200:
+            return None
+        found = None
+        for entry in self._load():
+            try:
+                ok = hmac.compare_digest(_digest(bytes.fromhex(entry["salt"]), token), entry["hash"])
+            except (KeyError, ValueError, TypeError):
+                continue
+            if ok and found is None:  # keep looping: time does not depend on the match position
+                found = TokenInfo(entry["name"], entry["scope"], entry.get("created", 0.0))
+        return found
+
+    def list(self) -> list[TokenInfo]:
+        return [TokenInfo(e["name"], e["scope"], e.get("created", 0.0)) for e in self._load()]
+
+    # -- writing (CLI) ---------------------------------------------------------------
+    def _write(self, mutate) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_path = self.path.with_suffix(".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._stamp = None
+            entries = [dict(e) for e in self._load()]
+            entries = mutate(entries)
+            tmp = self.path.with_suffix(".tmp")
+            wfd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(wfd, "w", encoding="utf-8") as f:
+                json.dump({"version": 1, "tokens": entries}, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+            self._stamp = None
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def add(self, name: str, scope: str) -> str:
+        if not NAME_RE.match(name):
+            raise TokenError("token name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        if scope not in SCOPES:
+            raise TokenError(f"scope must be one of: {', '.join(SCOPES)}")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+
+        def mutate(entries: list[dict]) -> list[dict]:
+            if any(e.get("name") == name for e in entries):
+                raise TokenError(f"a token named {name!r} exists; revoke it first or pick another name")
+            return entries + [{"name": name, "scope": scope, "salt": salt.hex(), "hash": _digest(salt, token), "created": time.time()}]
+
+        self._write(mutate)
+        return token
+
+    def revoke(self, name: str) -> None:
+        def mutate(entries: list[dict]) -> list[dict]:
+            kept = [e for e in entries if e.get("name") != name]
+            if len(kept) == len(entries):
+                raise TokenError(f"no token named {name!r}")
+            return kept
+
+        self._write(mutate)
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()

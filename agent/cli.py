@@ -1,0 +1,160 @@
+"""``sparkdeck-agent``: serve, token add/list/revoke, doctor, version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent import __version__
+from agent.settings import DEFAULT_PORT, AgentSettings, ConfigError, load_settings
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: $SPARKDECK_CONFIG or ~/.config/sparkdeck/agent.toml)")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory (default: $SPARKDECK_STATE_DIR or ~/.local/state/sparkdeck)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparkdeck-agent", description="sparkdeck agent: GPU workstation telemetry and control")
+    parser.add_argument("--version", action="version", version=f"sparkdeck-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the agent")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--interval", type=float, metavar="S", help="sampling interval, 0.1-60 s (default 1.0)")
+    serve.add_argument("--simulate", metavar="SCENARIO", help="fake NVML: gb10, h100, h200x2, no-driver, gpu-lost, unsupported, hang")
+    serve.add_argument("--insecure", action="store_true", default=None, help="allow a non-loopback bind without TLS")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    token = sub.add_parser("token", help="manage API tokens")
+    tsub = token.add_subparsers(dest="token_command", required=True)
+    add = tsub.add_parser("add", help="create a token and print it once")
+    add.add_argument("name")
+    add.add_argument("--scope", choices=["read", "control"], default="read")
+    _common(add)
+    lst = tsub.add_parser("list", help="list tokens (names and scopes only)")
+    lst.add_argument("--json", action="store_true")
+    _common(lst)
+    rev = tsub.add_parser("revoke", help="revoke a token; open streams using it close within a second")
+    rev.add_argument("name")
+    _common(rev)
+
+    doctor = sub.add_parser("doctor", help="show what the agent can see and how to fix what it cannot")
+    _common(doctor)
+    doctor.add_argument("--simulate", metavar="SCENARIO")
+    doctor.add_argument("--json", action="store_true")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra) -> AgentSettings:
+    return load_settings(args.config, state_dir=args.state_dir, **extra)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"sparkdeck-agent: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        interval_s=args.interval,
+        simulate=args.simulate,
+        insecure=args.insecure,
+        log_level=args.log_level,
+    )
+    if not settings.loopback and not settings.tls_enabled and not settings.insecure:
+        return _fail(
+            f"refusing to listen on {settings.host} without TLS: tokens and telemetry would cross the network in clear text.\n"
+            "  Keep the default 127.0.0.1 and connect over SSH (sparkdeck ssh://HOST), configure tls_cert/tls_key,\n"
+            "  or pass --insecure if this network is trusted."
+        )
+    from agent import logs
+
+    logs.setup(settings.log_level)
+    from agent.runtime import Agent
+    from agent.server import build_server
+
+    agent = Agent(settings)
+    if settings.simulate:
+        import logging
+
+        logging.getLogger("sparkdeck").warning("SIMULATED GPU (%s): every frame is marked simulated", settings.simulate)
+    if not agent.tokens.list():
+        import logging
+
+        logging.getLogger("sparkdeck").warning("no API tokens yet: create one with `sparkdeck-agent token add NAME --scope read|control`")
+    server = build_server(agent)
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from agent.auth import TokenError, TokenStore
+
+    store = TokenStore(_settings(args).tokens_file)
+    try:
+        if args.token_command == "add":
+            token = store.add(args.name, args.scope)
+            print(f"Created {args.scope} token {args.name!r} in {store.path}. It is shown once; store it now:")
+            print(token)
+        elif args.token_command == "list":
+            items = store.list()
+            if args.json:
+                print(json.dumps([{"name": t.name, "scope": t.scope, "created": t.created} for t in items]))
+            elif not items:
+                print("no tokens; create one with: sparkdeck-agent token add NAME --scope read|control")
+            else:
+                for t in items:
+                    print(f"{t.name:<24} {t.scope:<8} {time.strftime('%Y-%m-%d %H:%M', time.localtime(t.created))}")
+        elif args.token_command == "revoke":
+            store.revoke(args.name)
+            print(f"Revoked {args.name!r}; its open streams close within a second.")
+    except TokenError as exc:
+        return _fail(str(exc))
+    except PermissionError as exc:
+        return _fail(f"cannot write {exc.filename}: permission denied (run as the agent's user, or pass --state-dir)")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent import doctor
+
+    checks = doctor.run_checks(_settings(args, simulate=args.simulate))
+    if args.json:
+        print(json.dumps(doctor.as_json(checks), indent=1))
+    else:
+        print(doctor.render(checks))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "token":
+            return cmd_token(args)
+        if args.command == "doctor":
+            return cmd_doctor(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _fail(f"invalid configuration: {problems}")
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

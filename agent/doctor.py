@@ -1,0 +1,130 @@
+"""``sparkdeck-agent doctor``: what the agent can see, and the fix for what it cannot."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from agent.collectors.gpu import GpuCollector
+from agent.collectors.host import read_hwmon, read_meminfo
+from agent.collectors.nvml import load_nvml
+from agent.settings import AgentSettings
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 3.0):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
+def docker_socket_path() -> str | None:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        return host[len("unix://") :]
+    return None
+
+
+def check_docker() -> Check:
+    path = docker_socket_path()
+    if path is None:
+        return Check("docker", True, f"DOCKER_HOST={os.environ['DOCKER_HOST']} (not a unix socket; not probed)")
+    if not os.path.exists(path):
+        return Check("docker", False, f"no Docker socket at {path}", "install Docker (or Podman's docker-compatible socket) and start it")
+    try:
+        conn = _UnixHTTPConnection(path)
+        conn.request("GET", "/_ping")
+        resp = conn.getresponse()
+        ok = resp.status == 200
+        conn.close()
+    except PermissionError:
+        return Check("docker", False, f"permission denied on {path}", "add the agent's user to the docker group: sudo usermod -aG docker $USER (then log in again)")
+    except OSError as exc:
+        return Check("docker", False, f"cannot reach the engine at {path}: {exc.strerror or exc}", "start the engine: sudo systemctl start docker")
+    return Check("docker", ok, f"engine answers at {path}" if ok else f"engine at {path} answered {resp.status}")
+
+
+def run_checks(settings: AgentSettings) -> list[Check]:
+    checks: list[Check] = []
+    gpu = GpuCollector(load_nvml(settings.simulate), simulated=bool(settings.simulate))
+    gpus, status = gpu.collect()
+    gpu.close()
+    label = " (simulated)" if settings.simulate else ""
+    if status["state"] == "unavailable":
+        checks.append(Check("nvml", False, status["message"] + label, status.get("fix")))
+    else:
+        checks.append(Check("nvml", True, f"driver {status.get('driver_version')}, {len(gpus)} GPU(s){label}"))
+    for g in gpus:
+        if g["status"] != "ok":
+            checks.append(Check(f"gpu{g['index']}", False, f"{g['name']}: {g['error']}", "check `nvidia-smi` and `dmesg`"))
+            continue
+        mem = g.get("memory") or {}
+        kind = "unified memory (from /proc/meminfo)" if mem.get("unified") else "dedicated memory" if mem else "memory n/a"
+        na = ", ".join(g["unsupported"]) or "none"
+        checks.append(Check(f"gpu{g['index']}", True, f"{g['name']}: {kind}; n/a fields: {na}"))
+    mem = read_meminfo()
+    checks.append(
+        Check("meminfo", mem is not None, f"MemTotal {mem[0] / 2**30:.1f} GiB, used {(mem[0] - mem[1]) / 2**30:.1f} GiB" if mem else "/proc/meminfo unreadable")
+    )
+    sensors = read_hwmon()
+    checks.append(
+        Check(
+            "sensors",
+            bool(sensors["temperatures"]),
+            f"{len(sensors['temperatures'])} temperature, {len(sensors['fans'])} fan, {len(sensors['power'])} power sensor(s)",
+            None if sensors["temperatures"] else "no hwmon temperature sensors visible (in a container? mount /sys)",
+        )
+    )
+    if not sensors["fans"]:
+        checks.append(Check("noise", True, "no fan sensor: the noise index uses the power-thermal model (normal on DGX Spark)"))
+    checks.append(check_docker())
+    state = settings.state_dir
+    try:
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        writable = os.access(state, os.W_OK)
+    except OSError:
+        writable = False
+    checks.append(Check("state_dir", writable, str(state), None if writable else f"make {state} writable by the agent's user, or pass --state-dir"))
+    from agent.auth import TokenStore
+
+    n = len(TokenStore(settings.tokens_file).list())
+    checks.append(Check("tokens", n > 0, f"{n} token(s)", None if n else "create one: sparkdeck-agent token add laptop --scope control"))
+    safe = settings.loopback or settings.tls_enabled
+    checks.append(
+        Check(
+            "bind",
+            safe or settings.insecure,
+            f"{settings.host}:{settings.port}" + ("" if settings.loopback else (" with TLS" if settings.tls_enabled else " WITHOUT TLS")),
+            None if safe else "bind 127.0.0.1 and reach it over SSH, or configure TLS",
+        )
+    )
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    lines = []
+    for c in checks:
+        lines.append(f"{'ok ' if c.ok else 'ERR'}  {c.name:<10} {c.detail}")
+        if c.fix:
+            lines.append(f"     {'':<10} fix: {c.fix}")
+    return "\n".join(lines)
+
+
+def as_json(checks: list[Check]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in checks]

@@ -1,0 +1,103 @@
+"""Fan-out of encoded frames to stream clients, never waiting on any of them.
+
+Each client has a small bounded deque of live frames: when it falls behind, the
+oldest frames are dropped for it alone (latest wins), so a stalled client can
+neither delay the others nor grow the agent's memory. Frames are encoded once by
+the sampler and the same string goes to every client. Control items (hello,
+error frames, replay requests, close requests) travel in a second, bounded
+queue that is served first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+CONTROL_LIMIT = 32  # pending control items per client; beyond it the client is misbehaving
+
+
+@dataclass(frozen=True)
+class Replay:
+    since_seq: int
+
+
+@dataclass(frozen=True)
+class Close:
+    code: int
+    reason: str
+
+
+class StreamClient:
+    def __init__(self, *, queue_size: int, token_name: str, token_created: float, scope: str, peer: str):
+        self.live: deque[tuple[int, str]] = deque(maxlen=queue_size)
+        self.control: deque[object] = deque()
+        self._wake = asyncio.Event()
+        self.token_name = token_name
+        self.token_created = token_created
+        self.scope = scope
+        self.peer = peer
+        self.every = 1
+        self.last_sent = 0
+        self.dropped = 0
+        self.closing = False
+        self.remote_closed = False
+
+    def offer(self, seq: int, text: str) -> None:
+        if self.closing or seq % self.every:
+            return
+        if len(self.live) == self.live.maxlen:
+            self.dropped += 1
+        self.live.append((seq, text))
+        self._wake.set()
+
+    def push_control(self, item: object) -> bool:
+        """Queue a control item; False when the queue is full."""
+        if len(self.control) >= CONTROL_LIMIT and not isinstance(item, Close):
+            return False
+        self.control.append(item)
+        self._wake.set()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closing:
+            self.closing = True
+            self.control.appendleft(Close(code, reason))
+            self._wake.set()
+
+    async def next(self) -> object:
+        """The next control item, else the next live (seq, text) frame."""
+        while True:
+            if self.control:
+                return self.control.popleft()
+            if self.live:
+                return self.live.popleft()
+            self._wake.clear()
+            await self._wake.wait()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.clients: set[StreamClient] = set()
+
+    def add(self, client: StreamClient) -> None:
+        self.clients.add(client)
+
+    def remove(self, client: StreamClient) -> None:
+        self.clients.discard(client)
+
+    def publish(self, seq: int, text: str) -> None:
+        for client in self.clients:
+            client.offer(seq, text)
+
+    def broadcast(self, text: str) -> None:
+        """An event frame for every client (e.g. pull progress); dropped for a client whose queue is full."""
+        for client in self.clients:
+            client.push_control(text)
+
+    def close_where(self, predicate: Callable[[StreamClient], bool], code: int, reason: str) -> int:
+        hit = [c for c in self.clients if predicate(c)]
+        for c in hit:
+            c.close(code, reason)
+        return len(hit)

@@ -1,0 +1,91 @@
+"""The running agent: settings, tokens, collectors, sampler, ring and hub, wired once.
+
+Routers reach this through ``request.app.state.agent``; nothing here knows about
+HTTP. Later parts (containers, history, watchdog) plug in as sampler listeners or
+a ContainerSource, not by reaching into each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from typing import Any
+
+from agent import __version__
+from agent.auth import TokenStore
+from agent.collectors.gpu import GpuCollector
+from agent.collectors.host import HostCollector, host_info
+from agent.collectors.noise import NoiseModel
+from agent.collectors.nvml import load_nvml
+from agent.hub import Hub
+from agent.protocol import CLOSE_UNAUTHORIZED, PROTOCOL_VERSION
+from agent.ring import Ring
+from agent.sampler import Sampler
+from agent.settings import AgentSettings
+
+log = logging.getLogger("sparkdeck.agent")
+
+REVALIDATE_S = 0.5  # how often open streams re-check their token (revocation closes them)
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, *, nvml: Any = None, proc_root: str = "/proc", sys_root: str = "/sys"):
+        self.settings = settings
+        self.version = __version__
+        self.simulated = bool(settings.simulate)
+        self.tokens = TokenStore(settings.tokens_file)
+        self.host_info = host_info(proc_root)
+        self.hub = Hub()
+        self.ring = Ring(math.ceil(settings.buffer_s / settings.interval_s))
+        self.gpu = GpuCollector(nvml if nvml is not None else load_nvml(settings.simulate), simulated=self.simulated, proc_root=proc_root)
+        self.sampler = Sampler(
+            interval_s=settings.interval_s,
+            gpu=self.gpu,
+            host=HostCollector(proc_root=proc_root, sys_root=sys_root),
+            noise=NoiseModel(settings.noise.to_config()),
+            ring=self.ring,
+            hub=self.hub,
+            simulated=self.simulated,
+            gpu_timeout_s=settings.gpu_timeout_s,
+        )
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self.sampler.tick()  # the first snapshot exists before the first request
+        self._tasks = [
+            asyncio.create_task(self.sampler.run(tick_now=False), name="sampler"),
+            asyncio.create_task(self._revalidate_streams(), name="revalidate"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self.gpu.close()
+
+    async def _revalidate_streams(self) -> None:
+        while True:
+            await asyncio.sleep(REVALIDATE_S)
+            valid = {(t.name, t.created) for t in self.tokens.list()}
+            n = self.hub.close_where(lambda c: (c.token_name, c.token_created) not in valid, CLOSE_UNAUTHORIZED, "token revoked")
+            if n:
+                log.info("closed %d stream(s) whose token was revoked", n)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "agent_version": self.version,
+            "protocol_version": PROTOCOL_VERSION,
+            "host": self.host_info,
+            "interval_s": self.settings.interval_s,
+            "simulated": self.simulated,
+            "gpu_status": self.sampler.gpu_status,
+            "buffered_snapshots": len(self.ring),
+            "oldest_seq": self.ring.oldest_seq,
+            "latest_seq": self.ring.latest_seq,
+        }

@@ -1,0 +1,187 @@
+"""The one sampling loop: collect, assemble a snapshot, encode it once, fan it out.
+
+Collectors block (NVML, /proc, /sys), so each runs in a daemon thread and is
+time-boxed: a hung NVML call marks GPU telemetry ``stalled`` while host telemetry
+keeps flowing, and no second call is started until the hung one returns. Ticks
+are scheduled on a fixed grid; an overrun skips the missed slots instead of
+bursting to catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any, Awaitable, Callable, Protocol
+
+from agent.collectors.gpu import GpuCollector
+from agent.collectors.host import HostCollector
+from agent.collectors.noise import NoiseModel
+from agent.hub import Hub
+from agent.protocol import PROTOCOL_VERSION, encode
+from agent.ring import Ring
+
+log = logging.getLogger("sparkdeck.sampler")
+
+
+class ContainerSource(Protocol):
+    """What the sampler needs from the container collector (issue B): a non-blocking read."""
+
+    def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
+
+
+NO_CONTAINERS = ([], {"state": "disabled", "message": "container monitoring is not enabled", "fix": None})
+
+
+class Stalled(Exception):
+    def __init__(self, seconds: float):
+        super().__init__(f"no answer for {seconds:.0f}s")
+        self.seconds = seconds
+
+
+class TimeBoxed:
+    """Run a blocking function in a daemon thread, at most one call at a time."""
+
+    def __init__(self, fn: Callable[[], Any], timeout_s: float, name: str):
+        self.fn = fn
+        self.timeout_s = timeout_s
+        self.name = name
+        self._pending: asyncio.Future | None = None
+        self._started = 0.0
+
+    async def __call__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._pending is not None and not self._pending.done():
+            raise Stalled(time.monotonic() - self._started)
+        fut: asyncio.Future = loop.create_future()
+        # a call that failed after its caller gave up is still "retrieved": no asyncio warning
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        def work() -> None:
+            try:
+                result: Any = self.fn()
+                err: BaseException | None = None
+            except BaseException as exc:  # delivered to the awaiting side
+                result, err = None, exc
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, fut, result, err)
+
+        self._pending, self._started = fut, time.monotonic()
+        threading.Thread(target=work, name=f"sparkdeck-{self.name}", daemon=True).start()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
+        except asyncio.TimeoutError:
+            raise Stalled(time.monotonic() - self._started) from None
+
+
+def _settle(fut: asyncio.Future, result: Any, err: BaseException | None) -> None:
+    if fut.done():
+        return
+    if err is not None:
+        fut.set_exception(err)
+    else:
+        fut.set_result(result)
+
+
+class Sampler:
+    def __init__(
+        self,
+        *,
+        interval_s: float,
+        gpu: GpuCollector,
+        host: HostCollector,
+        noise: NoiseModel,
+        ring: Ring,
+        hub: Hub,
+        simulated: bool = False,
+        gpu_timeout_s: float = 5.0,
+        start_seq: int = 1,
+        containers: ContainerSource | None = None,
+    ):
+        self.interval_s = interval_s
+        self.gpu = gpu
+        self.noise = noise
+        self.ring = ring
+        self.hub = hub
+        self.simulated = simulated
+        self.containers = containers
+        self.seq = start_seq - 1
+        self._gpu_call = TimeBoxed(gpu.collect, gpu_timeout_s, "nvml")
+        self._host_call = TimeBoxed(host.collect, max(gpu_timeout_s, 5.0), "host")
+        self._last_host: dict[str, Any] | None = None
+        self.listeners: list[Callable[[dict[str, Any], str], Awaitable[None] | None]] = []
+        self.last_tick_monotonic = 0.0
+        self.gpu_status: dict[str, Any] = {"state": "unavailable", "message": "not sampled yet", "fix": None, "simulated": simulated}
+
+    async def sample_once(self) -> dict[str, Any]:
+        gpu_res, host_res = await asyncio.gather(self._gpu_call(), self._host_call(), return_exceptions=True)
+        if isinstance(gpu_res, Stalled):
+            gpus: list[dict[str, Any]] = []
+            gpu_status = {
+                "state": "stalled",
+                "message": f"NVML has not answered for {gpu_res.seconds:.0f}s; GPU telemetry paused",
+                "fix": "check `nvidia-smi` and `dmesg` for a hung driver",
+                "simulated": self.simulated,
+            }
+        elif isinstance(gpu_res, BaseException):
+            log.error("GPU collector failed: %r", gpu_res)
+            gpus, gpu_status = [], {"state": "unavailable", "message": f"GPU collector error: {gpu_res}", "fix": None, "simulated": self.simulated}
+        else:
+            gpus, gpu_status = gpu_res
+        if isinstance(host_res, BaseException):
+            if not isinstance(host_res, Stalled):
+                log.error("host collector failed: %r", host_res)
+            host = self._last_host  # a hung mount must not stop the stream; keep the last reading
+        else:
+            host = self._last_host = host_res
+        if host is None:
+            raise RuntimeError("host telemetry unavailable")
+        containers, containers_status = self.containers.snapshot(gpus) if self.containers else NO_CONTAINERS
+        self.seq += 1
+        self.gpu_status = gpu_status
+        return {
+            "type": "snapshot",
+            "v": PROTOCOL_VERSION,
+            "seq": self.seq,
+            "ts": round(time.time(), 3),
+            "simulated": self.simulated,
+            "host": host,
+            "gpus": gpus,
+            "gpu_status": gpu_status,
+            "noise": self.noise.compute(gpus, host),
+            "containers": containers,
+            "containers_status": containers_status,
+        }
+
+    async def tick(self) -> None:
+        frame = await self.sample_once()
+        text = encode(frame)
+        self.ring.append(frame["seq"], frame["ts"], text)
+        self.hub.publish(frame["seq"], text)
+        self.last_tick_monotonic = time.monotonic()
+        for listener in self.listeners:
+            try:
+                res = listener(frame, text)
+                if asyncio.iscoroutine(res):
+                    await res
+            except Exception:
+                log.exception("snapshot listener failed")
+
+    async def run(self, *, tick_now: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            if tick_now:
+                try:
+                    await self.tick()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sample failed; continuing")
+            tick_now = True
+            next_at += self.interval_s
+            now = loop.time()
+            if next_at < now:  # overran: skip missed slots
+                next_at = now + self.interval_s - ((now - next_at) % self.interval_s)
+            await asyncio.sleep(next_at - now)

@@ -1,0 +1,56 @@
+"""Run the app under uvicorn, with a log line (and later sd_notify) once listening.
+
+uvicorn owns the signals: SIGTERM/SIGINT stop accepting, close open streams with a
+close frame, then the app's lifespan stops the sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import uvicorn
+
+from agent.api.app import create_app
+from agent.runtime import Agent
+
+log = logging.getLogger("sparkdeck.server")
+
+
+class AgentServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_ready: list[Callable[[str], None]]):
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets=None) -> None:  # type: ignore[override]
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return
+        sock = self.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        scheme = "https" if self.config.is_ssl else "http"
+        url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+        log.info("sparkdeck-agent listening on %s", url)
+        for hook in self.on_ready:
+            hook(url)
+
+
+def build_server(agent: Agent, *, on_ready: list[Callable[[str], None]] | None = None) -> AgentServer:
+    s = agent.settings
+    config = uvicorn.Config(
+        create_app(agent),
+        host=s.host,
+        port=s.port,
+        ws="websockets-sansio",
+        ws_max_size=s.max_message_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=5,
+        ssl_certfile=str(s.tls_cert) if s.tls_enabled else None,
+        ssl_keyfile=str(s.tls_key) if s.tls_enabled else None,
+    )
+    return AgentServer(config, on_ready or [])

@@ -1,0 +1,162 @@
+"""Agent configuration: a TOML file, then ``SPARKDECK_*`` environment, then flags.
+
+Flags win over the environment, which wins over the file. Nested tables map to
+``SPARKDECK_<TABLE>__<FIELD>`` (e.g. ``SPARKDECK_NOISE__IDLE_DBA=18``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from agent.collectors.noise import NoiseConfig
+
+DEFAULT_PORT = 8611
+
+
+def default_state_dir() -> Path:
+    """$SPARKDECK_STATE_DIR is read by the settings; this is the fallback after it."""
+    if os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "sparkdeck"
+
+
+def default_config_file() -> Path | None:
+    for base in (os.environ.get("CONFIGURATION_DIRECTORY"), os.environ.get("XDG_CONFIG_HOME"), os.path.expanduser("~/.config")):
+        if base:
+            path = Path(base.split(":")[0]) / ("agent.toml" if "CONFIGURATION_DIRECTORY" in os.environ else "sparkdeck/agent.toml")
+            if path.is_file():
+                return path
+    return None
+
+
+class NoiseSettings(BaseModel):
+    idle_dba: float | None = None
+    """Measured sound level at idle (dBA). With load_dba it turns the noise index into a dBA estimate."""
+    load_dba: float | None = None
+    """Measured sound level at full load (dBA)."""
+    power_reference_w: float = Field(default=140.0, gt=0)
+    """GPU power treated as 'full' where NVML reports no power limit (GB10 reports none; 140 W is its SoC TDP)."""
+    idle_c: float = 35.0
+    """Temperature treated as silent (°C)."""
+    throttle_c: float = Field(default=95.0, gt=0)
+    """Temperature treated as loudest where NVML reports no slowdown threshold (°C)."""
+    fan_max_rpm: float = Field(default=5000.0, gt=0)
+    """Fan speed treated as 100 % where hwmon has no fanN_max."""
+    ignore_sensors: list[str] = ["nvme", "mlx5", "drivetemp"]
+    """hwmon chips whose temperatures do not drive the case fans (prefix match)."""
+
+    def to_config(self) -> NoiseConfig:
+        return NoiseConfig(**self.model_dump())
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPARKDECK_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Address to bind. Loopback by default; anything else needs TLS or --insecure."""
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    """TCP port of the API and stream."""
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """Where tokens (hashed), the audit log and history live."""
+    interval_s: float = Field(default=1.0, ge=0.1, le=60.0)
+    """Sampling interval in seconds."""
+    buffer_s: float = Field(default=3600.0, ge=10.0, le=86400.0)
+    """How much recent history the in-memory ring keeps for backfill, in seconds."""
+    simulate: str | None = None
+    """Use a fake NVML scenario (gb10, h100, h200x2, no-driver, gpu-lost, unsupported, hang); every frame says simulated."""
+    insecure: bool = False
+    """Allow a non-loopback bind without TLS. Tokens then cross the network in clear text."""
+    allowed_hosts: list[str] = []
+    """Extra Host header names accepted (DNS-rebinding defence), e.g. the machine's LAN name."""
+    tls_cert: Path | None = None
+    """PEM certificate for HTTPS/WSS."""
+    tls_key: Path | None = None
+    """PEM private key for HTTPS/WSS."""
+    client_queue: int = Field(default=8, ge=1, le=256)
+    """Snapshots queued per stream client; a client that falls further behind loses the oldest."""
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Largest client->agent WebSocket message; bigger ones close the socket with 1009."""
+    gpu_timeout_s: float = Field(default=5.0, gt=0)
+    """Longest one NVML sample may take before GPU telemetry is reported as stalled."""
+    log_level: str = "info"
+    """debug, info, warning or error."""
+    noise: NoiseSettings = NoiseSettings()
+    """Noise proxy tuning and dBA calibration."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be debug, info, warning or error")
+        return v.lower()
+
+    @field_validator("simulate")
+    @classmethod
+    def _scenario(cls, v: str | None) -> str | None:
+        from agent.collectors.nvml_fake import SCENARIOS
+
+        if v and v not in SCENARIOS:
+            raise ValueError(f"unknown scenario {v!r}; choose one of {', '.join(SCENARIOS)}")
+        return v or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CONFIG_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.state_dir / "tokens.json"
+
+
+_CONFIG_FILE: dict[str, Path | None] = {}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> AgentSettings:
+    """Build settings from file < env < overrides (flags); None overrides are ignored."""
+    path = Path(config_file) if config_file else (Path(os.environ["SPARKDECK_CONFIG"]) if os.environ.get("SPARKDECK_CONFIG") else default_config_file())
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    _CONFIG_FILE["path"] = path
+    try:
+        return AgentSettings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _CONFIG_FILE.pop("path", None)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
