@@ -82,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.setup(settings.log_level)
     from agent.runtime import Agent
-    from agent.server import build_server
+    from agent.server import bind, build_server
 
     agent = Agent(settings)
     if settings.simulate:
@@ -94,7 +94,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         logging.getLogger("sparkdeck").warning("no API tokens yet: create one with `sparkdeck-agent token add NAME --scope read|control`")
     server = build_server(agent)
-    server.run()
+    try:
+        sock = bind(server.config)
+    except SystemExit:  # uvicorn logged why (address in use, permission denied)
+        return _fail(f"cannot listen on {settings.host}:{settings.port}")
+    server.run(sockets=[sock])
     return 0 if server.started else 1
 
 

@@ -32,6 +32,8 @@ CLOSE_POLICY = 1008  # client flooded the agent with bad messages
 CLOSE_TOO_BIG = 1009  # client message over MAX_CLIENT_MESSAGE_BYTES
 CLOSE_UNAUTHORIZED = 4401  # token revoked while the stream was open
 CLOSE_FORBIDDEN = 4403
+CLOSE_LOG_END = 1000  # container log stream: the container stopped (a log_end frame came first)
+CLOSE_ENGINE_ERROR = 1011  # container log stream: the Docker engine failed mid-stream
 
 Scope = Literal["read", "control"]
 
@@ -231,12 +233,32 @@ class Noise(_Model):
     dba_estimate: float | None = Field(description="only with a user calibration; never invented")
 
 
-class Container(_Model):
-    """Filled in by the container collector (issue B); the shape is part of v1."""
+class ContainerPort(_Model):
+    host_ip: str | None
+    host_port: int
+    container_port: int | None
+    protocol: str
 
-    model_config = ConfigDict(extra="allow")
+
+class Container(_Model):
+    """One container as the engine reports it, with live figures read by the agent."""
+
     id: str
     name: str
+    image: str | None
+    state: str | None = Field(description="created, running, paused, restarting, exited, dead")
+    status: str = Field(description="the engine's own words, e.g. 'Up 5 minutes'")
+    created: float | None = Field(description="Unix time")
+    ports: list[ContainerPort] = Field(description="published host ports")
+    labels: dict[str, str]
+    health: Literal["healthy", "unhealthy", "starting"] | None
+    cpu_percent: float | None = Field(description="100 = one core, as docker stats")
+    memory_bytes: int | None = Field(description="usage less inactive page cache, as docker stats")
+    memory_limit_bytes: int | None = Field(description="null: no limit")
+    net_rx_bytes_s: float | None
+    net_tx_bytes_s: float | None
+    gpu_memory_bytes: int | None = Field(description="sum over the container's GPU processes; null where unknown")
+    model: str | None = Field(description="catalog name when started by the model launcher")
 
 
 class ContainersStatus(_Model):
@@ -296,6 +318,52 @@ class Backfill(_Model):
     complete: bool = Field(description="false when the ring no longer held every frame after since_seq")
 
 
+class PullProgress(_Model):
+    """Image pull progress for a model launch (broadcast to every stream client)."""
+
+    type: Literal["pull_progress"]
+    v: int = PROTOCOL_VERSION
+    model: str
+    image: str
+    status: str | None
+    current_bytes: int | None
+    total_bytes: int | None
+
+
+class ModelState(_Model):
+    """A model launch changed state: pulling -> starting -> ready, or failed/stopped (broadcast)."""
+
+    type: Literal["model_state"]
+    v: int = PROTOCOL_VERSION
+    name: str
+    state: Literal["pulling", "starting", "ready", "failed", "stopped"]
+    message: str | None
+    since: float
+    container: str | None = None
+    url: str | None = None
+    exit_code: int | None = None
+    log_tail: list[str] | None = Field(default=None, description="last log lines of a container that exited")
+
+
+class LogLine(_Model):
+    """One line on /api/v1/containers/{id}/logs/stream."""
+
+    type: Literal["log"]
+    v: int = PROTOCOL_VERSION
+    stream: Literal["stdout", "stderr"]
+    ts: str | None = Field(description="the engine's RFC 3339 timestamp")
+    text: str
+
+
+class LogEnd(_Model):
+    """Last frame of a log stream before close code CLOSE_LOG_END."""
+
+    type: Literal["log_end"]
+    v: int = PROTOCOL_VERSION
+    reason: str
+    exit_code: int | None
+
+
 class ErrorFrame(_Model):
     type: Literal["error"]
     v: int = PROTOCOL_VERSION
@@ -319,6 +387,8 @@ class Info(_Model):
     buffered_snapshots: int
     oldest_seq: int | None
     latest_seq: int | None
+    stream_clients: int
+    stream_frames_dropped: int = Field(description="frames dropped for connected clients that fell behind")
 
 
 def encode(frame: dict[str, Any]) -> str:

@@ -88,4 +88,6 @@ class Agent:
             "buffered_snapshots": len(self.ring),
             "oldest_seq": self.ring.oldest_seq,
             "latest_seq": self.ring.latest_seq,
+            "stream_clients": len(self.hub.clients),
+            "stream_frames_dropped": sum(c.dropped for c in self.hub.clients),
         }

@@ -7,6 +7,7 @@ close frame, then the app's lifespan stops the sampler.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Callable
 
 import uvicorn
@@ -33,6 +34,19 @@ class AgentServer(uvicorn.Server):
         log.info("sparkdeck-agent listening on %s", url)
         for hook in self.on_ready:
             hook(url)
+
+
+# Kernel send buffer per connection. Linux autotunes it up to megabytes, which would
+# let a stalled stream client sit minutes behind before the hub's latest-wins queue
+# ever drops a frame; a fixed small buffer keeps a slow client's view fresh and the
+# memory it can pin small. Accepted sockets inherit it from the listening socket.
+SEND_BUFFER_BYTES = 64 * 1024
+
+
+def bind(config: uvicorn.Config) -> socket.socket:
+    sock = config.bind_socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    return sock
 
 
 def build_server(agent: Agent, *, on_ready: list[Callable[[str], None]] | None = None) -> AgentServer:

@@ -1,0 +1,79 @@
+"""Host collector: /proc/meminfo arithmetic and a hwmon tree laid out like the kernel's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.collectors.host import HostCollector, host_info, read_hwmon, read_meminfo
+from agent.protocol import HostInfo, HostTelemetry
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+def spark_like_sys(root: Path) -> Path:
+    """acpitz + nvme + mlx5 (the Spark's chips), plus a board with a fan and a power sensor."""
+    hw = root / "class" / "hwmon"
+    write(hw / "hwmon0" / "name", "acpitz")
+    write(hw / "hwmon0" / "temp1_input", "41500")
+    write(hw / "hwmon0" / "temp1_crit", "105000")
+    write(hw / "hwmon1" / "name", "nvme")
+    write(hw / "hwmon1" / "temp1_input", "38850")
+    write(hw / "hwmon1" / "temp1_label", "Composite")
+    write(hw / "hwmon2" / "name", "nct6798")
+    write(hw / "hwmon2" / "fan2_input", "1200")
+    write(hw / "hwmon2" / "fan2_max", "3000")
+    write(hw / "hwmon2" / "pwm2", "128")
+    write(hw / "hwmon2" / "fan2_label", "CPU_FAN")
+    write(hw / "hwmon3" / "name", "spbm")
+    write(hw / "hwmon3" / "power1_input", "36250000")
+    write(hw / "hwmon3" / "power1_label", "sys_total")
+    write(hw / "hwmon3" / "power2_average", "12000000")
+    return root
+
+
+def test_meminfo_used_is_total_minus_available(tmp_path):
+    write(tmp_path / "meminfo", "MemTotal:       131072000 kB\nMemFree:          2000000 kB\nBuffers: 1 kB\nMemAvailable:   100000000 kB")
+    assert read_meminfo(str(tmp_path)) == (131072000 * 1024, 100000000 * 1024)
+    assert read_meminfo(str(tmp_path / "missing")) is None
+
+
+def test_hwmon_temps_fans_power(tmp_path):
+    s = read_hwmon(str(spark_like_sys(tmp_path)))
+    assert {"chip": "acpitz", "label": "temp1", "current_c": 41.5, "high_c": None, "critical_c": 105.0} in s["temperatures"]
+    assert any(t["chip"] == "nvme" and t["label"] == "Composite" and t["current_c"] == 38.85 for t in s["temperatures"])
+    assert s["fans"] == [{"chip": "nct6798", "label": "CPU_FAN", "rpm": 1200.0, "duty_percent": 50.2, "max_rpm": 3000.0}]
+    assert {"chip": "spbm", "label": "sys_total", "power_w": 36.25} in s["power"]
+    assert {"chip": "spbm", "label": "power2", "power_w": 12.0} in s["power"]
+
+
+def test_no_hwmon_temps_falls_back_to_thermal_zones(tmp_path):
+    write(tmp_path / "class" / "thermal" / "thermal_zone0" / "temp", "47000")
+    write(tmp_path / "class" / "thermal" / "thermal_zone0" / "type", "cpu-thermal")
+    s = read_hwmon(str(tmp_path))
+    assert s["temperatures"] == [{"chip": "thermal", "label": "cpu-thermal", "current_c": 47.0}]
+    assert s["fans"] == [] and s["power"] == []
+
+
+def test_collect_matches_schema_and_rates_start_null(tmp_path):
+    sysroot = spark_like_sys(tmp_path / "sys")
+    write(tmp_path / "proc" / "meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB")
+    clock = iter([100.0, 101.0]).__next__
+    c = HostCollector(proc_root=str(tmp_path / "proc"), sys_root=str(sysroot), clock=clock)
+    first = c.collect()
+    HostTelemetry.model_validate(first)
+    assert first["memory"] == {"total_bytes": 1024000, "available_bytes": 256000, "used_bytes": 768000, "percent": 75.0}
+    assert first["disk_io"]["read_bytes_s"] is None and first["net"]["rx_bytes_s"] is None  # no rate from one sample
+    second = c.collect()
+    assert second["net"]["rx_bytes_s"] is not None and second["net"]["rx_bytes_s"] >= 0
+    assert second["disk_io"]["read_bytes_s"] is None or second["disk_io"]["read_bytes_s"] >= 0
+    assert second["cpu"]["count"] == len(second["cpu"]["per_core_percent"])
+    assert len(second["fans"]) == 1 and len(second["power"]) == 2
+
+
+def test_host_info_schema():
+    info = host_info()
+    HostInfo.model_validate(info)
+    assert info["memory_total_bytes"] > 0 and info["hostname"]
