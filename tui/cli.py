@@ -1,8 +1,153 @@
-"""``sparkdeck``: the client (placeholder until the Textual client lands)."""
+"""``sparkdeck``: the terminal dashboard, ``status`` for scripts, ``hosts`` for the hosts file.
 
+    sparkdeck [TARGET ...] [--token TOKEN]
+    sparkdeck status TARGET [--json] [--token TOKEN]
+    sparkdeck hosts add NAME URL [--token TOKEN | --token-file FILE]
+    sparkdeck hosts list [--json]
+    sparkdeck hosts remove NAME
+
+TARGET: http://HOST:PORT, https://HOST:PORT, ssh://... (not yet supported) or a
+name from $XDG_CONFIG_HOME/sparkdeck/hosts.toml. Token: --token, then
+$SPARKDECK_TOKEN, then the hosts file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
 import sys
+
+from agent import __version__
+from tui.client import TargetError, parse_url
+
+
+def _err(message: str, code: int = 2) -> int:
+    print(f"sparkdeck: {message}", file=sys.stderr)
+    return code
+
+
+def dashboard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sparkdeck",
+        description="Terminal dashboard for sparkdeck agents. Also: 'sparkdeck status TARGET', 'sparkdeck hosts add|list|remove'.",
+    )
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="http(s)://HOST:PORT or a hosts-file name (default: every host in the hosts file)")
+    p.add_argument("--token", help="bearer token (default: $SPARKDECK_TOKEN, then the hosts file)")
+    p.add_argument("--version", action="version", version=f"sparkdeck {__version__}")
+    return p
+
+
+def status_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparkdeck status", description="One-shot summary of one agent; exit 0 when reachable.")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("--token")
+    p.add_argument("--json", action="store_true", help="print the StatusReport JSON (see --schema)")
+    p.add_argument("--schema", action="store_true", help="print the JSON schema of --json output and exit")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    return p
+
+
+def hosts_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparkdeck hosts", description="Manage the hosts file (created 0600).")
+    sub = p.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="add or replace a host")
+    add.add_argument("name")
+    add.add_argument("url")
+    group = add.add_mutually_exclusive_group()
+    group.add_argument("--token")
+    group.add_argument("--token-file", metavar="FILE")
+    lst = sub.add_parser("list", help="list hosts (tokens are never printed)")
+    lst.add_argument("--json", action="store_true")
+    rm = sub.add_parser("remove", help="remove a host")
+    rm.add_argument("name")
+    return p
+
+
+def cmd_status(argv: list[str]) -> int:
+    from tui.config import load_alert_rules, resolve_target
+    from tui.status import StatusReport, fetch_status, render_text
+
+    args = status_parser().parse_args(argv)
+    if args.schema:
+        print(json.dumps(StatusReport.model_json_schema(), indent=2))
+        return 0
+    try:
+        target = resolve_target(args.target, args.token)
+        rules = load_alert_rules()
+    except (TargetError, ValueError) as exc:
+        return _err(str(exc))
+    report = fetch_status(args.target, target, rules, timeout=args.timeout)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        print(render_text(report), file=sys.stdout if report.state == "ok" else sys.stderr)
+    return report.exit_code
+
+
+def cmd_hosts(argv: list[str]) -> int:
+    from tui.config import HostEntry, hosts_path, load_hosts, save_hosts
+
+    args = hosts_parser().parse_args(argv)
+    try:
+        hosts = load_hosts()
+        if args.action == "add":
+            url = parse_url(args.url)
+            if "://" in args.name or not args.name.strip():
+                return _err("a host name must not be a URL")
+            hosts[args.name] = HostEntry(args.name, url, args.token, args.token_file)
+            path = save_hosts(hosts)
+            print(f"saved {args.name} -> {url} in {path}")
+        elif args.action == "remove":
+            if args.name not in hosts:
+                return _err(f"no host named {args.name!r} in {hosts_path()}", 1)
+            del hosts[args.name]
+            save_hosts(hosts)
+            print(f"removed {args.name}")
+        else:
+            rows = [
+                {"name": h.name, "url": h.url, "auth": "token" if h.token else (f"token_file {h.token_file}" if h.token_file else "none")}
+                for h in hosts.values()
+            ]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            elif not rows:
+                print(f"no hosts yet ({hosts_path()}); add one: sparkdeck hosts add NAME http://HOST:PORT --token-file FILE")
+            else:
+                width = max(len(r["name"]) for r in rows)
+                for r in rows:
+                    print(f"{r['name']:<{width}}  {r['url']}  ({r['auth']})")
+    except TargetError as exc:
+        return _err(str(exc))
+    return 0
+
+
+def cmd_dashboard(argv: list[str]) -> int:
+    from tui.config import load_alert_rules, load_hosts, resolve_target
+
+    args = dashboard_parser().parse_args(argv)
+    try:
+        hosts = load_hosts()
+        names = args.targets or list(hosts)
+        if not names:
+            return _err("no TARGET given and no hosts in the hosts file; try: sparkdeck http://127.0.0.1:8611 --token TOKEN")
+        targets = [resolve_target(t, args.token, hosts) for t in names]
+        rules = load_alert_rules()
+    except (TargetError, ValueError) as exc:
+        return _err(str(exc))
+    from tui.app import SparkdeckApp
+
+    SparkdeckApp(targets, rules=rules).run()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("sparkdeck: the dashboard is not built yet", file=sys.stderr)
-    return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "status":
+        return cmd_status(argv[1:])
+    if argv and argv[0] == "hosts":
+        return cmd_hosts(argv[1:])
+    return cmd_dashboard(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

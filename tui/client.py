@@ -1,0 +1,528 @@
+"""Connection and protocol handling for the sparkdeck client.
+
+No Textual, FastAPI, NVML or psutil here (tests/test_layering.py checks): this
+module speaks ``agent/protocol.py`` over a WebSocket (``websockets``) and a tiny
+urllib REST helper run in a thread. The Textual app drives it and renders what
+it holds; ``sparkdeck status`` uses the same REST helper.
+
+One ``AgentClient`` per machine:
+
+* states: connecting -> live -> reconnecting (exponential backoff with jitter,
+  ``next_try_at``) -> live ...; ``auth_failed`` (401/403 on the handshake, or the
+  token revoked mid-stream) and ``incompatible`` (protocol ``v`` differs) stop
+  retrying until ``retry_now()``.
+* history: every snapshot is appended to ``history`` here, in the network task,
+  so charts lose no sample even while the UI is busy; the UI is only *notified*
+  and reads ``latest`` when it gets round to it (latest wins).
+* backfill: on the first connect it asks for the last ``history_s`` seconds the
+  agent still holds; after a reconnect it asks for everything after ``last_seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from agent.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHORIZED,
+    PROTOCOL_VERSION,
+    STREAM_PATH,
+)
+
+CONNECTING = "connecting"
+LIVE = "live"
+RECONNECTING = "reconnecting"
+AUTH_FAILED = "auth_failed"
+INCOMPATIBLE = "incompatible"
+STOPPED = "stopped"
+STATES = (CONNECTING, LIVE, RECONNECTING, AUTH_FAILED, INCOMPATIBLE, STOPPED)
+TERMINAL_STATES = (AUTH_FAILED, INCOMPATIBLE, STOPPED)
+
+HISTORY_LEN = 600  # samples kept per machine for charts
+
+
+class TargetError(ValueError):
+    """A target the client cannot use (bad URL, unsupported transport)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one agent lives: a display name, its http(s) base URL, a token."""
+
+    name: str
+    url: str
+    token: str | None = None
+
+    @property
+    def ws_url(self) -> str:
+        scheme = "wss" if self.url.startswith("https://") else "ws"
+        return scheme + self.url[self.url.index("://") :] + STREAM_PATH
+
+
+def parse_url(text: str) -> str:
+    """Normalise an http(s) URL to ``scheme://host:port`` (no path); reject others."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme == "ssh":
+        raise TargetError(f"{text}: the SSH transport is not yet supported; run the agent with a port the client can reach and use http://HOST:PORT")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise TargetError(f"{text}: expected http://HOST:PORT, https://HOST:PORT or a name from the hosts file")
+    try:
+        parsed.port
+    except ValueError:
+        raise TargetError(f"{text}: bad port") from None
+    return f"{parsed.scheme}://{parsed.netloc}".rstrip("/")
+
+
+# ---- history ------------------------------------------------------------------
+
+
+def sample_metrics(snap: dict[str, Any]) -> dict[str, float | None]:
+    """The numbers charts plot, pulled out of one snapshot frame."""
+    out: dict[str, float | None] = {}
+    host = snap.get("host") or {}
+    out["cpu"] = (host.get("cpu") or {}).get("percent")
+    out["mem"] = (host.get("memory") or {}).get("percent")
+    net = host.get("net") or {}
+    out["net.rx"] = net.get("rx_bytes_s")
+    out["net.tx"] = net.get("tx_bytes_s")
+    out["noise"] = (snap.get("noise") or {}).get("index")
+    for gpu in snap.get("gpus") or []:
+        i = gpu.get("index")
+        out[f"gpu{i}.util"] = gpu.get("utilization_gpu_percent")
+        out[f"gpu{i}.power"] = gpu.get("power_w")
+        out[f"gpu{i}.temp"] = gpu.get("temperature_c")
+    return out
+
+
+@dataclass
+class Sample:
+    seq: int
+    ts: float
+    values: dict[str, float | None]
+
+
+class History:
+    """A bounded list of per-snapshot metric samples, oldest first."""
+
+    def __init__(self, maxlen: int = HISTORY_LEN):
+        self.samples: deque[Sample] = deque(maxlen=maxlen)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def append(self, snap: dict[str, Any]) -> None:
+        self.samples.append(Sample(int(snap.get("seq", 0)), float(snap.get("ts", 0.0)), sample_metrics(snap)))
+
+    def series(self, key: str, last: int | None = None) -> list[float | None]:
+        items = list(self.samples)[-last:] if last else self.samples
+        return [s.values.get(key) for s in items]
+
+    def span_s(self) -> float:
+        return self.samples[-1].ts - self.samples[0].ts if len(self.samples) > 1 else 0.0
+
+
+# ---- REST ---------------------------------------------------------------------
+
+
+class ApiFailure(Exception):
+    """An agent answer other than 2xx, or no answer at all (status 0)."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(f"{detail} ({code}{', HTTP ' + str(status) if status else ''})")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):  # 422: [{"loc": [...], "msg": ...}]
+        return "; ".join(f"{'.'.join(d.get('loc', []))}: {d.get('msg')}" if isinstance(d, dict) else str(d) for d in detail)
+    return json.dumps(detail)
+
+
+def rest_call(url: str, token: str | None, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
+    """Blocking JSON request; returns the decoded body or raises ApiFailure."""
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(url + path, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            obj = json.loads(raw)
+            code, detail = str(obj.get("error", "error")), _detail_text(obj.get("detail", ""))
+        except (ValueError, AttributeError):
+            code, detail = "error", raw.decode(errors="replace")[:200] or exc.reason
+        raise ApiFailure(exc.code, code, detail) from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ApiFailure(0, "unreachable", f"cannot reach {url}: {reason}") from None
+    except ValueError:
+        raise ApiFailure(0, "bad_response", f"{url}{path} did not answer JSON") from None
+
+
+# ---- the streaming client ----------------------------------------------------------
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: delay in [base*2^n/2, base*2^n], capped."""
+
+    base_s: float = 0.5
+    cap_s: float = 15.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        top = min(self.cap_s, self.base_s * (2 ** min(attempt, 16)))
+        return top / 2 + self.rng.random() * top / 2
+
+
+class AgentClient:
+    """Keeps one agent's stream open, with state, latest snapshot and history."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        on_change: Callable[["AgentClient", str], None] | None = None,
+        history_s: float = 300.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+        open_timeout_s: float = 5.0,
+    ):
+        self.target = target
+        self.on_change = on_change or (lambda client, kind: None)
+        self.history_s = history_s
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.open_timeout_s = open_timeout_s
+
+        self.state = CONNECTING
+        self.reason = ""  # why the state is what it is (errors, auth reason, version)
+        self.attempt = 0
+        self.next_try_at: float | None = None
+        self.hello: dict[str, Any] | None = None
+        self.latest: dict[str, Any] | None = None
+        self.last_seq: int | None = None
+        self.last_frame_at: float | None = None  # wall time of the newest frame received
+        self.history = History()
+        self.frames = 0  # snapshot frames handled (including backfill)
+        self.backfills = 0
+        self.last_backfill: dict[str, Any] | None = None
+        self.last_error_frame: dict[str, Any] | None = None
+        self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest progress frame
+        self._retry = asyncio.Event()
+        self._ws = None
+        self._stopping = False
+
+    # -- derived -------------------------------------------------------------------
+    @property
+    def scope(self) -> str | None:
+        return (self.hello or {}).get("scope")
+
+    @property
+    def can_control(self) -> bool:
+        return self.scope == "control"
+
+    @property
+    def stale(self) -> bool:
+        """True when what we show is not current: anything but live with data."""
+        return self.latest is not None and self.state != LIVE
+
+    @property
+    def hostname(self) -> str:
+        if self.latest:
+            return self.latest["host"]["hostname"]
+        if self.hello:
+            return self.hello["host"]["hostname"]
+        return self.target.name
+
+    def control_denied_reason(self) -> str | None:
+        """None when control actions may be sent; otherwise why not, for the UI."""
+        if self.state != LIVE:
+            return f"not connected ({self.state.replace('_', ' ')})"
+        if not self.can_control:
+            return f"this token has '{self.scope}' scope; actions need a 'control' token (sparkdeck-agent token add NAME --scope control)"
+        return None
+
+    # -- frames (no network: tests and snapshot tests feed these directly) -------------
+    def handle_text(self, raw: str | bytes) -> str | None:
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            return None
+        return self.handle_frame(frame) if isinstance(frame, dict) else None
+
+    def handle_frame(self, frame: dict[str, Any]) -> str | None:
+        """Apply one agent frame; returns its kind when it changed something."""
+        kind = frame.get("type")
+        if kind == "hello":
+            return self._on_hello(frame)
+        if frame.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+            self._incompatible(frame.get("v"))
+            return "state"
+        if kind == "snapshot":
+            seq = int(frame.get("seq", 0))
+            if self.last_seq is not None and seq <= self.last_seq:
+                return None  # already have it (replay overlap)
+            self.last_seq = seq
+            self.latest = frame
+            self.history.append(frame)
+            self.frames += 1
+            self.last_frame_at = self.clock()
+            self._notify("snapshot")
+            return "snapshot"
+        if kind == "backfill":
+            self.backfills += 1
+            self.last_backfill = frame
+            self._notify("backfill")
+            return "backfill"
+        if kind == "error":
+            self.last_error_frame = frame
+            self._notify("error")
+            return "error"
+        if isinstance(frame.get("model"), str) and kind not in ("pong",):
+            self.model_progress[frame["model"]] = frame  # model pull/start progress (issue B)
+            self._notify("model")
+            return "model"
+        return None  # pong, and frame types newer than this client: ignored
+
+    def _on_hello(self, hello: dict[str, Any]) -> str:
+        if hello.get("v") != PROTOCOL_VERSION:
+            self._incompatible(hello.get("v"))
+            return "state"
+        latest = hello.get("latest_seq")
+        if self.last_seq is not None and (latest is None or latest < self.last_seq):
+            # A restarted agent numbers from 1 again: keep the history, start a new seq epoch.
+            self.last_seq = None
+        self.hello = hello
+        self.attempt = 0
+        self.next_try_at = None
+        self._set_state(LIVE, "")
+        return "hello"
+
+    def subscribe_message(self) -> dict[str, Any] | None:
+        """What to send after hello: backfill the gap, or recent history on first connect."""
+        if self.last_seq is not None:
+            return {"type": "subscribe", "since_seq": self.last_seq}
+        hello = self.hello or {}
+        oldest, latest = hello.get("oldest_seq"), hello.get("latest_seq")
+        if oldest is None or latest is None:
+            return None
+        interval = float(hello.get("interval_s") or 1.0)
+        want = min(HISTORY_LEN, math.ceil(self.history_s / interval))
+        return {"type": "subscribe", "since_seq": max(oldest - 1, latest - want, 0)}
+
+    def _incompatible(self, v: Any) -> None:
+        newer = isinstance(v, int) and v > PROTOCOL_VERSION
+        which = "newer" if newer else "older"
+        self._set_state(INCOMPATIBLE, f"agent speaks protocol v{v}, this client v{PROTOCOL_VERSION}: the agent is {which}; upgrade the {'client' if newer else 'agent'}")
+
+    def _set_state(self, state: str, reason: str) -> None:
+        if state == self.state and reason == self.reason:
+            return
+        self.state, self.reason = state, reason
+        self._notify("state")
+
+    def _notify(self, kind: str) -> None:
+        try:
+            self.on_change(self, kind)
+        except Exception:  # a UI callback must never kill the network task
+            pass
+
+    # -- network -----------------------------------------------------------------------
+    def retry_now(self) -> None:
+        """Skip the backoff wait (and leave auth_failed/incompatible to try again)."""
+        self.attempt = 0
+        self._retry.set()
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._ws is not None:
+            await self._ws.close()
+        self._retry.set()
+
+    async def run(self) -> None:
+        """Connect, stream, reconnect; returns only after close()."""
+        headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
+        while not self._stopping:
+            if self.state not in (RECONNECTING, CONNECTING):
+                self._set_state(CONNECTING if self.latest is None else RECONNECTING, self.reason)
+            terminal = False
+            try:
+                async with connect(
+                    self.target.ws_url,
+                    additional_headers=headers,
+                    open_timeout=self.open_timeout_s,
+                    ping_interval=10,
+                    ping_timeout=10,
+                    max_size=2**24,
+                    close_timeout=2,
+                ) as ws:
+                    self._ws = ws
+                    terminal = await self._session(ws)
+            except InvalidStatus as exc:
+                terminal = self._on_denied(exc.response.status_code, exc.response.body or b"")
+            except InvalidURI as exc:
+                self._set_state(STOPPED, f"bad URL: {exc}")
+                terminal = True
+            except ConnectionClosed as exc:
+                terminal = self._on_closed(exc)
+            except (OSError, TimeoutError, InvalidHandshake, asyncio.TimeoutError) as exc:
+                self.reason = _short_error(exc)
+            finally:
+                self._ws = None
+            if self._stopping:
+                break
+            await self._wait_before_retry(terminal)
+        self._set_state(STOPPED, "closed")
+
+    async def _session(self, ws) -> bool:
+        """Read frames until the socket closes; True when retrying is pointless."""
+        async for raw in ws:
+            kind = self.handle_text(raw)
+            if kind == "state" and self.state == INCOMPATIBLE:
+                await ws.close()
+                return True
+            if kind == "hello":
+                msg = self.subscribe_message()
+                if msg is not None:
+                    await ws.send(json.dumps(msg))
+        close = ws.close_rcvd
+        if close is not None and close.code in (CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN):
+            self._set_state(AUTH_FAILED, close.reason or "token revoked")
+            return True
+        self.reason = f"connection closed ({close.code if close else 'no close frame'}{': ' + close.reason if close and close.reason else ''})"
+        return False
+
+    def _on_closed(self, exc: ConnectionClosed) -> bool:
+        rcvd = exc.rcvd
+        if rcvd is not None and rcvd.code in (CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN):
+            self._set_state(AUTH_FAILED, rcvd.reason or "token revoked")
+            return True
+        self.reason = "connection lost"
+        return False
+
+    def _on_denied(self, status: int, body: bytes) -> bool:
+        try:
+            detail = _detail_text(json.loads(body).get("detail", ""))
+        except (ValueError, AttributeError):
+            detail = body.decode(errors="replace")[:200]
+        if status in (401, 403):
+            self._set_state(AUTH_FAILED, f"HTTP {status}: {detail or 'token rejected'}")
+            return True
+        if status == 404:
+            self.reason = f"HTTP 404: no {STREAM_PATH} here (not a sparkdeck agent, or one too old)"
+        else:
+            self.reason = f"HTTP {status}: {detail}"
+        return False
+
+    async def _wait_before_retry(self, terminal: bool) -> None:
+        self._retry.clear()
+        if terminal:
+            await self._retry.wait()  # until retry_now()
+            self._set_state(CONNECTING if self.latest is None else RECONNECTING, "retrying")
+            return
+        delay = self.backoff.delay(self.attempt)
+        self.attempt += 1
+        self.next_try_at = self.clock() + delay
+        self.state = RECONNECTING  # set before notify so the reason shows with the new next_try_at
+        self._notify("state")
+        try:
+            await asyncio.wait_for(self._retry.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        self.next_try_at = None
+
+    # -- REST ------------------------------------------------------------------------
+    async def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+        return await asyncio.to_thread(rest_call, self.target.url, self.target.token, method, path, body, timeout)
+
+    async def container_action(self, ref: str, action: str, **params: Any) -> Any:
+        query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+        path = f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/{action}" + (f"?{query}" if query else "")
+        return await self.request("POST", path)
+
+    async def container_logs(self, ref: str, tail: int = 200) -> list[str]:
+        body = await self.request("GET", f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs?tail={int(tail)}")
+        return log_lines(body)
+
+    async def follow_logs(self, ref: str, on_line: Callable[[str], None], tail: int = 0) -> None:
+        """Follow a container's logs over the agent's logs WebSocket until it ends."""
+        headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
+        base = self.target.ws_url[: -len(STREAM_PATH)]
+        url = f"{base}/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs/follow?tail={int(tail)}"
+        async with connect(url, additional_headers=headers, open_timeout=self.open_timeout_s, max_size=2**22) as ws:
+            async for raw in ws:
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    on_line(str(raw))
+                    continue
+                for line in log_lines(obj):
+                    on_line(line)
+
+    async def models(self) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/api/v1/models")
+        if isinstance(body, dict):
+            body = body.get("models", [])
+        return list(body or [])
+
+    async def model_action(self, name: str, action: str, body: dict[str, Any] | None = None) -> Any:
+        return await self.request("POST", f"/api/v1/models/{urllib.parse.quote(name, safe='')}/{action}", body or {})
+
+
+def log_lines(body: Any) -> list[str]:
+    """Accept the shapes a logs answer may take: text, a list, {"lines": [...]}, one entry."""
+    if body is None:
+        return []
+    if isinstance(body, str):
+        return body.splitlines()
+    if isinstance(body, dict):
+        for key in ("lines", "logs", "entries"):
+            if key in body:
+                return log_lines(body[key])
+        if "line" in body or "text" in body or "message" in body:
+            text = str(body.get("line", body.get("text", body.get("message", "")))).rstrip("\n")
+            stream = body.get("stream")
+            return [f"[{stream}] {text}" if stream == "stderr" else text]
+        if body.get("type") in ("end", "eof"):
+            return ["-- end of log (container stopped) --"]
+        return []
+    if isinstance(body, Iterable):
+        out: list[str] = []
+        for item in body:
+            out.extend(log_lines(item))
+        return out
+    return [str(body)]
+
+
+def _short_error(exc: BaseException) -> str:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc) or type(exc).__name__
+    return text[:160]

@@ -1,0 +1,1 @@
+"""The client's screens: overview, machine detail, containers, logs, models, and dialogs."""

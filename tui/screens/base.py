@@ -1,0 +1,50 @@
+"""What every machine-facing screen shares: the connection bar, a body, the footer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from tui.client import AgentClient
+from tui.widgets.conn_bar import ConnBar
+
+if TYPE_CHECKING:
+    from tui.app import SparkdeckApp
+
+
+class BaseView(Screen):
+    """A screen about machine ``index`` (None: all machines)."""
+
+    view = "base"
+    index: int | None = None
+
+    @property
+    def sd(self) -> "SparkdeckApp":
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def client(self) -> AgentClient:
+        return self.sd.clients[self.index or 0]
+
+    def conn_bar(self) -> ConnBar:
+        return ConnBar(self.sd.clock, id="conn")
+
+    def footer(self) -> Footer:
+        return Footer()
+
+    def on_screen_resume(self) -> None:
+        self.update_view()
+
+    def machine_changed(self, index: int) -> None:
+        if self.index is None or index == self.index:
+            self.update_view()
+
+    def tick(self) -> None:
+        """Once a second: refresh ages and countdowns."""
+        self.query_one("#conn", ConnBar).refresh()
+
+    def update_view(self) -> None:
+        self.query_one("#conn", ConnBar).show(self.client)
+        self.set_class(self.client.stale, "-stale")

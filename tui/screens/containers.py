@@ -1,0 +1,142 @@
+"""Containers on one machine: table, filter, start/stop/restart/remove, logs."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, Static
+
+from tui.client import ApiFailure
+from tui.messages import ActionFinished
+from tui.screens.base import BaseView
+from tui.screens.confirm import ConfirmScreen
+from tui.widgets.containers_table import ContainersTable
+
+CONTROL = {"start", "stop", "restart", "remove"}
+
+
+class ContainersScreen(BaseView):
+    view = "containers"
+    BINDINGS = [
+        Binding("s", "container('start')", "Start"),
+        Binding("x", "container('stop')", "Stop"),
+        Binding("R", "container('restart')", "Restart"),
+        Binding("D", "container('remove')", "Remove"),
+        Binding("l", "logs", "Logs"),
+        Binding("slash", "filter", "Filter"),
+        Binding("S", "sort", "Sort"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def compose(self) -> ComposeResult:
+        yield self.conn_bar()
+        yield Static("", id="notice")
+        yield Input(placeholder="filter by name, image, state, model (enter to apply, esc to clear)", id="filter")
+        yield ContainersTable(self.sd.clock, id="containers")
+        yield self.footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.update_view()
+        self.query_one(ContainersTable).focus()
+
+    def update_view(self) -> None:
+        super().update_view()
+        cl = self.client
+        snap = cl.latest
+        notice = self.query_one("#notice", Static)
+        lines = []
+        cs = (snap or {}).get("containers_status") or {}
+        if snap is not None and cs.get("state") != "ok":
+            lines.append(f"[b $warning]containers {cs.get('state')}[/]: {cs.get('message', '')}" + (f"\n[dim]fix: {cs['fix']}[/dim]" if cs.get("fix") else ""))
+        denied = cl.control_denied_reason()
+        if denied and cl.scope == "read":
+            lines.append(f"[$warning]actions disabled[/]: {denied}")
+        notice.update("\n".join(lines))
+        notice.display = bool(lines)
+        self.query_one(ContainersTable).show((snap or {}).get("containers") or [])
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "container" and self.is_mounted and self.client.control_denied_reason():
+            return None  # shown disabled in the footer; the notice says why
+        return True
+
+    def action_container(self, what: str) -> None:
+        denied = self.client.control_denied_reason()
+        if denied:
+            self.notify(denied, title=f"cannot {what}", severity="warning")
+            return
+        row = self.query_one(ContainersTable).selected()
+        if row is None:
+            self.notify("no container selected", severity="warning")
+            return
+        name = row.get("name") or row["id"][:12]
+        if what == "start":
+            self._run(row, what)
+            return
+        running = row.get("state") == "running"
+        question = {
+            "stop": f"Stop container [b]{name}[/b]?",
+            "restart": f"Restart container [b]{name}[/b]?",
+            "remove": f"Remove container [b]{name}[/b]?" + (" It is [b]running[/b]: it will be force-removed." if running else ""),
+        }[what]
+        self.app.push_screen(ConfirmScreen(question, what.capitalize()), lambda ok: self._run(row, what) if ok else None)
+
+    def _run(self, row: dict, what: str) -> None:
+        table = self.query_one(ContainersTable)
+        table.busy[str(row["id"])] = {"start": "starting…", "stop": "stopping…", "restart": "restarting…", "remove": "removing…"}[what]
+        self.update_view()
+        self.run_worker(self._send(row, what), exit_on_error=False, group="actions")
+
+    async def _send(self, row: dict, what: str) -> None:
+        cid, name = str(row["id"]), row.get("name") or str(row["id"])[:12]
+        params = {"force": True} if what == "remove" and row.get("state") == "running" else {}
+        try:
+            answer = await self.client.container_action(cid, what, **params)
+            state = (answer or {}).get("state") if isinstance(answer, dict) else None
+            msg = ActionFinished(self.index or 0, f"{what} {name}", True, f"now {state}" if state else "done")
+        except ApiFailure as exc:
+            msg = ActionFinished(self.index or 0, f"{what} {name}", False, exc.detail)
+        self.query_one(ContainersTable).busy.pop(cid, None)
+        self.post_message(msg)
+
+    def action_logs(self) -> None:
+        row = self.query_one(ContainersTable).selected()
+        if row is None:
+            self.notify("no container selected", severity="warning")
+            return
+        from tui.screens.logs import LogsScreen
+
+        self.app.push_screen(LogsScreen(self.index or 0, str(row["id"]), row.get("name") or str(row["id"])[:12]))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_sort(self) -> None:
+        self.query_one(ContainersTable).cycle_sort()
+        self.update_view()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(ContainersTable).filter_text = ""
+        self.query_one(ContainersTable).focus()
+        self.update_view()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(ContainersTable).filter_text = event.value
+        self.update_view()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(ContainersTable).focus()

@@ -1,0 +1,214 @@
+"""Models: the agent's catalog, launch with a form, progress to ready, endpoint, stop."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from tui.client import ApiFailure
+from tui.messages import ActionFinished
+from tui.screens.base import BaseView
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.launch import LaunchScreen
+
+PHASE_STYLE = {"ready": "green", "starting": "yellow", "pulling": "yellow", "failed": "red", "exited": "red"}
+
+
+def model_containers(snap: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
+    return [c for c in (snap or {}).get("containers") or [] if c.get("model") == name]
+
+
+def phase(entry: dict[str, Any], conts: list[dict[str, Any]], progress: dict[str, Any] | None) -> str:
+    for c in conts:
+        if c.get("model_state"):
+            return str(c["model_state"])
+    if progress and progress.get("state"):
+        return str(progress["state"])
+    if entry.get("model_state") or entry.get("state"):
+        return str(entry.get("model_state") or entry.get("state"))
+    if conts:
+        return "running" if any(c.get("state") == "running" for c in conts) else str(conts[0].get("state", "stopped"))
+    return "stopped"
+
+
+def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]]) -> str:
+    if entry.get("endpoint"):
+        return str(entry["endpoint"])
+    host = urllib.parse.urlsplit(agent_url).hostname or "localhost"
+    for c in conts:
+        if c.get("endpoint"):
+            return str(c["endpoint"])
+        ports = c.get("ports")
+        port = None
+        if isinstance(ports, dict):
+            port = next((v for v in ports.values() if isinstance(v, int)), None)
+        elif isinstance(ports, list):
+            for p in ports:
+                if isinstance(p, dict):
+                    port = p.get("host_port") or p.get("PublicPort") or p.get("public")
+                elif isinstance(p, int):
+                    port = p
+                if port:
+                    break
+        if port:
+            return f"http://{host}:{port}"
+    return ""
+
+
+class ModelsScreen(BaseView):
+    view = "models"
+    BINDINGS = [
+        Binding("enter", "launch", "Launch"),
+        Binding("x", "stop", "Stop"),
+        Binding("y", "copy", "Copy endpoint"),
+        Binding("g", "reload", "Reload catalog"),
+    ]
+
+    def __init__(self, index: int, catalog: list[dict[str, Any]] | None = None):
+        super().__init__()
+        self.index = index
+        self.catalog: list[dict[str, Any]] = catalog or []
+        self.catalog_error = ""
+        self._fetch = catalog is None
+
+    def compose(self) -> ComposeResult:
+        yield self.conn_bar()
+        yield Static("", id="notice")
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="models")
+        yield Static("", id="model-detail")
+        yield self.footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in (("name", "Model"), ("state", "State"), ("endpoint", "Endpoint"), ("image", "Image"), ("description", "Description")):
+            table.add_column(label, key=key)
+        self.update_view()
+        table.focus()
+        if self._fetch:
+            self.action_reload()
+            self.set_interval(5.0, self._poll)
+
+    def _poll(self) -> None:
+        if self.is_current:
+            self.action_reload()
+
+    def action_reload(self) -> None:
+        self.run_worker(self._load(), exclusive=True, exit_on_error=False, group="catalog")
+
+    async def _load(self) -> None:
+        try:
+            self.catalog = await self.client.models()
+            self.catalog_error = ""
+        except ApiFailure as exc:
+            self.catalog_error = exc.detail if exc.status != 404 else "this agent has no model catalog (GET /api/v1/models: 404)"
+        self.update_view()
+
+    def rows(self) -> list[tuple[dict[str, Any], str, str]]:
+        snap = self.client.latest
+        progress = getattr(self.client, "model_progress", {})
+        out = []
+        for entry in self.catalog:
+            conts = model_containers(snap, entry["name"])
+            out.append((entry, phase(entry, conts, progress.get(entry["name"])), endpoint(self.client.target.url, entry, conts)))
+        return out
+
+    def update_view(self) -> None:
+        super().update_view()
+        notice = self.query_one("#notice", Static)
+        lines = []
+        if self.catalog_error:
+            lines.append(f"[$warning]catalog: {self.catalog_error}[/]")
+        denied = self.client.control_denied_reason()
+        if denied and self.client.scope == "read":
+            lines.append(f"[$warning]actions disabled[/]: {denied}")
+        notice.update("\n".join(lines))
+        notice.display = bool(lines)
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for entry, ph, url in self.rows():
+            table.add_row(
+                entry["name"],
+                Text(ph, PHASE_STYLE.get(ph, "dim" if ph == "stopped" else "")),
+                url if ph == "ready" else (Text(url, "dim") if url else ""),
+                entry.get("image", ""),
+                entry.get("description", ""),
+                key=entry["name"],
+            )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._show_detail()
+        self.refresh_bindings()
+
+    def _show_detail(self) -> None:
+        entry = self.selected()
+        detail = self.query_one("#model-detail", Static)
+        if entry is None:
+            detail.update("[dim]no models in the catalog[/dim]" if not self.catalog_error else "")
+            return
+        conts = model_containers(self.client.latest, entry["name"])
+        failed = [c for c in conts if c.get("model_state") == "failed" or c.get("state") in ("exited", "dead")]
+        text = f"[b]{entry['name']}[/b]  params: " + (", ".join(f"{k}={v}" for k, v in (entry.get("params") or {}).items()) or "none")
+        for c in failed:
+            text += f"\n[$error]{c.get('name')}: {c.get('model_error') or c.get('status') or c.get('state')}[/]"
+        detail.update(text)
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_detail()
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((e for e in self.catalog if e["name"] == key), None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("launch", "stop") and self.is_mounted and self.client.control_denied_reason():
+            return None
+        return True
+
+    def on_data_table_row_selected(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        denied = self.client.control_denied_reason()
+        entry = self.selected()
+        if denied or entry is None:
+            self.notify(denied or "no model selected", title="cannot launch", severity="warning")
+            return
+        self.app.push_screen(LaunchScreen(entry), lambda body: self._send(entry["name"], "start", body) if body is not None else None)
+
+    def action_stop(self) -> None:
+        denied = self.client.control_denied_reason()
+        entry = self.selected()
+        if denied or entry is None:
+            self.notify(denied or "no model selected", title="cannot stop", severity="warning")
+            return
+        self.app.push_screen(ConfirmScreen(f"Stop model [b]{entry['name']}[/b]?", "Stop"), lambda ok: self._send(entry["name"], "stop", None) if ok else None)
+
+    def action_copy(self) -> None:
+        entry = self.selected()
+        url = endpoint(self.client.target.url, entry, model_containers(self.client.latest, entry["name"])) if entry else ""
+        if not url:
+            self.notify("no endpoint yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(url)
+        self.notify(f"copied {url}")
+
+    def _send(self, name: str, what: str, body: dict | None) -> None:
+        self.run_worker(self._do(name, what, body), exit_on_error=False, group="actions")
+
+    async def _do(self, name: str, what: str, body: dict | None) -> None:
+        try:
+            await self.client.model_action(name, what, body)
+            msg = ActionFinished(self.index or 0, f"{what} model {name}", True, "requested; progress shows in the table")
+        except ApiFailure as exc:
+            msg = ActionFinished(self.index or 0, f"{what} model {name}", False, exc.detail)
+        self.post_message(msg)
+        await self._load()

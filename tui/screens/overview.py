@@ -1,0 +1,50 @@
+"""Overview: one card per machine. Enter or click opens its detail."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Grid, VerticalScroll
+from textual.events import Resize
+from textual.widgets import Static
+
+from tui import client as c
+from tui.screens.base import BaseView
+from tui.widgets.machine_card import MachineCard
+
+
+class OverviewScreen(BaseView):
+    view = "overview"
+    index = None
+
+    def compose(self) -> ComposeResult:
+        live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
+        yield Static(f"sparkdeck  {live}/{len(self.sd.clients)} live", id="overview-title")
+        with VerticalScroll(id="overview-scroll"):
+            with Grid(id="cards"):
+                for i, _ in enumerate(self.sd.clients):
+                    yield MachineCard(i, self.sd.clock, id=f"card-{i}")
+        yield self.footer()
+
+    def on_mount(self) -> None:
+        self.update_view()
+
+    def on_resize(self, event: Resize) -> None:
+        cols = max(1, min(len(self.sd.clients), event.size.width // 56))
+        self.query_one("#cards", Grid).styles.grid_size_columns = cols
+
+    def update_view(self) -> None:
+        live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
+        alerts = sum(len(a) for a in self.sd.alerts)
+        self.query_one("#overview-title", Static).update(
+            f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  "
+            + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
+        )
+        for i, cl in enumerate(self.sd.clients):
+            self.query_one(f"#card-{i}", MachineCard).show(cl, self.sd.alerts[i])
+
+    def machine_changed(self, index: int) -> None:
+        self.update_view()
+
+    def tick(self) -> None:
+        for card in self.query(MachineCard):
+            card.refresh()

@@ -1,0 +1,132 @@
+"""The containers table: sortable (click a header or S), filterable, keeps the cursor on its row."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from tui import format as fmt
+
+COLUMNS = [  # (key, label)
+    ("name", "Name"),
+    ("image", "Image"),
+    ("state", "State"),
+    ("cpu_percent", "CPU%"),
+    ("memory_bytes", "Memory"),
+    ("gpu_memory_bytes", "GPU mem"),
+    ("ports", "Ports"),
+    ("uptime", "Uptime"),
+]
+STATE_STYLE = {"running": "green", "exited": "red", "dead": "red", "restarting": "yellow", "paused": "yellow", "created": "dim"}
+
+
+def started_at(cont: dict[str, Any]) -> float | None:
+    for key in ("started_at", "started", "created"):
+        v = cont.get(key)
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, str) and v:
+            try:
+                from datetime import datetime
+
+                return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
+
+
+def uptime(cont: dict[str, Any], now: float) -> float | None:
+    if cont.get("state") != "running":
+        return None
+    start = started_at(cont)
+    return None if start is None else max(0.0, now - start)
+
+
+def sort_value(cont: dict[str, Any], key: str, now: float) -> Any:
+    if key == "uptime":
+        v = uptime(cont, now)
+    elif key == "ports":
+        v = fmt.ports(cont.get("ports"))
+    else:
+        v = cont.get(key)
+    if v is None:
+        return (1, 0, "")
+    return (0, v, "") if isinstance(v, (int, float)) else (0, 0, str(v).lower())
+
+
+class ContainersTable(DataTable):
+    DEFAULT_CSS = """
+    ContainersTable { height: 1fr; }
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kw):
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self.clock = clock
+        self.sort_key = "name"
+        self.sort_reverse = False
+        self.filter_text = ""
+        self.busy: dict[str, str] = {}  # container id -> "stopping…"
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def cycle_sort(self, key: str | None = None) -> None:
+        keys = [k for k, _ in COLUMNS]
+        if key is None:
+            key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+            self.sort_reverse = False
+        elif key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_reverse = key in ("cpu_percent", "memory_bytes", "gpu_memory_bytes", "uptime")
+        self.sort_key = key
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.cycle_sort(str(event.column_key.value))
+        self.show(list(self.rows.values()))
+
+    def selected(self) -> dict[str, Any] | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.rows.get(str(key))
+
+    def show(self, containers: list[dict[str, Any]]) -> None:
+        now = self.clock()
+        current = self.selected()
+        needle = self.filter_text.lower()
+        shown = [
+            x for x in containers if not needle or needle in f"{x.get('name', '')} {x.get('image', '')} {x.get('state', '')} {x.get('model') or ''}".lower()
+        ]
+        shown.sort(key=lambda x: sort_value(x, self.sort_key, now), reverse=self.sort_reverse)
+        self.rows = {str(x["id"]): x for x in shown}
+        self.clear()
+        for x in shown:
+            state = self.busy.get(str(x["id"])) or str(x.get("state", "?"))
+            health = x.get("health")
+            model_state = x.get("model_state")
+            label = state + (f" ({health})" if health and health not in ("none", None) else "") + (f" [{model_state}]" if model_state else "")
+            name = x.get("name", "?") + (f" ⟨{x['model']}⟩" if x.get("model") else "")
+            self.add_row(
+                name,
+                x.get("image", ""),
+                Text(label, STATE_STYLE.get(str(x.get("state")), "")),
+                Text(fmt.pct(x.get("cpu_percent"), 1), justify="right"),
+                Text(fmt.size(x.get("memory_bytes")), justify="right"),
+                Text(fmt.size(x.get("gpu_memory_bytes")), justify="right"),
+                fmt.ports(x.get("ports")),
+                fmt.duration(uptime(x, now)) if x.get("state") == "running" else "",
+                key=str(x["id"]),
+            )
+        arrow = "▼" if self.sort_reverse else "▲"
+        for key, label in COLUMNS:
+            col = self.columns.get(key)  # type: ignore[call-overload]
+            if col is not None:
+                col.label = Text(label + (f" {arrow}" if key == self.sort_key else ""))
+        if current is not None and str(current["id"]) in self.rows:
+            self.move_cursor(row=self.get_row_index(str(current["id"])))

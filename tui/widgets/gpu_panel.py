@@ -1,0 +1,99 @@
+"""One GPU: figures (n/a with reasons), and util/power/temp sparklines from history."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from tui import format as fmt
+from tui.client import AgentClient
+from tui.widgets.metric import Metric
+from tui.widgets.spark import Spark
+
+FIELDS = [  # (key in the GPU dict, label)
+    ("utilization_gpu_percent", "Util"),
+    ("temperature_c", "Temp"),
+    ("power_w", "Power"),
+    ("power_limit_w", "Limit"),
+    ("fan_percent", "Fan"),
+    ("sm_clock_mhz", "SM"),
+    ("mem_clock_mhz", "MemClk"),
+    ("pstate", "P"),
+    ("temperature_slowdown_c", "Slowdown"),
+]
+
+
+def field_value(gpu: dict, key: str) -> str | None:
+    v = gpu.get(key)
+    if key in gpu.get("unsupported", ()) or v is None:
+        return None
+    if key == "utilization_gpu_percent":
+        return fmt.pct(v)
+    if key in ("temperature_c", "temperature_slowdown_c"):
+        return fmt.num(v, " °C")
+    if key in ("power_w", "power_limit_w"):
+        return fmt.num(v, " W", 1)
+    if key == "fan_percent":
+        return fmt.pct(v)
+    if key in ("sm_clock_mhz", "mem_clock_mhz"):
+        return f"{v} MHz"
+    if key == "memory":
+        if v.get("used_bytes") is None:
+            return None
+        tag = "  unified (shared with the CPU)" if v.get("unified") else ""
+        total = v.get("total_bytes")
+        share = f" ({100 * v['used_bytes'] / total:.0f}%)" if total else ""
+        return f"{fmt.size(v['used_bytes'])} / {fmt.size(total)}{share}{tag}"
+    return str(v)
+
+
+class GpuPanel(Vertical):
+    DEFAULT_CSS = """
+    GpuPanel { height: auto; border: round $primary; padding: 0 1; }
+    GpuPanel > .gpu--fields { layout: grid; grid-size: 4; grid-rows: 1; grid-gutter: 0 1; height: auto; }
+    GpuPanel > .gpu--fields > Metric { width: 100%; }
+    GpuPanel.-wide > .gpu--fields { grid-size: 5; }
+    GpuPanel > .gpu--note { color: $warning; height: auto; }
+    """
+
+    def __init__(self, index: int, **kw):
+        super().__init__(**kw)
+        self.gpu_index = index
+        self.metrics = {key: Metric(label) for key, label in FIELDS}
+        self.metrics["memory"] = Metric("Memory", classes="gpu--mem")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="gpu--fields"):
+            yield from (m for k, m in self.metrics.items() if k != "memory")
+        yield self.metrics["memory"]
+        yield Static("", classes="gpu--note")
+        yield Spark("util", 0, 100, id="spark-util")
+        yield Spark("power", 0, 100, id="spark-power")
+        yield Spark("temp", 20, 100, id="spark-temp")
+
+    def show(self, client: AgentClient, gpu: dict, width: int) -> None:
+        self.border_title = f"GPU {gpu['index']}  {gpu.get('name') or ''}"
+        self.set_class(width >= 120, "-wide")
+        note = self.query_one(".gpu--note", Static)
+        if gpu.get("status") == "error":
+            note.update(f"error: {gpu.get('error') or 'unknown'} — last good values are not shown")
+        else:
+            throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
+            note.update(f"throttle: {', '.join(throttle)}" if throttle else "")
+        note.display = gpu.get("status") == "error" or bool([r for r in gpu.get("throttle_reasons") or [] if r])
+        reasons = gpu.get("na_reasons") or {}
+        for key, metric in self.metrics.items():
+            value = field_value(gpu, key) if gpu.get("status") != "error" else None
+            reason = reasons.get(key) or (gpu.get("error") if gpu.get("status") == "error" else None)
+            if key == "memory" and value is None:
+                reason = reason or reasons.get("memory.used_bytes") or "memory not reported"
+            metric.show(value, reason)
+        i = gpu["index"]
+        hist = client.history
+        limit = gpu.get("power_limit_w")
+        peak = max([v for v in hist.series(f"gpu{i}.power") if v is not None] or [0.0])
+        power_hi = limit or max(100.0, peak * 1.1)
+        self.query_one("#spark-util", Spark).show(hist.series(f"gpu{i}.util"), fmt.pct(gpu.get("utilization_gpu_percent")))
+        self.query_one("#spark-power", Spark).show(hist.series(f"gpu{i}.power"), fmt.num(gpu.get("power_w"), " W"), hi=power_hi)
+        self.query_one("#spark-temp", Spark).show(hist.series(f"gpu{i}.temp"), fmt.num(gpu.get("temperature_c"), " °C"))

@@ -1,0 +1,128 @@
+"""Overview card for one machine: state, GPU figures, memory, noise, containers, alerts."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui import client as c
+from tui import format as fmt
+from tui.alerts import Alert
+from tui.messages import OpenMachine
+from tui.widgets.conn_bar import ICONS, stale_text, state_text
+
+
+def gpu_line(gpu: dict) -> str:
+    if gpu.get("status") == "error":
+        return f"GPU{gpu['index']} error: {gpu.get('error') or '?'}"
+    return (
+        f"GPU{gpu['index']} {fmt.pct(gpu.get('utilization_gpu_percent')):>4}  "
+        f"{fmt.num(gpu.get('temperature_c'), '°C'):>5}  {fmt.num(gpu.get('power_w'), 'W', 0):>5}"
+    )
+
+
+def memory_fraction(snap: dict) -> tuple[float | None, str, bool]:
+    """The card's memory bar: GPU memory, or (unified / no GPU) host memory."""
+    gpus = snap.get("gpus") or []
+    mem = (gpus[0].get("memory") or {}) if gpus else {}
+    unified = bool(mem.get("unified"))
+    if gpus and not unified and mem.get("total_bytes"):
+        used, total = mem.get("used_bytes"), mem["total_bytes"]
+        return (used / total if used is not None else None), f"{fmt.size(used)}/{fmt.size(total)} GPU", False
+    host = snap["host"]["memory"]
+    return host["percent"] / 100, f"{fmt.size(host['used_bytes'])}/{fmt.size(host['total_bytes'])}", unified
+
+
+class MachineCard(Widget, can_focus=True):
+    DEFAULT_CSS = """
+    MachineCard { height: auto; border: round $primary; padding: 0 1; }
+    MachineCard:focus { border: round $accent; }
+    MachineCard.-stale { border: round $warning; text-opacity: 70%; }
+    MachineCard.-failed { border: round $error; }
+    MachineCard > .card--alert { color: $error; }
+    MachineCard > .card--warn { color: $warning; }
+    MachineCard > .card--ok { color: $success; }
+    """
+    COMPONENT_CLASSES = {"card--alert", "card--warn", "card--ok"}
+    BINDINGS = [("enter", "open", "Open")]
+
+    def __init__(self, index: int, clock: Callable[[], float], **kw):
+        super().__init__(**kw)
+        self.index = index
+        self.clock = clock
+        self.client: c.AgentClient | None = None
+        self.alerts: list[Alert] = []
+
+    def show(self, client: c.AgentClient, alerts: list[Alert]) -> None:
+        self.client, self.alerts = client, alerts
+        self.border_title = client.hostname
+        self.set_class(client.stale, "-stale")
+        self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE), "-failed")
+        self.refresh(layout=True)
+
+    def action_open(self) -> None:
+        self.post_message(OpenMachine(self.index))
+
+    def on_click(self) -> None:
+        self.post_message(OpenMachine(self.index))
+
+    def render(self) -> Text:
+        cl = self.client
+        if cl is None:
+            return Text("…")
+        now = self.clock()
+        width = max(10, self.size.width)
+        label, detail = state_text(cl, now)
+        ok = self.get_component_rich_style("card--ok")
+        warn = self.get_component_rich_style("card--warn")
+        bad = self.get_component_rich_style("card--alert")
+        state_style = ok if cl.state == c.LIVE else (warn if cl.state in (c.CONNECTING, c.RECONNECTING) else bad)
+        t = Text()
+        t.append(f"{ICONS.get(cl.state, '?')} {label}", state_style)
+        t.append(f"  {detail}\n", "dim")
+        stale = stale_text(cl, now)
+        if stale:
+            t.append(stale + "\n", warn)
+        snap = cl.latest
+        if snap is None:
+            t.append("no data yet", "dim italic")
+            t.truncate(width * 8)
+            return t
+        gpus = snap.get("gpus") or []
+        if not gpus:
+            st = snap.get("gpu_status") or {}
+            t.append(f"GPU {st.get('state', '?')}: {st.get('message', '')}\n", warn)
+        for gpu in gpus:
+            t.append(gpu_line(gpu) + "\n")
+        frac, figures, unified = memory_fraction(snap)
+        tag = " unified" if unified else ""
+        bar_w = max(4, width - len(figures) - len(tag) - 7)
+        t.append("Mem ", "dim")
+        t.append(fmt.bar(frac, bar_w), bad if (frac or 0) > 0.9 else ok)
+        t.append(f" {figures}")
+        t.append(tag + "\n", "italic bold" if unified else "")
+        noise = snap.get("noise") or {}
+        t.append("Noise ", "dim")
+        t.append(f"{fmt.num(noise.get('index'), '', 0)}/100 ({noise.get('source', 'none')})")
+        cpu = snap["host"]["cpu"].get("percent")
+        t.append(f"   CPU {fmt.pct(cpu)}\n")
+        cs = snap.get("containers_status") or {}
+        containers = snap.get("containers") or []
+        if cs.get("state") == "ok":
+            running = [x for x in containers if x.get("state") == "running"]
+            models = sorted({x["model"] for x in running if x.get("model")})
+            t.append(f"Containers {len(running)}/{len(containers)} running")
+            t.append((f"  models: {', '.join(models)}" if models else "") + "\n")
+        else:
+            t.append(f"Containers {cs.get('state', 'n/a')}: {cs.get('message', '')}\n", "dim")
+        if self.alerts:
+            for a in self.alerts[:3]:
+                t.append(f"! {a.message}\n", bad if a.severity == "critical" else warn)
+            if len(self.alerts) > 3:
+                t.append(f"  +{len(self.alerts) - 3} more\n", warn)
+        else:
+            t.append("no alerts", "dim")
+        t.rstrip()
+        return t

@@ -1,0 +1,27 @@
+"""One labelled value; a field the machine cannot report shows "n/a" with the reason as tooltip."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.format import NA
+
+
+class Metric(Static):
+    DEFAULT_CSS = """
+    Metric { width: auto; height: 1; padding: 0 2 0 0; }
+    Metric.-na { color: $text-muted; }
+    """
+
+    def __init__(self, label: str, **kw):
+        super().__init__(**kw)
+        self.label = label
+
+    def show(self, value: str | None, na_reason: str | None = None) -> None:
+        """``value`` None -> "n/a" (tooltip: ``na_reason``); never renders a made-up 0."""
+        na = value is None or value == NA
+        self.set_class(na, "-na")
+        self.tooltip = f"{self.label}: not available on this machine — {na_reason or 'not reported'}" if na else None
+        text = Text.assemble((f"{self.label} ", "dim"), (NA if na else value, "italic" if na else "bold"))
+        self.update(text)

@@ -1,0 +1,49 @@
+"""Network rates: totals with a sparkline each, and the busiest interfaces."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui import format as fmt
+from tui.client import AgentClient
+from tui.widgets.spark import spark_text
+
+
+class NetworkPanel(Widget):
+    DEFAULT_CSS = """
+    NetworkPanel { height: auto; border: round $primary; padding: 0 1; }
+    NetworkPanel > .net--spark { color: $accent; }
+    """
+    COMPONENT_CLASSES = {"net--spark"}
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.client: AgentClient | None = None
+        self.border_title = "Network"
+
+    def show(self, client: AgentClient) -> None:
+        self.client = client
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        cl = self.client
+        if cl is None or cl.latest is None:
+            return Text("no data", "dim")
+        net = cl.latest["host"]["net"]
+        width = max(20, self.size.width)
+        t = Text()
+        style = self.get_component_rich_style("net--spark")
+        for label, key, value in (("rx", "net.rx", net.get("rx_bytes_s")), ("tx", "net.tx", net.get("tx_bytes_s"))):
+            series = cl.history.series(key)
+            hi = max([v for v in series if v is not None] or [1.0]) or 1.0
+            figures = f" {fmt.rate(value):>12}"
+            t.append(label + " ", "dim")
+            t.append(spark_text(series, max(4, width - len(figures) - 3), 0.0, hi), style)
+            t.append(figures + "\n")
+        nics = sorted((net.get("per_nic") or {}).items(), key=lambda kv: -((kv[1].get("rx_bytes_s") or 0) + (kv[1].get("tx_bytes_s") or 0)))
+        for name, r in nics[:4]:
+            t.append(f"{name[:14]:<15}", "dim")
+            t.append(f"rx {fmt.rate(r.get('rx_bytes_s')):>12}  tx {fmt.rate(r.get('tx_bytes_s')):>12}\n")
+        t.rstrip()
+        return t
