@@ -7,6 +7,7 @@ close frame, then the app's lifespan stops the sampler.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 from typing import Callable
 
@@ -22,6 +23,13 @@ class AgentServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_ready: list[Callable[[str], None]]):
         super().__init__(config)
         self.on_ready = on_ready
+
+    def handle_exit(self, sig: int, frame) -> None:  # type: ignore[override]
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after its graceful shutdown; a SIGTERM that
+        # shut down cleanly is a clean exit (status 0) for systemd and scripts.
+        if sig == signal.SIGTERM:
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
     async def startup(self, sockets=None) -> None:  # type: ignore[override]
         await super().startup(sockets)
