@@ -109,26 +109,61 @@ def sample_metrics(snap: dict[str, Any]) -> dict[str, float | None]:
 
 @dataclass
 class Sample:
+    epoch: int  # bumps when the agent restarted (its seq numbers start again)
     seq: int
     ts: float
     values: dict[str, float | None]
 
 
 class History:
-    """A bounded list of per-snapshot metric samples, oldest first."""
+    """Bounded metric samples in (epoch, seq) order; a seq already held is not added twice.
+
+    Frames can arrive out of order right after a subscribe (live frames sent before
+    the replay of the gap), so a late, older sample is inserted at its place.
+    """
 
     def __init__(self, maxlen: int = HISTORY_LEN):
-        self.samples: deque[Sample] = deque(maxlen=maxlen)
+        self.maxlen = maxlen
+        self.samples: deque[Sample] = deque()
+        self.epoch = 0
+        self._seqs: set[tuple[int, int]] = set()
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def append(self, snap: dict[str, Any]) -> None:
-        self.samples.append(Sample(int(snap.get("seq", 0)), float(snap.get("ts", 0.0)), sample_metrics(snap)))
+    def __contains__(self, seq: int) -> bool:
+        return (self.epoch, seq) in self._seqs
+
+    def new_epoch(self) -> None:
+        self.epoch += 1
+
+    def add(self, snap: dict[str, Any]) -> bool:
+        seq = int(snap.get("seq", 0))
+        key = (self.epoch, seq)
+        if key in self._seqs:
+            return False
+        sample = Sample(self.epoch, seq, float(snap.get("ts", 0.0)), sample_metrics(snap))
+        if not self.samples or (self.samples[-1].epoch, self.samples[-1].seq) < key:
+            self.samples.append(sample)
+        else:
+            i = len(self.samples)
+            while i > 0 and (self.samples[i - 1].epoch, self.samples[i - 1].seq) > key:
+                i -= 1
+            if i == 0 and len(self.samples) >= self.maxlen:
+                return False  # older than everything we keep
+            self.samples.insert(i, sample)
+        self._seqs.add(key)
+        while len(self.samples) > self.maxlen:
+            old = self.samples.popleft()
+            self._seqs.discard((old.epoch, old.seq))
+        return True
 
     def series(self, key: str, last: int | None = None) -> list[float | None]:
         items = list(self.samples)[-last:] if last else self.samples
         return [s.values.get(key) for s in items]
+
+    def seqs(self) -> list[int]:
+        return [s.seq for s in self.samples]
 
     def span_s(self) -> float:
         return self.samples[-1].ts - self.samples[0].ts if len(self.samples) > 1 else 0.0
@@ -232,7 +267,7 @@ class AgentClient:
         self.backfills = 0
         self.last_backfill: dict[str, Any] | None = None
         self.last_error_frame: dict[str, Any] | None = None
-        self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest progress frame
+        self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest model_state (+ "pull": pull_progress)
         self._retry = asyncio.Event()
         self._ws = None
         self._stopping = False
@@ -285,12 +320,14 @@ class AgentClient:
             return "state"
         if kind == "snapshot":
             seq = int(frame.get("seq", 0))
-            if self.last_seq is not None and seq <= self.last_seq:
+            if not self.history.add(frame):
                 return None  # already have it (replay overlap)
+            self.frames += 1
+            if self.last_seq is not None and seq <= self.last_seq:
+                self._notify("snapshot")  # a late backfilled sample: charts change, latest does not
+                return "snapshot"
             self.last_seq = seq
             self.latest = frame
-            self.history.append(frame)
-            self.frames += 1
             self.last_frame_at = self.clock()
             self._notify("snapshot")
             return "snapshot"
@@ -303,8 +340,13 @@ class AgentClient:
             self.last_error_frame = frame
             self._notify("error")
             return "error"
-        if isinstance(frame.get("model"), str) and kind not in ("pong",):
-            self.model_progress[frame["model"]] = frame  # model pull/start progress (issue B)
+        if kind == "model_state" and isinstance(frame.get("name"), str):
+            self.model_progress[frame["name"]] = {**self.model_progress.get(frame["name"], {}), **frame, "pull": None}
+            self._notify("model")
+            return "model"
+        if kind == "pull_progress" and isinstance(frame.get("model"), str):
+            entry = self.model_progress.setdefault(frame["model"], {"state": "pulling"})
+            entry["pull"] = frame
             self._notify("model")
             return "model"
         return None  # pong, and frame types newer than this client: ignored
@@ -317,6 +359,7 @@ class AgentClient:
         if self.last_seq is not None and (latest is None or latest < self.last_seq):
             # A restarted agent numbers from 1 again: keep the history, start a new seq epoch.
             self.last_seq = None
+            self.history.new_epoch()
         self.hello = hello
         self.attempt = 0
         self.next_try_at = None
@@ -410,11 +453,11 @@ class AgentClient:
                 msg = self.subscribe_message()
                 if msg is not None:
                     await ws.send(json.dumps(msg))
-        close = ws.close_rcvd
-        if close is not None and close.code in (CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN):
-            self._set_state(AUTH_FAILED, close.reason or "token revoked")
+        code, why = ws.close_code, ws.close_reason
+        if code in (CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN):
+            self._set_state(AUTH_FAILED, why or "token revoked")
             return True
-        self.reason = f"connection closed ({close.code if close else 'no close frame'}{': ' + close.reason if close and close.reason else ''})"
+        self.reason = f"connection closed ({code if code is not None else 'no close frame'}{': ' + why if why else ''})"
         return False
 
     def _on_closed(self, exc: ConnectionClosed) -> bool:
@@ -473,7 +516,7 @@ class AgentClient:
         """Follow a container's logs over the agent's logs WebSocket until it ends."""
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         base = self.target.ws_url[: -len(STREAM_PATH)]
-        url = f"{base}/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs/follow?tail={int(tail)}"
+        url = f"{base}/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs/stream?tail={int(tail)}"
         async with connect(url, additional_headers=headers, open_timeout=self.open_timeout_s, max_size=2**22) as ws:
             async for raw in ws:
                 try:
@@ -504,12 +547,12 @@ def log_lines(body: Any) -> list[str]:
         for key in ("lines", "logs", "entries"):
             if key in body:
                 return log_lines(body[key])
+        if body.get("type") == "log_end":
+            code = body.get("exit_code")
+            return [f"-- end of log: {body.get('reason', 'stream ended')}" + (f" (exit code {code})" if code is not None else "") + " --"]
         if "line" in body or "text" in body or "message" in body:
             text = str(body.get("line", body.get("text", body.get("message", "")))).rstrip("\n")
-            stream = body.get("stream")
-            return [f"[{stream}] {text}" if stream == "stderr" else text]
-        if body.get("type") in ("end", "eof"):
-            return ["-- end of log (container stopped) --"]
+            return [f"stderr| {text}" if body.get("stream") == "stderr" else text]
         return []
     if isinstance(body, Iterable):
         out: list[str] = []

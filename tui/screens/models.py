@@ -23,40 +23,41 @@ def model_containers(snap: dict[str, Any] | None, name: str) -> list[dict[str, A
     return [c for c in (snap or {}).get("containers") or [] if c.get("model") == name]
 
 
+def entry_state(entry: dict[str, Any]) -> dict[str, Any]:
+    """The catalog entry's ``state`` object (older shapes: a plain string)."""
+    st = entry.get("state")
+    return st if isinstance(st, dict) else ({"state": st} if isinstance(st, str) else {})
+
+
 def phase(entry: dict[str, Any], conts: list[dict[str, Any]], progress: dict[str, Any] | None) -> str:
-    for c in conts:
-        if c.get("model_state"):
-            return str(c["model_state"])
+    """pulling / starting / ready / failed / stopped / exited / idle: the newest word wins."""
     if progress and progress.get("state"):
         return str(progress["state"])
-    if entry.get("model_state") or entry.get("state"):
-        return str(entry.get("model_state") or entry.get("state"))
+    st = entry_state(entry).get("state")
+    if st:
+        return str(st)
     if conts:
         return "running" if any(c.get("state") == "running" for c in conts) else str(conts[0].get("state", "stopped"))
-    return "stopped"
+    return "idle"
 
 
-def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]]) -> str:
-    if entry.get("endpoint"):
-        return str(entry["endpoint"])
+def pull_text(progress: dict[str, Any] | None) -> str:
+    pull = (progress or {}).get("pull") or {}
+    cur, total = pull.get("current_bytes"), pull.get("total_bytes")
+    if cur is not None and total:
+        return f" {100 * cur / total:.0f}%"
+    return f" {pull['status']}" if pull.get("status") else ""
+
+
+def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]], progress: dict[str, Any] | None = None) -> str:
+    for source in (progress or {}, entry_state(entry), entry):
+        if source.get("url") or source.get("endpoint"):
+            return str(source.get("url") or source.get("endpoint"))
     host = urllib.parse.urlsplit(agent_url).hostname or "localhost"
     for c in conts:
-        if c.get("endpoint"):
-            return str(c["endpoint"])
-        ports = c.get("ports")
-        port = None
-        if isinstance(ports, dict):
-            port = next((v for v in ports.values() if isinstance(v, int)), None)
-        elif isinstance(ports, list):
-            for p in ports:
-                if isinstance(p, dict):
-                    port = p.get("host_port") or p.get("PublicPort") or p.get("public")
-                elif isinstance(p, int):
-                    port = p
-                if port:
-                    break
-        if port:
-            return f"http://{host}:{port}"
+        for p in c.get("ports") or []:
+            if isinstance(p, dict) and p.get("host_port"):
+                return f"http://{host}:{p['host_port']}"
     return ""
 
 
@@ -104,17 +105,23 @@ class ModelsScreen(BaseView):
         try:
             self.catalog = await self.client.models()
             self.catalog_error = ""
+            for entry in self.catalog:  # a catalog answer newer than a progress frame wins
+                prog = self.client.model_progress.get(entry["name"])
+                if prog and (entry_state(entry).get("since") or 0) >= (prog.get("since") or 0) and prog.get("state") != "pulling":
+                    del self.client.model_progress[entry["name"]]
         except ApiFailure as exc:
             self.catalog_error = exc.detail if exc.status != 404 else "this agent has no model catalog (GET /api/v1/models: 404)"
         self.update_view()
 
     def rows(self) -> list[tuple[dict[str, Any], str, str]]:
         snap = self.client.latest
-        progress = getattr(self.client, "model_progress", {})
+        progress = self.client.model_progress
         out = []
         for entry in self.catalog:
             conts = model_containers(snap, entry["name"])
-            out.append((entry, phase(entry, conts, progress.get(entry["name"])), endpoint(self.client.target.url, entry, conts)))
+            prog = progress.get(entry["name"])
+            ph = phase(entry, conts, prog)
+            out.append((entry, ph + (pull_text(prog) if ph == "pulling" else ""), endpoint(self.client.target.url, entry, conts, prog)))
         return out
 
     def update_view(self) -> None:
@@ -134,7 +141,7 @@ class ModelsScreen(BaseView):
         for entry, ph, url in self.rows():
             table.add_row(
                 entry["name"],
-                Text(ph, PHASE_STYLE.get(ph, "dim" if ph == "stopped" else "")),
+                Text(ph, PHASE_STYLE.get(ph.split()[0], "dim")),
                 url if ph == "ready" else (Text(url, "dim") if url else ""),
                 entry.get("image", ""),
                 entry.get("description", ""),
@@ -151,11 +158,16 @@ class ModelsScreen(BaseView):
         if entry is None:
             detail.update("[dim]no models in the catalog[/dim]" if not self.catalog_error else "")
             return
-        conts = model_containers(self.client.latest, entry["name"])
-        failed = [c for c in conts if c.get("model_state") == "failed" or c.get("state") in ("exited", "dead")]
+        st = {**entry_state(entry), **(self.client.model_progress.get(entry["name"]) or {})}
         text = f"[b]{entry['name']}[/b]  params: " + (", ".join(f"{k}={v}" for k, v in (entry.get("params") or {}).items()) or "none")
-        for c in failed:
-            text += f"\n[$error]{c.get('name')}: {c.get('model_error') or c.get('status') or c.get('state')}[/]"
+        missing = [k for k, ok in (entry.get("secrets") or {}).items() if not ok]
+        if missing:
+            text += f"\n[$warning]secrets not set on the agent: {', '.join(missing)}[/]"
+        if st.get("message"):
+            style = "$error" if st.get("state") in ("failed", "exited") else "dim"
+            text += f"\n[{style}]{st['state']}: {st['message']}" + (f" (exit code {st['exit_code']})" if st.get("exit_code") is not None else "") + "[/]"
+        for line in (st.get("log_tail") or [])[-3:]:
+            text += f"\n[dim]{line}[/dim]"
         detail.update(text)
 
     def on_data_table_row_highlighted(self) -> None:
@@ -194,7 +206,7 @@ class ModelsScreen(BaseView):
 
     def action_copy(self) -> None:
         entry = self.selected()
-        url = endpoint(self.client.target.url, entry, model_containers(self.client.latest, entry["name"])) if entry else ""
+        url = endpoint(self.client.target.url, entry, model_containers(self.client.latest, entry["name"]), self.client.model_progress.get(entry["name"])) if entry else ""
         if not url:
             self.notify("no endpoint yet", severity="warning")
             return

@@ -45,6 +45,16 @@ def uptime(cont: dict[str, Any], now: float) -> float | None:
     return None if start is None else max(0.0, now - start)
 
 
+def uptime_text(cont: dict[str, Any], now: float) -> str:
+    """The engine's "Up 5 minutes" when it has one (true start time), else since creation."""
+    if cont.get("state") != "running":
+        return ""
+    status = str(cont.get("status") or "")
+    if status.startswith("Up "):
+        return status[3:].split(" (")[0]
+    return fmt.duration(uptime(cont, now))
+
+
 def sort_value(cont: dict[str, Any], key: str, now: float) -> Any:
     if key == "uptime":
         v = uptime(cont, now)
@@ -120,7 +130,7 @@ class ContainersTable(DataTable):
                 Text(fmt.size(x.get("memory_bytes")), justify="right"),
                 Text(fmt.size(x.get("gpu_memory_bytes")), justify="right"),
                 fmt.ports(x.get("ports")),
-                fmt.duration(uptime(x, now)) if x.get("state") == "running" else "",
+                uptime_text(x, now),
                 key=str(x["id"]),
             )
         arrow = "▼" if self.sort_reverse else "▲"
