@@ -28,3 +28,6 @@ docker-image:
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py

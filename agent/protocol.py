@@ -45,7 +45,11 @@ class _Model(BaseModel):
 # ---- client -> agent ---------------------------------------------------------
 
 
-class Subscribe(_Model):
+class _ClientModel(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "true" for a number, no "5" for 5
+
+
+class Subscribe(_ClientModel):
     """Replay buffered snapshots after ``since_seq``, then stream every K-th sample."""
 
     type: Literal["subscribe"]
@@ -53,7 +57,7 @@ class Subscribe(_Model):
     every: int = Field(default=1, ge=1, le=3600)
 
 
-class Ping(_Model):
+class Ping(_ClientModel):
     """Ask for a ``pong`` frame (round-trip check)."""
 
     type: Literal["ping"]
@@ -83,7 +87,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
     if not isinstance(obj, dict):
         raise ProtocolError("bad_message", "message must be a JSON object")
     kind = obj.get("type")
-    model: type[_Model]
+    model: type[_ClientModel]
     if kind == "subscribe":
         model = Subscribe
     elif kind == "ping":
