@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--simulate", metavar="SCENARIO", help="fake NVML: gb10, h100, h200x2, no-driver, gpu-lost, unsupported, hang")
     serve.add_argument("--insecure", action="store_true", default=None, help="allow a non-loopback bind without TLS")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--models", metavar="FILE", help="model catalog (TOML) whose entries override the built-ins by name")
 
     token = sub.add_parser("token", help="manage API tokens")
     tsub = token.add_subparsers(dest="token_command", required=True)
@@ -71,7 +72,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         insecure=args.insecure,
         log_level=args.log_level,
+        models_file=args.models,
     )
+    if settings.models_file is not None and not settings.models_file.is_file():
+        return _fail(f"model catalog {settings.models_file} does not exist")
     if not settings.loopback and not settings.tls_enabled and not settings.insecure:
         return _fail(
             f"refusing to listen on {settings.host} without TLS: tokens and telemetry would cross the network in clear text.\n"

@@ -30,6 +30,23 @@ log = logging.getLogger("sparkdeck.agent")
 REVALIDATE_S = 0.5  # how often open streams re-check their token (revocation closes them)
 
 
+def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_root: str) -> Any:
+    if not settings.containers:
+        return None
+    from agent.containers.service import ContainerService  # aiodocker loads only when the engine is first used
+
+    return ContainerService(
+        state_dir=settings.state_dir,
+        broadcast=hub.broadcast,
+        docker_host=settings.docker_host,
+        interval_s=settings.interval_s,
+        models_file=settings.models_file,
+        secrets_file=settings.secrets_file,
+        proc_root=proc_root,
+        sys_root=sys_root,
+    )
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, *, nvml: Any = None, proc_root: str = "/proc", sys_root: str = "/sys"):
         self.settings = settings
@@ -39,6 +56,7 @@ class Agent:
         self.host_info = host_info(proc_root)
         self.hub = Hub()
         self.ring = Ring(math.ceil(settings.buffer_s / settings.interval_s))
+        self.container_service = _container_service(settings, self.hub, proc_root, sys_root)
         self.gpu = GpuCollector(nvml if nvml is not None else load_nvml(settings.simulate), simulated=self.simulated, proc_root=proc_root)
         self.sampler = Sampler(
             interval_s=settings.interval_s,
@@ -49,11 +67,14 @@ class Agent:
             hub=self.hub,
             simulated=self.simulated,
             gpu_timeout_s=settings.gpu_timeout_s,
+            containers=self.container_service.tracker if self.container_service else None,
         )
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.container_service:
+            await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
         await self.sampler.tick()  # the first snapshot exists before the first request
         self._tasks = [
             asyncio.create_task(self.sampler.run(tick_now=False), name="sampler"),
@@ -67,6 +88,8 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.container_service:
+            await self.container_service.stop()
         self.gpu.close()
 
     async def _revalidate_streams(self) -> None:

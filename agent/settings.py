@@ -89,6 +89,16 @@ class AgentSettings(BaseSettings):
     """debug, info, warning or error."""
     noise: NoiseSettings = NoiseSettings()
     """Noise proxy tuning and dBA calibration."""
+    containers: bool = True
+    """Watch the Docker engine (containers in every snapshot, container actions, model launcher)."""
+    docker_host: str | None = None
+    """Docker Engine API address (unix:///..., tcp://...); default $DOCKER_HOST, else /var/run/docker.sock."""
+    control_enabled: bool = True
+    """Allow control actions (container start/stop/remove, logs, model launch). Off: they answer 403."""
+    models_file: Path | None = None
+    """Your model catalog (TOML); default ~/.config/sparkdeck/models.toml. Entries override built-ins by name."""
+    secrets_file: Path | None = None
+    """KEY=VALUE lines for ${VAR} in model env, used after the agent's environment; default <state_dir>/secrets.env."""
 
     @field_validator("log_level")
     @classmethod

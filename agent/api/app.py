@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from agent import __version__
-from agent.api import errors, rest, stream
+from agent.api import containers, errors, models, rest, stream
 from agent.api.security import HostGuard
 from agent.runtime import Agent
 
@@ -36,5 +36,7 @@ def create_app(agent: Agent) -> FastAPI:
     errors.install(app)
     app.include_router(rest.router)
     app.include_router(stream.router)
+    app.include_router(containers.router)
+    app.include_router(models.router)
     app.add_middleware(HostGuard, bound_host=agent.settings.host, allowed=agent.settings.allowed_hosts)
     return app

@@ -16,11 +16,15 @@ Scenarios (``--simulate NAME``):
                on, until NVML has been re-initialised ``recover_after_inits`` times.
   unsupported  one GPU on which every field is NOT_SUPPORTED.
   hang         gb10 whose temperature read blocks for ``hang_s`` seconds.
+
+``SPARKDECK_SIMULATE_PROCESSES=pid:bytes,...`` makes the first GPU of any scenario
+report those compute processes (to test per-container GPU memory end to end).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -30,6 +34,17 @@ import pynvml
 from pynvml import NVMLError
 
 GiB = 1024**3
+# "pid:bytes,pid:bytes": compute processes the first fake GPU reports (tests map them to containers)
+PROCESSES_ENV = "SPARKDECK_SIMULATE_PROCESSES"
+
+
+def parse_processes(text: str) -> list[tuple[int, int | None]]:
+    out: list[tuple[int, int | None]] = []
+    for item in text.split(","):
+        pid, _, used = item.strip().partition(":")
+        if pid:
+            out.append((int(pid), int(used) if used else None))
+    return out
 
 
 @dataclass
@@ -111,6 +126,13 @@ class FakeNvml:
     # -- scenarios ---------------------------------------------------------------
     @classmethod
     def scenario(cls, name: str, **kw) -> "FakeNvml":
+        fake = cls._scenario(name, **kw)
+        if fake.gpus and os.environ.get(PROCESSES_ENV):
+            fake.gpus[0].processes = parse_processes(os.environ[PROCESSES_ENV])
+        return fake
+
+    @classmethod
+    def _scenario(cls, name: str, **kw) -> "FakeNvml":
         name = name.lower()
         if name == "gb10":
             return cls([_gb10()], **kw)

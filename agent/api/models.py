@@ -1,0 +1,56 @@
+"""The model launcher: catalog with live state, start (pull, create, probe) and stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.api.containers import audited, engine_error, require_action, service
+from agent.api.deps import require_read
+from agent.api.errors import ApiError
+from agent.auth import TokenInfo
+from agent.containers.engine import EngineError
+from agent.containers.launcher import LaunchError
+from agent.containers.service import ContainerService
+
+router = APIRouter(prefix="/api/v1", tags=["models"])
+
+
+class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, str | int | float] = Field(default_factory=dict, description="overrides of the template's params")
+    port: int | None = Field(default=None, ge=1, le=65535, description="host port for the template's health (or first) port")
+
+
+async def _launch(work) -> Any:
+    try:
+        return await work
+    except LaunchError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    except EngineError as exc:
+        raise engine_error(exc) from None
+
+
+@router.get("/models", summary="The catalog with each model's state; secrets are never included", dependencies=[Depends(require_read)])
+async def list_models(svc: ContainerService = Depends(service)) -> dict:
+    return {"models": svc.launcher.list(), "errors": svc.catalog.errors}
+
+
+@router.post("/models/{name}/start", status_code=202, summary="Start a model: pull if needed, create, start, then probe until ready")
+async def start_model(
+    request: Request,
+    name: str,
+    req: StartRequest | None = Body(default=None),
+    svc: ContainerService = Depends(service),
+    _t: TokenInfo = Depends(require_action),
+) -> dict:
+    req = req or StartRequest()
+    detail = ", ".join(f"{k}={v}" for k, v in sorted(req.params.items())) + (f" port={req.port}" if req.port else "")
+    return await audited(svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port)), detail=detail or None)
+
+
+@router.post("/models/{name}/stop", summary="Stop a running model's container")
+async def stop_model(request: Request, name: str, svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
+    return await audited(svc, request, "model_stop", name, _launch(svc.launcher.stop(name)))

@@ -1,0 +1,342 @@
+"""The model catalog: TOML templates, built-ins shipped with the package plus the user's file.
+
+Templates become a Docker create request by ``render``: ``{param}`` placeholders
+are filled into single argv items of an exec-form command (nothing ever passes
+through a shell), and ``${VAR}`` in env values is resolved on the agent from its
+environment or its secrets file. Resolved values go only into the create
+request; ``public`` (what clients see) shows the ``${VAR}`` reference instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MODEL_LABEL = "sparkdeck.model"
+_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+# Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@digest]
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-)?\}")  # ${VAR} required, ${VAR:-} optional
+_PORT_KEY = re.compile(r"^[0-9]{1,5}/(tcp|udp)$")
+_SECRETISH = re.compile(r"TOKEN|KEY|SECRET|PASS|AUTH|CREDENTIAL", re.IGNORECASE)
+_SIZE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
+MAX_PARAM_CHARS = 512
+
+Scalar = str | int | float | bool
+
+
+class CatalogError(ValueError):
+    pass
+
+
+class RenderError(ValueError):
+    """A launch request or template that cannot become a container; ``code`` goes in the 4xx body."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _placeholders(text: str) -> list[str]:
+    names = []
+    for _, name, spec, conv in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conv:
+            raise ValueError(f"placeholder {{{name}}} in {text!r}: only plain {{name}} is allowed")
+        names.append(name)
+    return names
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"size {text!r}: use a number with b, k, m or g (e.g. 16g)")
+    return int(m.group(1)) * {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    port: str
+    path: str = "/"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/") or any(c in v for c in " \r\n"):
+            raise ValueError("health path must start with / and hold no spaces")
+        return v
+
+
+class ModelTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    image: str
+    command: list[str] = []
+    entrypoint: list[str] | None = None
+    params: dict[str, Scalar] = {}
+    gpus: Literal["all"] | int | None = None
+    ipc: str | None = None
+    shm_size: str | None = None
+    ulimits: dict[str, int] = {}
+    ports: dict[str, int] = {}
+    volumes: list[str] = []
+    env: dict[str, str] = {}
+    health: Health | None = None
+    startup_timeout_s: float = Field(default=900.0, gt=0, le=86400)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not _IMAGE.match(v):
+            raise ValueError(f"{v!r} is not a valid image reference")
+        return v
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_size(v)
+        return v
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: dict[str, int]) -> dict[str, int]:
+        for key, host in v.items():
+            if not _PORT_KEY.match(key) or not 1 <= host <= 65535:
+                raise ValueError(f"port {key!r} = {host}: use \"8000/tcp\" = 1..65535")
+        return v
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, v: list[str]) -> list[str]:
+        for spec in v:
+            parts = spec.split(":")
+            if len(parts) not in (2, 3) or not all(parts[:2]) or not parts[1].startswith("/"):
+                raise ValueError(f"volume {spec!r}: use SOURCE:/container/path[:ro]")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelTemplate":
+        for item in self.command + (self.entrypoint or []):
+            for name in _placeholders(item):
+                if name not in self.params:
+                    raise ValueError(f"command uses {{{name}}} but params has no default for it")
+        for key, value in self.env.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"env name {key!r} is not valid")
+        if self.health is not None and self.health.port not in self.ports:
+            raise ValueError(f"health.port {self.health.port!r} is not one of ports")
+        return self
+
+    def secret_names(self) -> list[str]:
+        return sorted({n for v in self.env.values() for n, _ in _SECRET_REF.findall(v)})
+
+    def public(self, secrets: "Secrets") -> dict[str, Any]:
+        """What clients may see: no resolved secret, no literal value under a secret-looking name."""
+        data = self.model_dump(exclude_none=True)
+        data["env"] = {k: (v if _SECRET_REF.search(v) or not _SECRETISH.search(k) else "***") for k, v in self.env.items()}
+        data["secrets"] = {n: secrets.has(n) for n in self.secret_names()}
+        return data
+
+
+class Secrets:
+    """``${VAR}`` values: the agent's environment first, then KEY=VALUE lines in the secrets file."""
+
+    def __init__(self, path: Path | None, environ: dict[str, str] | None = None):
+        self.path = path
+        self.environ = os.environ if environ is None else environ
+
+    def _file(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.path is None:
+            return out
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return out
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, _, value = line.removeprefix("export ").partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            out[key.strip()] = value
+        return out
+
+    def get(self, name: str) -> str | None:
+        if self.environ.get(name):
+            return self.environ[name]
+        return self._file().get(name) or None
+
+    def has(self, name: str) -> bool:
+        return self.get(name) is not None
+
+
+@dataclass
+class LaunchSpec:
+    """A rendered template: the engine's create body, plus what readiness and redaction need."""
+
+    name: str
+    image: str
+    body: dict[str, Any]
+    host_ports: list[int]
+    health_url: tuple[int, str] | None
+    startup_timeout_s: float
+    secret_values: list[str] = field(default_factory=list)
+
+    def redact(self, text: str) -> str:
+        for value in self.secret_values:
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+
+def _check_param(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RenderError("bad_param", f"param {name!r} must be a string or a number")
+    text = str(value)
+    if len(text) > MAX_PARAM_CHARS or any(ord(c) < 32 for c in text):
+        raise RenderError("bad_param", f"param {name!r} is too long or holds control characters")
+    if text.startswith("-"):  # a value must not turn into an option of the server it is passed to
+        raise RenderError("bad_param", f"param {name!r} must not start with '-'")
+    return text
+
+
+def render(t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None = None, port: int | None = None) -> LaunchSpec:
+    values = {k: str(v) for k, v in t.params.items()}
+    for key, value in (params or {}).items():
+        if key not in t.params:
+            raise RenderError("bad_param", f"unknown param {key!r}; this template takes: {', '.join(sorted(t.params)) or 'none'}")
+        values[key] = _check_param(key, value)
+    try:
+        command = [item.format_map(values) for item in t.command]
+        entrypoint = [item.format_map(values) for item in t.entrypoint] if t.entrypoint is not None else None
+    except (KeyError, ValueError, IndexError) as exc:
+        raise RenderError("bad_template", f"template {t.name!r} cannot be filled in: {exc}") from None
+    ports = dict(t.ports)
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise RenderError("bad_param", "port must be 1..65535")
+        if not ports:
+            raise RenderError("bad_param", f"template {t.name!r} publishes no port to override")
+        key = t.health.port if t.health else next(iter(ports))
+        ports[key] = port
+    env, secret_values = [], []
+    for key, value in t.env.items():
+        missing: list[str] = []
+        optional_unset: list[str] = []
+
+        def sub(m: re.Match) -> str:
+            got = secrets.get(m.group(1))
+            if got is None:
+                (optional_unset if m.group(2) else missing).append(m.group(1))
+                return ""
+            secret_values.append(got)
+            return got
+
+        resolved = _SECRET_REF.sub(sub, value)
+        if missing:
+            where = f" or in {secrets.path}" if secrets.path else ""
+            raise RenderError("missing_secret", f"model {t.name!r} needs {missing[0]}: set it in the agent's environment{where}")
+        if optional_unset and not resolved:
+            continue  # an optional secret that is not set: leave the variable out altogether
+        env.append(f"{key}={resolved}")
+    host_config: dict[str, Any] = {
+        "PortBindings": {k: [{"HostIp": "", "HostPort": str(v)}] for k, v in ports.items()},
+        "Binds": [os.path.expanduser(v) if v.startswith("~") else v for v in t.volumes],
+        "Ulimits": [{"Name": k, "Soft": v, "Hard": v} for k, v in t.ulimits.items()],
+    }
+    if t.ipc:
+        host_config["IpcMode"] = t.ipc
+    if t.shm_size:
+        host_config["ShmSize"] = parse_size(t.shm_size)
+    if t.gpus is not None:
+        host_config["DeviceRequests"] = [{"Driver": "", "Count": -1 if t.gpus == "all" else int(t.gpus), "Capabilities": [["gpu"]]}]
+    body: dict[str, Any] = {
+        "Image": t.image,
+        "Env": env,
+        "Labels": {MODEL_LABEL: t.name},
+        "ExposedPorts": {k: {} for k in ports},
+        "HostConfig": host_config,
+    }
+    if command:
+        body["Cmd"] = command
+    if entrypoint is not None:
+        body["Entrypoint"] = entrypoint
+    health = (ports[t.health.port], t.health.path) if t.health else None
+    return LaunchSpec(t.name, t.image, body, sorted(set(ports.values())), health, t.startup_timeout_s, secret_values)
+
+
+def _parse(text: str, origin: str) -> tuple[dict[str, ModelTemplate], list[str]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return {}, [f"{origin}: not valid TOML: {exc}"]
+    models: dict[str, ModelTemplate] = {}
+    errors: list[str] = []
+    entries = data.get("model", [])
+    if not isinstance(entries, list):
+        return {}, [f"{origin}: use [[model]] tables"]
+    for i, entry in enumerate(entries):
+        label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        try:
+            t = ModelTemplate.model_validate(entry)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "model"
+            errors.append(f"{origin}: model {label!r}: {where}: {first.get('msg')}")
+            continue
+        if t.name in models:
+            errors.append(f"{origin}: model {t.name!r} is defined twice; the later one wins")
+        models[t.name] = t
+    return models, errors
+
+
+def default_models_file() -> Path | None:
+    for base in (os.environ.get("CONFIGURATION_DIRECTORY"), os.environ.get("XDG_CONFIG_HOME"), os.path.expanduser("~/.config")):
+        if base:
+            path = Path(base.split(":")[0]) / ("models.toml" if "CONFIGURATION_DIRECTORY" in os.environ else "sparkdeck/models.toml")
+            if path.is_file():
+                return path
+    return None
+
+
+class Catalog:
+    def __init__(self, user_file: Path | None = None):
+        self.user_file = user_file
+        self.models: dict[str, ModelTemplate] = {}
+        self.errors: list[str] = []
+        self.reload()
+
+    def reload(self) -> None:
+        builtin = resources.files("agent").joinpath("models.toml").read_text(encoding="utf-8")
+        self.models, self.errors = _parse(builtin, "built-in catalog")
+        if self.user_file is not None:
+            try:
+                text = self.user_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                self.errors.append(f"{self.user_file}: cannot read: {exc.strerror}")
+                return
+            user, errors = _parse(text, str(self.user_file))
+            self.models.update(user)  # user entries override built-ins by name
+            self.errors += errors
+
+    def get(self, name: str) -> ModelTemplate | None:
+        return self.models.get(name)

@@ -1,0 +1,290 @@
+"""Start and stop catalog models as containers, and follow them to ready or failed.
+
+Everything that can be checked up front (template, params, secrets, port, image
+reference, an instance already running) is checked before anything is created,
+so a refused launch leaves nothing half-started. A missing image is pulled in the
+background with progress frames; then readiness is probed until the health URL
+answers 200 (``ready``), the container exits (``failed`` with exit code and last
+log lines) or the start-up time-out passes (``failed``). Every state change goes
+to stream clients as a ``model_state`` frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from typing import Any, Callable
+
+from agent.containers import logs
+from agent.containers.catalog import MODEL_LABEL, Catalog, LaunchSpec, RenderError, Secrets, render
+from agent.containers.engine import Engine, EngineError
+from agent.containers.tracker import ContainerTracker
+from agent.protocol import PROTOCOL_VERSION, encode
+
+log = logging.getLogger("sparkdeck.models")
+
+PROBE_EVERY_S = 0.5
+PROGRESS_EVERY_S = 0.25
+LOG_LINES_ON_FAILURE = 20
+_LOGIN_HINTS = ("unauthorized", "authentication required", "no basic auth credentials", "denied", "login")
+
+
+class LaunchError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def registry_of(image: str) -> str:
+    first, sep, _ = image.partition("/")
+    return first if sep and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def pull_failure(image: str, message: str) -> str:
+    """A pull error in words a user can act on; says so when the registry wants a login."""
+    registry = registry_of(image)
+    if any(h in message.lower() for h in _LOGIN_HINTS):
+        extra = " (user $oauthtoken, password: your NGC API key)" if registry == "nvcr.io" else ""
+        return f"the registry {registry} needs a login to pull {image}: run `docker login {registry}`{extra} as the agent's user, then start again"
+    return f"{image} is not on this machine and pulling it from {registry} failed: {message}"
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on the port (what Docker would need to publish it)."""
+    for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr, port))
+            except OSError as exc:
+                if exc.errno == 98:  # EADDRINUSE; other errors (no IPv6) say nothing about the port
+                    return False
+    return True
+
+
+async def http_status(port: int, path: str, timeout_s: float = 2.0) -> int | None:
+    """Status code of GET http://127.0.0.1:port/path, or None when nothing answers."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout_s)
+    except (OSError, asyncio.TimeoutError):
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout_s)
+        parts = line.split()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+    except (OSError, asyncio.TimeoutError, ValueError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+class Launcher:
+    def __init__(self, engine: Engine, tracker: ContainerTracker, catalog: Catalog, secrets: Secrets, broadcast: Callable[[str], None]):
+        self.engine = engine
+        self.tracker = tracker
+        self.catalog = catalog
+        self.secrets = secrets
+        self.broadcast = broadcast
+        self.states: dict[str, dict[str, Any]] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._lock = asyncio.Lock()
+
+    # -- reading ----------------------------------------------------------------------
+    def state_of(self, name: str) -> dict[str, Any]:
+        state = dict(self.states.get(name) or {"state": "idle", "message": None})
+        running = [e for e in self.tracker.entries.values() if e.get("model") == name and e["state"] == "running"]
+        state["running"] = bool(running)
+        state["container"] = running[0]["name"] if running else state.get("container")
+        if state["state"] == "ready" and not running:  # it stopped or died after it was ready
+            state["state"], state["message"] = "exited", "the container is no longer running"
+        return state
+
+    def list(self) -> list[dict[str, Any]]:
+        return [{**t.public(self.secrets), "state": self.state_of(name)} for name, t in sorted(self.catalog.models.items())]
+
+    def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:
+        prev = self.states.get(name, {})
+        self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url")}, **extra}
+        self.broadcast(encode({"type": "model_state", "v": PROTOCOL_VERSION, "name": name, **self.states[name]}))
+        log.info("model %s: %s%s", name, state, f" ({message})" if message else "")
+
+    # -- start --------------------------------------------------------------------------
+    async def start(self, name: str, *, params: dict[str, Any] | None = None, port: int | None = None) -> dict[str, Any]:
+        template = self.catalog.get(name)
+        if template is None:
+            raise LaunchError(404, "unknown_model", f"no model {name!r} in the catalog (GET /api/v1/models lists them)")
+        async with self._lock:
+            task = self._tasks.get(name)
+            if task is not None and not task.done():
+                raise LaunchError(409, "already_starting", f"model {name!r} is already {self.states[name]['state']}")
+            try:
+                spec = render(template, self.secrets, params=params, port=port)
+            except RenderError as exc:
+                raise LaunchError(400, exc.code, exc.message) from None
+            try:
+                await self._clear_old_instance(name)
+                self._check_ports(spec)
+                present = await self._image_present(spec.image)
+                container = await self._create_and_start(spec) if present else None
+            except EngineError as exc:
+                raise LaunchError(502 if exc.status >= 500 else 400, "engine_error", spec.redact(exc.message)) from None
+            url = f"http://127.0.0.1:{spec.health_url[0]}{spec.health_url[1]}" if spec.health_url else None
+            self.states[name] = {"container": container, "url": url}
+            if present:
+                self._set(name, "starting", "container started; waiting for it to answer" if url else "container started")
+            else:
+                self._set(name, "pulling", f"pulling {spec.image}")
+            self._tasks[name] = asyncio.create_task(self._follow_up(spec, container), name=f"model-{name}")
+            return self.state_of(name)
+
+    async def _clear_old_instance(self, name: str) -> None:
+        for item in await self._instances(name):
+            if item.get("State") == "running":
+                raise LaunchError(409, "already_running", f"model {name!r} is already running as {item['Names'][0].lstrip('/')}; stop it first")
+            await self.engine.call("DELETE", f"containers/{item['Id']}", params={"force": "1"})  # our own stopped instance
+
+    async def _instances(self, name: str) -> list[dict[str, Any]]:
+        return await self.engine.call("GET", "containers/json", params={"all": "1", "filters": json.dumps({"label": [f"{MODEL_LABEL}={name}"]})})
+
+    def _check_ports(self, spec: LaunchSpec) -> None:
+        for port in spec.host_ports:
+            if not port_free(port):
+                owner = next((e["name"] for e in self.tracker.entries.values() for p in e["ports"] if p["host_port"] == port), None)
+                by = f" by container {owner}" if owner else ""
+                raise LaunchError(409, "port_in_use", f"port {port} is already in use on this machine{by}; pass another port")
+
+    async def _image_present(self, image: str) -> bool:
+        try:
+            await self.engine.call("GET", f"images/{image}/json")
+            return True
+        except EngineError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    async def _create_and_start(self, spec: LaunchSpec) -> str:
+        created = await self.engine.call("POST", "containers/create", params={"name": f"sparkdeck-{spec.name}"}, body=json.dumps(spec.body))
+        cid = created["Id"]
+        try:
+            await self.engine.call("POST", f"containers/{cid}/start")
+        except EngineError:
+            with contextlib.suppress(EngineError):  # nothing half-started stays behind
+                await self.engine.call("DELETE", f"containers/{cid}", params={"force": "1"})
+            raise
+        with contextlib.suppress(EngineError):
+            await self.tracker.refresh(cid)
+        return cid
+
+    async def _follow_up(self, spec: LaunchSpec, container: str | None) -> None:
+        name = spec.name
+        try:
+            if container is None:
+                await self._pull(spec)
+                self._check_ports(spec)  # a pull can take long; the port may have been taken meanwhile
+                container = await self._create_and_start(spec)
+                self.states[name]["container"] = container
+                self._set(name, "starting", "container started")
+            await self._wait_ready(spec, container)
+        except asyncio.CancelledError:
+            raise
+        except LaunchError as exc:
+            self._set(name, "failed", spec.redact(exc.message))
+        except EngineError as exc:
+            self._set(name, "failed", spec.redact(exc.message))
+        except Exception as exc:
+            log.exception("model %s: launch failed", name)
+            self._set(name, "failed", spec.redact(f"internal error: {type(exc).__name__}"))
+
+    async def _pull(self, spec: LaunchSpec) -> None:
+        image, tag = spec.image, None
+        if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
+            image, tag = image.rsplit(":", 1)
+        layers: dict[str, tuple[int, int]] = {}
+        last = 0.0
+        try:
+            async for item in self.engine.stream_lines("POST", "images/create", params={"fromImage": image, "tag": tag or "latest"}):
+                if item.get("error") or item.get("errorDetail"):
+                    raise EngineError(500, str(item.get("error") or item["errorDetail"].get("message")))
+                detail = item.get("progressDetail") or {}
+                if item.get("id") and detail.get("total"):
+                    layers[item["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY_S:
+                    last = now
+                    self._progress(spec, item.get("status"), layers)
+        except EngineError as exc:
+            raise LaunchError(502, "pull_failed", pull_failure(spec.image, exc.message)) from None
+        self._progress(spec, "pulled", layers)
+
+    def _progress(self, spec: LaunchSpec, status: str | None, layers: dict[str, tuple[int, int]]) -> None:
+        frame = {
+            "type": "pull_progress",
+            "v": PROTOCOL_VERSION,
+            "model": spec.name,
+            "image": spec.image,
+            "status": status,
+            "current_bytes": sum(c for c, _ in layers.values()) if layers else None,
+            "total_bytes": sum(t for _, t in layers.values()) if layers else None,
+        }
+        self.broadcast(encode(frame))
+
+    async def _wait_ready(self, spec: LaunchSpec, cid: str) -> None:
+        deadline = time.monotonic() + spec.startup_timeout_s
+        while True:
+            info = await self.engine.call("GET", f"containers/{cid}/json")
+            st = info.get("State") or {}
+            if not st.get("Running"):
+                code = st.get("ExitCode")
+                lines = await self._last_lines(cid)
+                self._set(spec.name, "failed", f"the container exited with code {code}", exit_code=code, log_tail=[spec.redact(x) for x in lines])
+                return
+            if spec.health_url is None or await http_status(*spec.health_url) == 200:
+                self._set(spec.name, "ready", "answering" if spec.health_url else "running (no health URL in the template)")
+                return
+            if time.monotonic() > deadline:
+                url = self.states[spec.name].get("url")
+                self._set(spec.name, "failed", f"not ready after {spec.startup_timeout_s:.0f} s: {url} never answered 200; the container is left running for you to inspect")
+                return
+            await asyncio.sleep(PROBE_EVERY_S)
+
+    async def _last_lines(self, cid: str) -> list[str]:
+        try:
+            return [f"{x['stream']}: {x['text']}" for x in await logs.tail(self.engine, cid, LOG_LINES_ON_FAILURE)]
+        except EngineError:
+            return []
+
+    # -- stop -----------------------------------------------------------------------------
+    async def stop(self, name: str, timeout_s: int = 10) -> dict[str, Any]:
+        if self.catalog.get(name) is None:
+            raise LaunchError(404, "unknown_model", f"no model {name!r} in the catalog")
+        task = self._tasks.pop(name, None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        running = [i for i in await self._instances(name) if i.get("State") == "running"]
+        if not running and task is None:
+            raise LaunchError(409, "not_running", f"model {name!r} is not running")
+        for item in running:
+            await self.engine.call("POST", f"containers/{item['Id']}/stop", params={"t": str(timeout_s)}, timeout_s=timeout_s + 30)
+            with contextlib.suppress(EngineError):
+                await self.tracker.refresh(item["Id"])
+        self._set(name, "stopped", "stopped on request")
+        return self.state_of(name)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = {}

@@ -1,0 +1,164 @@
+"""Per-container CPU, memory and network figures read straight from cgroup files and procfs.
+
+Measured in docs/containers.md: reading these files costs tens of microseconds
+per container, while the engine's stats endpoint costs milliseconds per
+container per call (about two seconds without ``one-shot``, as the engine waits
+for a second sample) and a stats stream per container keeps the engine busy.
+``StatsReader.read_all`` blocks, so the tracker runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+UNLIMITED = 1 << 62  # cgroup v1 reports "no limit" as a number near 2**63
+
+
+@dataclass(frozen=True)
+class CgroupFiles:
+    cpu: str  # cpuacct.usage (ns, v1) or cpu.stat (usage_usec, v2)
+    memory_dir: str
+    v2: bool
+
+
+@dataclass(frozen=True)
+class Counters:
+    t: float
+    cpu_ns: int | None
+    memory_bytes: int | None
+    memory_limit_bytes: int | None
+    rx_bytes: int | None
+    tx_bytes: int | None
+
+
+def parse_cgroup_file(text: str) -> dict[str, str]:
+    """{controller: path} from /proc/PID/cgroup; the v2 unified entry is keyed ''."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for ctrl in parts[1].split(",") if parts[1] else [""]:
+                out[ctrl] = parts[2]
+    return out
+
+
+def cgroup_files(pid: int, proc_root: str = "/proc", sys_root: str = "/sys") -> CgroupFiles | None:
+    try:
+        with open(f"{proc_root}/{pid}/cgroup", encoding="ascii", errors="replace") as f:
+            ctrls = parse_cgroup_file(f.read())
+    except OSError:
+        return None
+    base = f"{sys_root}/fs/cgroup"
+    if "memory" in ctrls:  # v1 (or hybrid): per-controller hierarchies
+        cpu_path = ctrls.get("cpuacct", ctrls.get("cpu", ""))
+        for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
+            if os.path.isdir(f"{base}/{mount}"):
+                return CgroupFiles(f"{base}/{mount}{cpu_path}/cpuacct.usage", f"{base}/memory{ctrls['memory']}", v2=False)
+        return None
+    if "" in ctrls:
+        d = f"{base}{ctrls['']}"
+        return CgroupFiles(f"{d}/cpu.stat", d, v2=True)
+    return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _keyed(text: str | None, key: str) -> int | None:
+    for line in (text or "").splitlines():
+        k, _, v = line.partition(" ")
+        if k == key:
+            return int(v)
+    return None
+
+
+def parse_net_dev(text: str) -> tuple[int, int]:
+    """(rx, tx) bytes summed over every interface except loopback."""
+    rx = tx = 0
+    for line in text.splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        if name.strip() == "lo" or not rest:
+            continue
+        fields = rest.split()
+        rx += int(fields[0])
+        tx += int(fields[8])
+    return rx, tx
+
+
+def read_counters(pid: int, files: CgroupFiles, proc_root: str = "/proc") -> Counters:
+    now = time.monotonic()
+    cpu_text = _read(files.cpu)
+    if files.v2:
+        usec = _keyed(cpu_text, "usage_usec")
+        cpu_ns = usec * 1000 if usec is not None else None
+        usage = _read(f"{files.memory_dir}/memory.current")
+        limit = _read(f"{files.memory_dir}/memory.max")
+        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), "inactive_file")
+    else:
+        cpu_ns = int(cpu_text) if cpu_text and cpu_text.strip().isdigit() else None
+        usage = _read(f"{files.memory_dir}/memory.usage_in_bytes")
+        limit = _read(f"{files.memory_dir}/memory.limit_in_bytes")
+        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), "total_inactive_file")
+    # like `docker stats`: page cache that can be dropped at once is not counted as use
+    mem = int(usage) - (inactive or 0) if usage and usage.strip().isdigit() else None
+    lim = int(limit) if limit and limit.strip().isdigit() and int(limit) < UNLIMITED else None
+    net = _read(f"{proc_root}/{pid}/net/dev")
+    rx, tx = parse_net_dev(net) if net else (None, None)
+    return Counters(now, cpu_ns, max(mem, 0) if mem is not None else None, lim, rx, tx)
+
+
+def _rate(a: int | None, b: int | None, dt: float) -> float | None:
+    if a is None or b is None or dt <= 0 or b < a:
+        return None
+    return (b - a) / dt
+
+
+def figures(prev: Counters | None, cur: Counters) -> dict[str, Any]:
+    dt = cur.t - prev.t if prev else 0.0
+    cpu = _rate(prev.cpu_ns, cur.cpu_ns, dt) if prev else None
+    rx = _rate(prev.rx_bytes, cur.rx_bytes, dt) if prev else None
+    tx = _rate(prev.tx_bytes, cur.tx_bytes, dt) if prev else None
+    return {
+        "cpu_percent": round(cpu / 1e9 * 100, 1) if cpu is not None else None,  # 100 = one core, as docker stats
+        "memory_bytes": cur.memory_bytes,
+        "memory_limit_bytes": cur.memory_limit_bytes,
+        "net_rx_bytes_s": round(rx, 1) if rx is not None else None,
+        "net_tx_bytes_s": round(tx, 1) if tx is not None else None,
+    }
+
+
+class StatsReader:
+    """Keeps the previous counters per container so each read yields rates."""
+
+    def __init__(self, proc_root: str = "/proc", sys_root: str = "/sys"):
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+        self._files: dict[tuple[str, int], CgroupFiles | None] = {}
+        self._prev: dict[str, Counters] = {}
+
+    def read_all(self, running: dict[str, int]) -> dict[str, dict[str, Any]]:
+        """{container id: figures} for {container id: init pid}. Blocking: call from a thread."""
+        out: dict[str, dict[str, Any]] = {}
+        for cid, pid in running.items():
+            key = (cid, pid)
+            if key not in self._files:
+                self._files[key] = cgroup_files(pid, self.proc_root, self.sys_root)
+            files = self._files[key]
+            if files is None:
+                continue
+            cur = read_counters(pid, files, self.proc_root)
+            out[cid] = figures(self._prev.get(cid), cur)
+            self._prev[cid] = cur
+        for key in [k for k in self._files if k[0] not in running or running[k[0]] != k[1]]:
+            del self._files[key]
+        for cid in [c for c in self._prev if c not in running]:
+            del self._prev[cid]
+        return out

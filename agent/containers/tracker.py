@@ -1,0 +1,230 @@
+"""The live container list: engine events plus a periodic full listing, stats, GPU memory.
+
+The sampler reads ``snapshot(gpus)`` on every tick from the event loop, so it only
+assembles cached state; the tasks started by ``start()`` keep that state current:
+
+* events: each container event (create/start/die/stop/destroy/health...) re-reads
+  that one container, so a change lands in the next frame;
+* reconcile: a full listing every RECONCILE_S catches anything an event missed
+  and refreshes the engine's human ``status`` text ("Up 5 minutes");
+* stats: cgroup/procfs counters for running containers, read in a worker thread.
+
+When the engine goes away the list empties, ``containers_status`` says why and
+how to fix it, and the watcher reconnects with backoff; GPU and host telemetry
+never wait on any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from agent.containers.engine import Engine, EngineError, EngineUnavailable
+from agent.containers.gpu_map import gpu_memory_by_container
+from agent.containers.stats import StatsReader
+
+log = logging.getLogger("sparkdeck.containers")
+
+RECONCILE_S = 5.0
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 5.0
+MODEL_LABEL = "sparkdeck.model"
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_EVENTS = {"create", "start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "update", "oom", "health_status"}
+_STAT_FIELDS = ("cpu_percent", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_s", "net_tx_bytes_s")
+
+
+def _ports(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    seen: dict[tuple, dict[str, Any]] = {}
+    for p in raw or []:
+        if p.get("PublicPort"):
+            key = (p["PublicPort"], p.get("PrivatePort"), p.get("Type"))
+            seen.setdefault(key, {"host_ip": p.get("IP") or None, "host_port": p["PublicPort"], "container_port": p.get("PrivatePort"), "protocol": p.get("Type", "tcp")})
+    return sorted(seen.values(), key=lambda p: (p["host_port"], p["protocol"]))
+
+
+def entry_from_listing(item: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot entry (without live figures) from one item of GET /containers/json."""
+    status = item.get("Status") or ""
+    health = _HEALTH.search(status)
+    labels = item.get("Labels") or {}
+    names = item.get("Names") or []
+    return {
+        "id": item["Id"],
+        "name": names[0].lstrip("/") if names else item["Id"][:12],
+        "image": item.get("Image"),
+        "state": item.get("State"),
+        "status": status,
+        "created": item.get("Created"),
+        "ports": _ports(item.get("Ports")),
+        "labels": labels,
+        "health": health.group(1).replace("health: ", "") if health else None,
+        "model": labels.get(MODEL_LABEL),
+    }
+
+
+class ContainerTracker:
+    """A ContainerSource for the sampler (see agent.sampler)."""
+
+    def __init__(self, engine: Engine, *, interval_s: float = 1.0, proc_root: str = "/proc", sys_root: str = "/sys"):
+        self.engine = engine
+        self.interval_s = interval_s
+        self.proc_root = proc_root
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.pids: dict[str, int] = {}
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.status: dict[str, Any] = {"state": "unavailable", "message": "connecting to the Docker engine", "fix": None}
+        self.connected = asyncio.Event()
+        self._stats = StatsReader(proc_root, sys_root)
+        self._tasks: list[asyncio.Task] = []
+
+    # -- ContainerSource ------------------------------------------------------------
+    def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        if not self.entries:
+            return [], self.status
+        gpu_mem, known = gpu_memory_by_container(gpus, self.proc_root) if gpus else ({}, False)
+        out = []
+        for cid, entry in self.entries.items():
+            figs = self.figures.get(cid) if entry["state"] == "running" else None
+            row = {**entry, **{k: (figs or {}).get(k) for k in _STAT_FIELDS}}
+            row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if known and entry["state"] == "running" else gpu_mem.get(cid)
+            out.append(row)
+        out.sort(key=lambda r: r["name"])
+        return out, self.status
+
+    # -- lookups used by the API ------------------------------------------------------
+    def find(self, id_or_name: str) -> dict[str, Any] | None:
+        for cid, entry in self.entries.items():
+            if entry["name"] == id_or_name or cid == id_or_name:
+                return entry
+        matches = [e for cid, e in self.entries.items() if cid.startswith(id_or_name)]
+        return matches[0] if len(matches) == 1 else None
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.snapshot([])[0]
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self, wait_s: float = 2.0) -> None:
+        self._tasks = [asyncio.create_task(self._watch_forever(), name="containers-watch"), asyncio.create_task(self._stats_loop(), name="containers-stats")]
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), wait_s)  # so the first frame is accurate
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        await self.engine.close()
+
+    async def _watch_forever(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                await self.engine.ping()
+                since = int(time.time()) - 1  # replay events from while we listed: refreshes are idempotent
+                await self.reconcile()
+                if self.status["state"] != "ok":
+                    log.info("Docker engine connected (%s)", self.engine.url)
+                self.status = {"state": "ok", "message": f"Docker engine at {self.engine.url}", "fix": None}
+                self.connected.set()
+                backoff = BACKOFF_MIN_S
+                await self._follow(since)
+                raise EngineUnavailable("the Docker engine closed its event stream", "check that dockerd is running")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                err = exc if isinstance(exc, EngineError) else EngineUnavailable(f"Docker engine error: {exc}", None)
+                if self.status["state"] == "ok":
+                    log.warning("Docker engine lost: %s; reconnecting", err.message)
+                self.status = {"state": "unavailable", "message": err.message, "fix": getattr(err, "fix", None)}
+                self.entries, self.pids, self.figures = {}, {}, {}
+                self.connected.set()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _follow(self, since: int) -> None:
+        events = asyncio.create_task(self._events(since))
+        periodic = asyncio.create_task(self._reconcile_loop())
+        try:
+            done, _ = await asyncio.wait({events, periodic}, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()  # re-raise the engine error that ended it
+        finally:
+            for t in (events, periodic):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def _events(self, since: int) -> None:
+        params = {"since": str(since), "filters": json.dumps({"type": ["container"]})}
+        async for ev in self.engine.stream_lines("GET", "events", params=params):
+            action = str(ev.get("Action") or ev.get("status") or "").split(":")[0]
+            cid = ev.get("id") or (ev.get("Actor") or {}).get("ID")
+            if action not in _EVENTS or not cid:
+                continue
+            if action == "destroy":
+                self.forget(cid)
+            else:
+                await self.refresh(cid)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_S)
+            await self.reconcile()
+
+    async def _stats_loop(self) -> None:
+        while True:
+            running = {cid: pid for cid, pid in self.pids.items() if self.entries.get(cid, {}).get("state") == "running"}
+            if running:
+                try:
+                    self.figures = await asyncio.to_thread(self._stats.read_all, running)
+                except Exception:
+                    log.exception("container stats failed")
+            await asyncio.sleep(self.interval_s)
+
+    # -- state updates ----------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        items = await self.engine.call("GET", "containers/json", params={"all": "1"})
+        fresh = {item["Id"]: entry_from_listing(item) for item in items}
+        for cid, entry in fresh.items():
+            await self._set(cid, entry)
+        for cid in [c for c in self.entries if c not in fresh]:
+            self.forget(cid)
+
+    async def refresh(self, cid: str) -> dict[str, Any] | None:
+        """Re-read one container (after an event or an action); None once it is gone."""
+        items = await self.engine.call("GET", "containers/json", params={"all": "1", "filters": json.dumps({"id": [cid]})})
+        item = next((i for i in items if i["Id"] == cid or i["Id"].startswith(cid)), None)
+        if item is None:
+            self.forget(cid)
+            return None
+        entry = entry_from_listing(item)
+        await self._set(item["Id"], entry)
+        return entry
+
+    async def _set(self, cid: str, entry: dict[str, Any]) -> None:
+        old = self.entries.get(cid)
+        self.entries[cid] = entry
+        if entry["state"] != "running":
+            self.pids.pop(cid, None)
+        elif cid not in self.pids or old is None or old["state"] != "running":
+            try:  # the listing has no pid; the stats and GPU mapping need it
+                info = await self.engine.call("GET", f"containers/{cid}/json")
+                pid = int((info.get("State") or {}).get("Pid") or 0)
+                if pid > 0:
+                    self.pids[cid] = pid
+            except EngineError as exc:
+                if exc.status != 404:
+                    raise
+
+    def forget(self, cid: str) -> None:
+        self.entries.pop(cid, None)
+        self.pids.pop(cid, None)
+        self.figures.pop(cid, None)
