@@ -20,6 +20,7 @@ from agent.collectors.host import HostCollector, host_info
 from agent.collectors.noise import NoiseModel
 from agent.collectors.nvml import load_nvml
 from agent.hub import Hub
+from agent.notify import Notifier
 from agent.protocol import CLOSE_UNAUTHORIZED, PROTOCOL_VERSION
 from agent.ring import Ring
 from agent.sampler import Sampler
@@ -70,6 +71,8 @@ class Agent:
             containers=self.container_service.tracker if self.container_service else None,
         )
         self._tasks: list[asyncio.Task] = []
+        self.notifier = Notifier()
+        self.sampler.heartbeats.append(self.notifier.watchdog)
 
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -82,6 +85,7 @@ class Agent:
         ]
 
     async def stop(self) -> None:
+        self.notifier.stopping()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -31,6 +31,8 @@ class ContainerSource(Protocol):
     def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
 
 
+HEARTBEAT_S = 5.0
+
 NO_CONTAINERS = ([], {"state": "disabled", "message": "container monitoring is not enabled", "fix": None})
 
 
@@ -111,6 +113,8 @@ class Sampler:
         self._host_call = TimeBoxed(host.collect, max(gpu_timeout_s, 5.0), "host")
         self._last_host: dict[str, Any] | None = None
         self.listeners: list[Callable[[dict[str, Any], str], Awaitable[None] | None]] = []
+        # called after every tick and at least every HEARTBEAT_S while sleeping (systemd watchdog)
+        self.heartbeats: list[Callable[[], None]] = []
         self.last_tick_monotonic = 0.0
         self.gpu_status: dict[str, Any] = {"state": "unavailable", "message": "not sampled yet", "fix": None, "simulated": simulated}
 
@@ -184,4 +188,10 @@ class Sampler:
             now = loop.time()
             if next_at < now:  # overran: skip missed slots
                 next_at = now + self.interval_s - ((now - next_at) % self.interval_s)
-            await asyncio.sleep(next_at - now)
+            while True:
+                for beat in self.heartbeats:
+                    beat()
+                remaining = next_at - loop.time()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(min(remaining, HEARTBEAT_S))

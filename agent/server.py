@@ -20,14 +20,16 @@ log = logging.getLogger("sparkdeck.server")
 
 
 class AgentServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_ready: list[Callable[[str], None]]):
+    def __init__(self, config: uvicorn.Config, agent: Agent, on_ready: list[Callable[[str], None]]):
         super().__init__(config)
+        self.agent = agent
         self.on_ready = on_ready
 
     def handle_exit(self, sig: int, frame) -> None:  # type: ignore[override]
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after its graceful shutdown; a SIGTERM that
         # shut down cleanly is a clean exit (status 0) for systemd and scripts.
+        self.agent.notifier.stopping()
         if sig == signal.SIGTERM:
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
@@ -40,6 +42,7 @@ class AgentServer(uvicorn.Server):
         scheme = "https" if self.config.is_ssl else "http"
         url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
         log.info("sparkdeck-agent listening on %s", url)
+        self.agent.notifier.ready(f"listening on {url}")
         for hook in self.on_ready:
             hook(url)
 
@@ -75,4 +78,4 @@ def build_server(agent: Agent, *, on_ready: list[Callable[[str], None]] | None =
         ssl_certfile=str(s.tls_cert) if s.tls_enabled else None,
         ssl_keyfile=str(s.tls_key) if s.tls_enabled else None,
     )
-    return AgentServer(config, on_ready or [])
+    return AgentServer(config, agent, on_ready or [])
