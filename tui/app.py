@@ -138,7 +138,7 @@ class SparkdeckApp(App):
         view = self.top_view()
         self.action_view(view.view if view is not None and view.view in ("detail", "containers", "models") else "overview")
         if isinstance(self.screen, OverviewScreen):
-            self.screen.query_one(f"#card-{self.current}").focus()
+            self.screen.focus_current()
 
     def action_retry(self) -> None:
         view = self.top_view()

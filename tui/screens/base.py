@@ -19,6 +19,7 @@ class BaseView(Screen):
 
     view = "base"
     index: int | None = None
+    ready = False  # composed and mounted: update_view may query children
 
     @property
     def sd(self) -> "SparkdeckApp":
@@ -34,16 +35,30 @@ class BaseView(Screen):
     def footer(self) -> Footer:
         return Footer()
 
-    def on_screen_resume(self) -> None:
+    def on_mount(self) -> None:
+        self.ready = True
         self.update_view()
 
+    def on_unmount(self) -> None:
+        self.ready = False
+
+    @property
+    def live_view(self) -> bool:
+        """Composed, mounted and still on the screen stack (not popped)."""
+        return self.ready and self.is_attached and self in self.app.screen_stack
+
+    def on_screen_resume(self) -> None:
+        if self.live_view:
+            self.update_view()
+
     def machine_changed(self, index: int) -> None:
-        if self.index is None or index == self.index:
+        if self.live_view and (self.index is None or index == self.index):
             self.update_view()
 
     def tick(self) -> None:
         """Once a second: refresh ages and countdowns."""
-        self.query_one("#conn", ConnBar).refresh()
+        if self.live_view:
+            self.query_one("#conn", ConnBar).refresh()
 
     def update_view(self) -> None:
         self.query_one("#conn", ConnBar).show(self.client)

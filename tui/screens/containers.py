@@ -42,7 +42,7 @@ class ContainersScreen(BaseView):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
-        self.update_view()
+        super().on_mount()
         self.query_one(ContainersTable).focus()
 
     def update_view(self) -> None:
@@ -103,8 +103,9 @@ class ContainersScreen(BaseView):
             msg = ActionFinished(self.index or 0, f"{what} {name}", True, f"now {state}" if state else "done")
         except ApiFailure as exc:
             msg = ActionFinished(self.index or 0, f"{what} {name}", False, exc.detail)
-        self.query_one(ContainersTable).busy.pop(cid, None)
-        self.post_message(msg)
+        if self.live_view:
+            self.query_one(ContainersTable).busy.pop(cid, None)
+        self.app.post_message(msg)  # to the app: this screen may be gone by now
 
     def action_logs(self) -> None:
         row = self.query_one(ContainersTable).selected()

@@ -26,7 +26,7 @@ class LogsScreen(BaseView):
         yield self.footer()
 
     def on_mount(self) -> None:
-        self.update_view()
+        super().on_mount()
         self.run_worker(self._load(), exclusive=True, exit_on_error=False, group="logs")
 
     async def _load(self) -> None:

@@ -8,7 +8,6 @@ from textual.widgets import Static
 
 from tui.screens.base import BaseView
 from tui.widgets.alerts_panel import AlertsPanel
-from tui.widgets.conn_bar import ConnBar
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.disks_panel import DisksPanel
 from tui.widgets.gpu_panel import GpuPanel
@@ -40,9 +39,6 @@ class MachineScreen(BaseView):
                 yield NetworkPanel(id="network")
         yield self.footer()
 
-    def on_mount(self) -> None:
-        self.update_view()
-
     def update_view(self) -> None:
         super().update_view()
         cl = self.client
@@ -67,7 +63,7 @@ class MachineScreen(BaseView):
             box.remove_children()
             panels = [GpuPanel(g["index"]) for g in gpus]
             box.mount_all(panels)
-            self.call_after_refresh(self.update_view)
+            self.call_after_refresh(self.machine_changed, self.index or 0)
             return
         for panel, gpu in zip(panels, gpus):
             panel.show(cl, gpu, self.size.width)
@@ -82,5 +78,3 @@ class MachineScreen(BaseView):
     def on_resize(self) -> None:
         self.set_class(self.size.width >= 140, "-wide")
 
-    def tick(self) -> None:
-        self.query_one("#conn", ConnBar).refresh()

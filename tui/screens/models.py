@@ -88,7 +88,7 @@ class ModelsScreen(BaseView):
         table = self.query_one(DataTable)
         for key, label in (("name", "Model"), ("state", "State"), ("endpoint", "Endpoint"), ("image", "Image"), ("description", "Description")):
             table.add_column(label, key=key)
-        self.update_view()
+        super().on_mount()
         table.focus()
         if self._fetch:
             self.action_reload()
@@ -111,7 +111,8 @@ class ModelsScreen(BaseView):
                     del self.client.model_progress[entry["name"]]
         except ApiFailure as exc:
             self.catalog_error = exc.detail if exc.status != 404 else "this agent has no model catalog (GET /api/v1/models: 404)"
-        self.update_view()
+        if self.live_view:
+            self.update_view()
 
     def rows(self) -> list[tuple[dict[str, Any], str, str]]:
         snap = self.client.latest
@@ -222,5 +223,5 @@ class ModelsScreen(BaseView):
             msg = ActionFinished(self.index or 0, f"{what} model {name}", True, "requested; progress shows in the table")
         except ApiFailure as exc:
             msg = ActionFinished(self.index or 0, f"{what} model {name}", False, exc.detail)
-        self.post_message(msg)
+        self.app.post_message(msg)  # to the app: this screen may be gone by now
         await self._load()

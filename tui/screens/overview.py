@@ -26,7 +26,17 @@ class OverviewScreen(BaseView):
         yield self.footer()
 
     def on_mount(self) -> None:
-        self.update_view()
+        super().on_mount()
+        self.focus_current()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.focus_current()
+
+    def focus_current(self) -> None:
+        cards = list(self.query(MachineCard))
+        if cards:
+            cards[min(self.sd.current, len(cards) - 1)].focus()
 
     def on_resize(self, event: Resize) -> None:
         cols = max(1, min(len(self.sd.clients), event.size.width // 56))
@@ -43,7 +53,8 @@ class OverviewScreen(BaseView):
             self.query_one(f"#card-{i}", MachineCard).show(cl, self.sd.alerts[i])
 
     def machine_changed(self, index: int) -> None:
-        self.update_view()
+        if self.live_view:
+            self.update_view()
 
     def tick(self) -> None:
         for card in self.query(MachineCard):

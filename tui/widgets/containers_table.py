@@ -79,7 +79,7 @@ class ContainersTable(DataTable):
         self.sort_reverse = False
         self.filter_text = ""
         self.busy: dict[str, str] = {}  # container id -> "stopping…"
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.by_id: dict[str, dict[str, Any]] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -98,13 +98,13 @@ class ContainersTable(DataTable):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         self.cycle_sort(str(event.column_key.value))
-        self.show(list(self.rows.values()))
+        self.show(list(self.by_id.values()))
 
     def selected(self) -> dict[str, Any] | None:
         if not self.row_count:
             return None
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        return self.rows.get(str(key))
+        return self.by_id.get(str(key))
 
     def show(self, containers: list[dict[str, Any]]) -> None:
         now = self.clock()
@@ -114,7 +114,7 @@ class ContainersTable(DataTable):
             x for x in containers if not needle or needle in f"{x.get('name', '')} {x.get('image', '')} {x.get('state', '')} {x.get('model') or ''}".lower()
         ]
         shown.sort(key=lambda x: sort_value(x, self.sort_key, now), reverse=self.sort_reverse)
-        self.rows = {str(x["id"]): x for x in shown}
+        self.by_id = {str(x["id"]): x for x in shown}
         self.clear()
         for x in shown:
             state = self.busy.get(str(x["id"])) or str(x.get("state", "?"))
@@ -138,5 +138,5 @@ class ContainersTable(DataTable):
             col = self.columns.get(key)  # type: ignore[call-overload]
             if col is not None:
                 col.label = Text(label + (f" {arrow}" if key == self.sort_key else ""))
-        if current is not None and str(current["id"]) in self.rows:
+        if current is not None and str(current["id"]) in self.by_id:
             self.move_cursor(row=self.get_row_index(str(current["id"])))
