@@ -141,7 +141,7 @@ async def _deny(ws: WebSocket, status: int, code: str, detail: str) -> None:
     await ws.send_denial_response(JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers))
 
 
-@router.websocket("/api/v1/containers/{id_or_name}/logs/stream")
+@router.websocket("/containers/{id_or_name}/logs/stream")
 async def follow_logs(ws: WebSocket, id_or_name: str) -> None:
     """Frames: ``log`` per line, then ``log_end``; closes with CLOSE_LOG_END when the container stops."""
     agent: Agent = ws.app.state.agent
