@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--simulate", metavar="SCENARIO", help="fake NVML: gb10, h100, h200x2, no-driver, gpu-lost, unsupported, hang")
     serve.add_argument("--insecure", action="store_true", default=None, help="allow a non-loopback bind without TLS")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--tls", action="store_true", default=None, help="serve HTTPS/WSS with the certificate from `tls init`")
     serve.add_argument("--models", metavar="FILE", help="model catalog (TOML) whose entries override the built-ins by name")
 
     token = sub.add_parser("token", help="manage API tokens")
@@ -46,6 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     rev = tsub.add_parser("revoke", help="revoke a token; open streams using it close within a second")
     rev.add_argument("name")
     _common(rev)
+
+    tls = sub.add_parser("tls", help="self-signed TLS certificate for HTTPS/WSS")
+    tlsub = tls.add_subparsers(dest="tls_command", required=True)
+    tinit = tlsub.add_parser("init", help="create a key and self-signed certificate in <state_dir>/tls")
+    tinit.add_argument("--name", action="append", default=[], metavar="HOST", help="a name or address clients use (repeatable)")
+    tinit.add_argument("--force", action="store_true", help="replace an existing certificate")
+    _common(tinit)
+    tfp = tlsub.add_parser("fingerprint", help="print the certificate's SHA-256 fingerprint, to compare with what the client shows")
+    _common(tfp)
+
+    inst = sub.add_parser("install-service", help="install and start the systemd service (root)")
+    inst.add_argument("--dry-run", action="store_true", help="print every file and command instead")
+    inst.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address the service listens on (default 127.0.0.1)")
+    inst.add_argument("--port", type=int, default=DEFAULT_PORT)
+    inst.add_argument("--root", default="/", help=argparse.SUPPRESS)  # relocate every path (tests, image builds)
+    uninst = sub.add_parser("uninstall-service", help="stop and remove the systemd service (root)")
+    uninst.add_argument("--purge", action="store_true", help="also remove /var/lib/sparkdeck, /etc/sparkdeck and the user")
+    uninst.add_argument("--dry-run", action="store_true")
+    uninst.add_argument("--root", default="/", help=argparse.SUPPRESS)
 
     doctor = sub.add_parser("doctor", help="show what the agent can see and how to fix what it cannot")
     _common(doctor)
@@ -72,6 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         insecure=args.insecure,
         log_level=args.log_level,
+        tls=args.tls,
         models_file=args.models,
     )
     if settings.models_file is not None and not settings.models_file.is_file():
@@ -82,6 +103,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "  Keep the default 127.0.0.1 and connect over SSH (sparkdeck ssh://HOST), configure tls_cert/tls_key,\n"
             "  or pass --insecure if this network is trusted."
         )
+    if settings.tls_enabled:
+        missing = [str(p) for p in settings.tls_files if not p.is_file()]
+        if missing:
+            return _fail(f"TLS is on but {', '.join(missing)} does not exist; run `sparkdeck-agent tls init --name HOST`")
     from agent import logs
 
     logs.setup(settings.log_level)
@@ -134,6 +159,43 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tls(args: argparse.Namespace) -> int:
+    from agent import tls
+
+    settings = _settings(args)
+    if args.tls_command == "init":
+        try:
+            cert, key, fp = tls.init(settings.state_dir, args.name, force=args.force)
+        except FileExistsError as exc:
+            return _fail(str(exc))
+        print(f"Wrote {cert} and {key} (0600). Serve it with `sparkdeck-agent serve --tls` (or tls = true).")
+        print("Clients pin this fingerprint on first connection; compare it:")
+        print(fp)
+        return 0
+    cert = settings.tls_files[0]
+    if not cert.is_file():
+        return _fail(f"no certificate at {cert}; run `sparkdeck-agent tls init`")
+    print(tls.fingerprint_pem(cert.read_bytes()))
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from agent import service
+
+    try:
+        if args.command == "install-service":
+            plan = service.install(bind=args.bind, port=args.port, dry_run=args.dry_run, root=Path(args.root))
+        else:
+            plan = service.uninstall(purge=args.purge, dry_run=args.dry_run, root=Path(args.root))
+    except service.ServiceError as exc:
+        return _fail(str(exc))
+    print("\n".join(plan.lines))
+    if plan.token:
+        print("The first control token is shown once; store it now (e.g. in the client's hosts.toml):")
+        print(plan.token)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agent import doctor
 
@@ -154,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_token(args)
         if args.command == "doctor":
             return cmd_doctor(args)
+        if args.command == "tls":
+            return cmd_tls(args)
+        if args.command in ("install-service", "uninstall-service"):
+            return cmd_service(args)
     except ConfigError as exc:
         return _fail(str(exc))
     except ValidationError as exc:

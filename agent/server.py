@@ -75,7 +75,7 @@ def build_server(agent: Agent, *, on_ready: list[Callable[[str], None]] | None =
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=5,
-        ssl_certfile=str(s.tls_cert) if s.tls_enabled else None,
-        ssl_keyfile=str(s.tls_key) if s.tls_enabled else None,
+        ssl_certfile=str(s.tls_files[0]) if s.tls_enabled else None,
+        ssl_keyfile=str(s.tls_files[1]) if s.tls_enabled else None,
     )
     return AgentServer(config, agent, on_ready or [])

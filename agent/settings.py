@@ -75,10 +75,12 @@ class AgentSettings(BaseSettings):
     """Allow a non-loopback bind without TLS. Tokens then cross the network in clear text."""
     allowed_hosts: list[str] = []
     """Extra Host header names accepted (DNS-rebinding defence), e.g. the machine's LAN name."""
+    tls: bool = False
+    """Serve HTTPS/WSS with the certificate `sparkdeck-agent tls init` made in <state_dir>/tls (or tls_cert/tls_key)."""
     tls_cert: Path | None = None
-    """PEM certificate for HTTPS/WSS."""
+    """Your own PEM certificate for HTTPS/WSS (implies tls)."""
     tls_key: Path | None = None
-    """PEM private key for HTTPS/WSS."""
+    """Your own PEM private key for HTTPS/WSS."""
     client_queue: int = Field(default=8, ge=1, le=256)
     """Snapshots queued per stream client; a client that falls further behind loses the oldest."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -133,7 +135,13 @@ class AgentSettings(BaseSettings):
 
     @property
     def tls_enabled(self) -> bool:
-        return self.tls_cert is not None and self.tls_key is not None
+        return self.tls or (self.tls_cert is not None and self.tls_key is not None)
+
+    @property
+    def tls_files(self) -> tuple[Path, Path]:
+        """(certificate, key) to serve with."""
+        d = self.state_dir / "tls"
+        return (self.tls_cert or d / "cert.pem", self.tls_key or d / "key.pem")
 
     @property
     def loopback(self) -> bool:

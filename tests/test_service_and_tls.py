@@ -1,0 +1,129 @@
+"""install-service (relocated root, real systemctl --root and systemd-analyze) and agent-side TLS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent import service, tls
+from tests.conftest import ROOT, free_port, launch_agent
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dry_run_prints_every_file_and_command_and_writes_nothing(tmp_path):
+    out = cli("install-service", "--dry-run", "--root", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "write      /etc/sparkdeck/agent.toml" in text
+    assert "write      /etc/systemd/system/sparkdeck-agent.service" in text
+    assert "  | Type=notify" in text and f"  | ExecStart={Path(sys.executable).parent}/sparkdeck-agent serve" in text
+    assert "token      create control token 'admin'" in text
+    assert f"run        systemctl --root={tmp_path} enable sparkdeck-agent.service" in text
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_dry_run_on_the_real_root_lists_system_commands():
+    out = cli("install-service", "--dry-run", "--bind", "127.0.0.1", "--port", "8611")
+    assert out.returncode == 0, out.stderr
+    for cmd in ("systemctl daemon-reload", "systemctl enable --now sparkdeck-agent.service"):
+        assert f"run        {cmd}" in out.stdout
+    assert "useradd --system" in out.stdout or "unchanged  user sparkdeck" in out.stdout
+
+
+def test_install_is_idempotent_and_the_installed_unit_verifies(tmp_path):
+    first = cli("install-service", "--root", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    token = first.stdout.strip().splitlines()[-1]
+    assert token.startswith("sdk_")
+    unit = tmp_path / "etc/systemd/system/sparkdeck-agent.service"
+    assert (tmp_path / "etc/systemd/system/multi-user.target.wants/sparkdeck-agent.service").is_symlink()
+    assert stat.S_IMODE((tmp_path / "var/lib/sparkdeck/tokens.json").stat().st_mode) == 0o600
+    assert 'host = "127.0.0.1"' in (tmp_path / "etc/sparkdeck/agent.toml").read_text()
+    verify = subprocess.run([shutil.which("systemd-analyze") or "systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    second = cli("install-service", "--root", str(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert all(line.startswith("unchanged") for line in second.stdout.strip().splitlines()), second.stdout
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert "sdk_" not in second.stdout
+
+
+def test_non_loopback_bind_opens_the_ip_allow_list_and_asks_for_tls(tmp_path):
+    out = cli("install-service", "--root", str(tmp_path), "--bind", "0.0.0.0")
+    assert out.returncode == 0, out.stderr
+    unit = (tmp_path / "etc/systemd/system/sparkdeck-agent.service").read_text()
+    assert "IPAddressAllow=any\n" in unit and "IPAddressAllow=localhost\n" not in unit
+    assert "tls = true" in (tmp_path / "etc/sparkdeck/agent.toml").read_text()
+
+
+def test_uninstall_keeps_state_unless_purged(tmp_path):
+    assert cli("install-service", "--root", str(tmp_path)).returncode == 0
+    out = cli("uninstall-service", "--root", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "etc/systemd/system/sparkdeck-agent.service").exists()
+    assert not (tmp_path / "etc/systemd/system/multi-user.target.wants/sparkdeck-agent.service").exists()
+    assert (tmp_path / "var/lib/sparkdeck/tokens.json").exists()
+    out = cli("uninstall-service", "--root", str(tmp_path), "--purge")
+    assert out.returncode == 0 and not (tmp_path / "var/lib/sparkdeck").exists() and not (tmp_path / "etc/sparkdeck").exists()
+
+
+def test_executable_in_a_home_directory_is_refused(tmp_path):
+    with pytest.raises(service.ServiceError, match="ProtectHome"):
+        service.install(root=tmp_path, exe=Path("/home/me/.venv/bin/sparkdeck-agent"))
+
+
+def test_tls_init_and_fingerprint(tmp_path):
+    out = cli("tls", "init", "--name", "spark.lan", "--state-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    fp = out.stdout.strip().splitlines()[-1]
+    assert fp.startswith("SHA256:") and len(fp) == 50
+    assert stat.S_IMODE((tmp_path / "tls/key.pem").stat().st_mode) == 0o600
+    assert cli("tls", "fingerprint", "--state-dir", str(tmp_path)).stdout.strip() == fp
+    again = cli("tls", "init", "--state-dir", str(tmp_path))
+    assert again.returncode == 2 and "--force" in again.stderr
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls/cert.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "spark.lan" in sans.get_values_for_type(x509.DNSName)
+
+
+def test_serve_tls_answers_https_with_the_pinned_certificate(tmp_path):
+    state = tmp_path / "state"
+    _, _, fp = tls.init(state, ["localhost"])
+    agent = launch_agent(state, "--simulate", "gb10", "--tls")
+    ctx = ssl.create_default_context(cafile=str(state / "tls/cert.pem"))
+    url = f"https://127.0.0.1:{agent.port}"
+    r = httpx.get(url + "/api/v1/snapshot", headers=agent.headers(agent.read_token), verify=ctx)
+    assert r.status_code == 200 and r.json()["type"] == "snapshot"
+    served = ssl.get_server_certificate(("127.0.0.1", agent.port))
+    assert tls.fingerprint_pem(served.encode()) == fp
+    with pytest.raises(httpx.ConnectError):  # not trusted by the system store
+        httpx.get(url + "/api/v1/health")
+    agent.stop()
+
+
+def test_tls_allows_a_non_loopback_bind_without_insecure(tmp_path):
+    state = tmp_path / "state"
+    tls.init(state)
+    agent = launch_agent(state, "--simulate", "gb10", "--tls", "--host", "0.0.0.0")
+    ctx = ssl.create_default_context(cafile=str(state / "tls/cert.pem"))
+    assert httpx.get(f"https://127.0.0.1:{agent.port}/api/v1/health", verify=ctx).json() == {"status": "ok"}
+    agent.stop()
+
+
+def test_serve_tls_without_a_certificate_is_a_clear_error(tmp_path):
+    out = cli("serve", "--tls", "--state-dir", str(tmp_path), "--port", str(free_port()), "--simulate", "gb10")
+    assert out.returncode == 2 and "tls init" in out.stderr
