@@ -59,6 +59,7 @@ def port_free(port: int) -> bool:
     """True when nothing listens on the port (what Docker would need to publish it)."""
     for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Docker binds: TIME_WAIT leftovers don't count
             try:
                 s.bind((addr, port))
             except OSError as exc:
