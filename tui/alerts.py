@@ -45,7 +45,10 @@ def evaluate(snap: dict[str, Any] | None, rules: AlertRules) -> list[Alert]:
             out.append(Alert("critical", f"gpu{i}.error", f"GPU {i}: {gpu.get('error') or 'error'}"))
             continue
         temp = gpu.get("temperature_c")
-        if temp is not None and temp >= rules.gpu_temp_c:
+        slowdown = gpu.get("temperature_slowdown_c")
+        if temp is not None and slowdown is not None and temp >= slowdown:
+            out.append(Alert("critical", f"gpu{i}.temp", f"GPU {i} at {temp:.0f} °C: at its slowdown point ({slowdown:.0f} °C)"))
+        elif temp is not None and temp >= rules.gpu_temp_c:
             sev: Severity = "critical" if temp >= rules.gpu_temp_critical_c else "warning"
             out.append(Alert(sev, f"gpu{i}.temp", f"GPU {i} at {temp:.0f} °C (alert at {rules.gpu_temp_c:.0f})"))
         mem = gpu.get("memory") or {}

@@ -64,7 +64,7 @@ def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]],
 class ModelsScreen(BaseView):
     view = "models"
     BINDINGS = [
-        Binding("enter", "launch", "Launch"),
+        Binding("l", "launch", "Launch"),
         Binding("x", "stop", "Stop"),
         Binding("y", "copy", "Copy endpoint"),
         Binding("g", "reload", "Reload catalog"),

@@ -73,12 +73,11 @@ class ConnBar(Widget):
             (cl.hostname, "bold"),
             "  ",
             (label, "bold"),
-            "  ",
-            (detail, "dim"),
         )
         stale = stale_text(cl, now)
-        if stale:
+        if stale:  # before the detail: at 80 columns it must not be cut off
             text.append("  " + stale, self.get_component_rich_style("conn--stale"))
+        text.append("  " + detail, "dim")
         if self.extra:
             text.append("  " + self.extra)
         text.truncate(max(1, self.size.width), overflow="ellipsis")

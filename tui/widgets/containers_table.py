@@ -10,16 +10,17 @@ from textual.widgets import DataTable
 
 from tui import format as fmt
 
-COLUMNS = [  # (key, label)
+COLUMNS = [  # (key, label): the figures first, so 80 columns show them; the image last
     ("name", "Name"),
-    ("image", "Image"),
     ("state", "State"),
     ("cpu_percent", "CPU%"),
     ("memory_bytes", "Memory"),
     ("gpu_memory_bytes", "GPU mem"),
-    ("ports", "Ports"),
     ("uptime", "Uptime"),
+    ("ports", "Ports"),
+    ("image", "Image"),
 ]
+HEALTH = {"healthy": " ✓", "unhealthy": " ✗ unhealthy", "starting": " …"}
 STATE_STYLE = {"running": "green", "exited": "red", "dead": "red", "restarting": "yellow", "paused": "yellow", "created": "dim"}
 
 
@@ -118,19 +119,19 @@ class ContainersTable(DataTable):
         self.clear()
         for x in shown:
             state = self.busy.get(str(x["id"])) or str(x.get("state", "?"))
-            health = x.get("health")
-            model_state = x.get("model_state")
-            label = state + (f" ({health})" if health and health not in ("none", None) else "") + (f" [{model_state}]" if model_state else "")
-            name = x.get("name", "?") + (f" ⟨{x['model']}⟩" if x.get("model") else "")
+            label = state + HEALTH.get(str(x.get("health")), "")
+            name = Text(str(x.get("name", "?"))[:28])
+            if x.get("model"):
+                name.append(f" ◆{x['model']}", "bold")
             self.add_row(
                 name,
-                x.get("image", ""),
                 Text(label, STATE_STYLE.get(str(x.get("state")), "")),
                 Text(fmt.pct(x.get("cpu_percent"), 1), justify="right"),
                 Text(fmt.size(x.get("memory_bytes")), justify="right"),
                 Text(fmt.size(x.get("gpu_memory_bytes")), justify="right"),
-                fmt.ports(x.get("ports")),
                 uptime_text(x, now),
+                fmt.ports(x.get("ports")),
+                x.get("image") or "",
                 key=str(x["id"]),
             )
         arrow = "▼" if self.sort_reverse else "▲"

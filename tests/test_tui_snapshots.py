@@ -1,0 +1,306 @@
+"""Snapshot tests (pytest-textual-snapshot): every screen at 80x24 and 160x48.
+
+Deterministic: no agent, no network; fixed frames are fed straight into the
+clients, the clock is pinned and local time is UTC. Update after an intended
+change with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look
+at the SVGs (tests/__snapshots__/test_tui_snapshots/) before committing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from tui import client as c
+from tui.app import SparkdeckApp
+from tui.client import AgentClient, Target
+from tui.screens.containers import ContainersScreen
+from tui.screens.logs import LogsScreen
+from tui.screens.models import ModelsScreen
+
+NOW = 1_790_000_000.0  # pinned wall clock
+GiB = 1024**3
+SIZES = [(80, 24), (160, 48)]
+
+
+def clock() -> float:
+    return NOW
+
+
+def gpu_gb10(t: float) -> dict:
+    load = 0.5 + 0.45 * math.sin(t / 20)
+    return {
+        "index": 0,
+        "name": "NVIDIA GB10",
+        "uuid": "GPU-5a1e7c2b",
+        "status": "ok",
+        "error": None,
+        "utilization_gpu_percent": round(load * 100),
+        "utilization_memory_percent": 0.0,
+        "memory": {"total_bytes": 128 * GiB, "used_bytes": int(61.5 * GiB), "unified": True, "source": "meminfo"},
+        "temperature_c": round(36 + 44 * load),
+        "temperature_slowdown_c": None,
+        "power_w": round(4 + 91 * load, 1),
+        "power_limit_w": None,
+        "energy_j": 1_000_000.0,
+        "sm_clock_mhz": 2184,
+        "mem_clock_mhz": 4266,
+        "fan_percent": None,
+        "pstate": "P0",
+        "throttle_reasons": [],
+        "processes": [],
+        "unsupported": ["power_limit_w", "fan_percent", "temperature_slowdown_c"],
+        "na_reasons": {"power_limit_w": "Not Supported", "fan_percent": "Not Supported", "temperature_slowdown_c": "Not Supported"},
+    }
+
+
+def gpu_h200(i: int, t: float, temp: float) -> dict:
+    load = 0.6 + 0.3 * math.sin(t / 15 + i)
+    return {
+        **gpu_gb10(t),
+        "index": i,
+        "name": "NVIDIA H200",
+        "uuid": f"GPU-h200-{i}",
+        "utilization_gpu_percent": round(load * 100),
+        "memory": {"total_bytes": 141 * GiB, "used_bytes": int(141 * GiB * load), "unified": False, "source": "nvml"},
+        "temperature_c": temp,
+        "temperature_slowdown_c": 87.0,
+        "power_w": round(70 + 610 * load, 1),
+        "power_limit_w": 700.0,
+        "fan_percent": None,
+        "unsupported": ["fan_percent"],
+        "na_reasons": {"fan_percent": "Not Supported"},
+    }
+
+
+def container(cid, name, image, state, status, cpu, mem, gpu_mem, ports=(), model=None, health=None) -> dict:
+    return {
+        "id": cid,
+        "name": name,
+        "image": image,
+        "state": state,
+        "status": status,
+        "created": NOW - 7200,
+        "ports": [{"host_ip": "0.0.0.0", "host_port": hp, "container_port": cp, "protocol": "tcp"} for hp, cp in ports],
+        "labels": {"sparkdeck.model": model} if model else {},
+        "health": health,
+        "cpu_percent": cpu,
+        "memory_bytes": mem,
+        "memory_limit_bytes": None,
+        "net_rx_bytes_s": 1200.0 if state == "running" else None,
+        "net_tx_bytes_s": 800.0 if state == "running" else None,
+        "gpu_memory_bytes": gpu_mem,
+        "model": model,
+    }
+
+
+CONTAINERS = [
+    container("a1" * 32, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours (healthy)", 112.5, 6 * GiB, 52 * GiB, [(8000, 8000)], "vllm", "healthy"),
+    container("b2" * 32, "open-webui", "ghcr.io/open-webui/open-webui:main", "running", "Up 2 hours", 1.2, 800 * 1024**2, None, [(3000, 8080)]),
+    container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"),
+    container("d4" * 32, "scratch", "busybox:latest", "created", "Created", None, None, None),
+]
+
+
+def snapshot_frame(seq: int, host: str, gpus: list[dict], containers: list[dict] | None) -> dict:
+    t = float(seq)
+    cores = [round(40 + 35 * math.sin(seq / 7 + i), 1) for i in range(20)]
+    return {
+        "type": "snapshot",
+        "v": 1,
+        "seq": seq,
+        "ts": NOW - 120 + seq,
+        "simulated": True,
+        "host": {
+            "hostname": host,
+            "uptime_s": 86400 * 3 + 3600,
+            "cpu": {"percent": round(sum(cores) / len(cores), 1), "per_core_percent": cores, "load_1": 6.5, "load_5": 5.2, "load_15": 4.8, "count": 20},
+            "memory": {"total_bytes": 128 * GiB, "available_bytes": int(66.5 * GiB), "used_bytes": int(61.5 * GiB), "percent": 48.0},
+            "swap": {"total_bytes": 16 * GiB, "used_bytes": GiB, "percent": 6.3},
+            "disks": [
+                {"mount": "/", "device": "/dev/nvme0n1p2", "fstype": "ext4", "total_bytes": 3700 * GiB, "used_bytes": 1200 * GiB, "percent": 32.4},
+                {"mount": "/data", "device": "/dev/nvme1n1", "fstype": "xfs", "total_bytes": 7400 * GiB, "used_bytes": 6800 * GiB, "percent": 91.9},
+            ],
+            "disk_io": {"read_bytes_s": 52_000_000.0, "write_bytes_s": 1_300_000.0},
+            "net": {
+                "rx_bytes_s": 2_000_000 + 1_500_000 * math.sin(t / 9),
+                "tx_bytes_s": 300_000.0,
+                "per_nic": {"enP7s7": {"rx_bytes_s": 2_000_000.0, "tx_bytes_s": 300_000.0}, "docker0": {"rx_bytes_s": 1200.0, "tx_bytes_s": 800.0}},
+            },
+            "temperatures": [
+                {"chip": "acpitz", "label": "temp1", "current_c": 54.0, "high_c": None, "critical_c": 105.0},
+                {"chip": "nvme", "label": "Composite", "current_c": 47.9, "high_c": 84.8, "critical_c": 89.8},
+            ],
+            "fans": [],
+            "power": [{"chip": "spbm", "label": "sys_total", "power_w": 142.5}],
+        },
+        "gpus": gpus,
+        "gpu_status": {"state": "ok", "message": f"{len(gpus)} GPU(s)", "fix": None, "driver_version": "580.95.05", "nvml_version": "13.580.95.05", "simulated": True},
+        "noise": {
+            "index": 41.0,
+            "source": "power-thermal",
+            "inputs": {"gpu_power_w": 55.0, "power_ratio": 0.39, "hottest_c": 62.0, "temp_ratio": 0.45},
+            "dba_estimate": None,
+        },
+        "containers": containers or [],
+        "containers_status": {"state": "ok", "message": "Docker 28.3.3", "fix": None}
+        if containers is not None
+        else {"state": "unavailable", "message": "permission denied on /var/run/docker.sock", "fix": "add the agent's user to the docker group"},
+    }
+
+
+def hello(host: str, scope: str = "control") -> dict:
+    return {
+        "type": "hello",
+        "v": 1,
+        "agent_version": "0.1.0",
+        "host": {"hostname": host, "os": "Linux", "kernel": "6.11", "arch": "aarch64", "cpu_model": None, "cpu_count": 20, "boot_time": NOW - 86400, "memory_total_bytes": 128 * GiB},
+        "interval_s": 1.0,
+        "scope": scope,
+        "simulated": True,
+        "oldest_seq": 1,
+        "latest_seq": 120,
+    }
+
+
+class FakeLogsClient(AgentClient):
+    async def container_logs(self, ref: str, tail: int = 200) -> list[str]:
+        return [f"INFO 11-29 14:0{i % 10}:00 [engine] step {i}: 42 tokens/s" for i in range(30)] + ["stderr| WARNING kv cache 91% full"]
+
+    async def follow_logs(self, ref, on_line, tail: int = 0) -> None:
+        on_line("-- end of log: container stopped (exit code 0) --")
+
+
+def spark_client(scope: str = "control") -> AgentClient:
+    cl = FakeLogsClient(Target("spark-01", "http://spark-01.local:8611", "t"), clock=clock)
+    cl.handle_frame(hello("spark-01", scope))
+    for seq in range(1, 121):
+        cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
+    return cl
+
+
+def fleet() -> list[AgentClient]:
+    stale = AgentClient(Target("h200-box", "http://10.0.0.7:8611", "t"), clock=clock)
+    stale.handle_frame(hello("h200-box"))
+    for seq in range(1, 61):
+        stale.handle_frame(snapshot_frame(seq, "h200-box", [gpu_h200(0, seq, 71.0), gpu_h200(1, seq, 88.0)], None))
+    stale.state, stale.reason, stale.attempt = c.RECONNECTING, "connection refused", 3
+    stale.next_try_at, stale.last_frame_at = NOW + 4, NOW - 12
+    denied = AgentClient(Target("lab-3", "http://lab-3:8611", "bad"), clock=clock)
+    denied.state, denied.reason = c.AUTH_FAILED, "HTTP 401: missing or invalid token (send Authorization: Bearer ...)"
+    return [spark_client(), stale, denied]
+
+
+CATALOG = [
+    {"name": "vllm", "description": "vLLM OpenAI-compatible server", "image": "nvcr.io/nvidia/vllm:25.09-py3", "params": {"model": "Qwen/Qwen2.5-7B-Instruct"},
+     "ports": {"8000/tcp": 8000}, "secrets": {"HF_TOKEN": True}, "state": {"state": "ready", "message": None, "since": NOW - 600, "url": "http://spark-01.local:8000", "running": True}},
+    {"name": "sglang", "description": "SGLang server", "image": "lmsysorg/sglang:spark", "params": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
+     "ports": {"30000/tcp": 30000}, "secrets": {"HF_TOKEN": False}, "state": {"state": "idle", "message": None, "running": False}},
+    {"name": "trtllm", "description": "TensorRT-LLM trtllm-serve", "image": "nvcr.io/nvidia/tensorrt-llm:1.0", "params": {"model": "nvidia/Llama-3.1-8B-Instruct-FP4"},
+     "ports": {"8355/tcp": 8355}, "secrets": {}, "state": {"state": "failed", "message": "container exited", "exit_code": 1, "since": NOW - 300,
+     "log_tail": ["ValueError: out of memory while loading weights"], "running": False}},
+    {"name": "ollama", "description": "Ollama", "image": "ollama/ollama:latest", "params": {}, "ports": {"11434/tcp": 11434}, "secrets": {}, "state": {"state": "idle"}},
+]
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def app_for(clients: list[AgentClient], view: str) -> SparkdeckApp:
+    return SparkdeckApp(clients=clients, clock=clock, connect=False, start_view=view)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_overview(snap_compare, size):
+    assert snap_compare(app_for(fleet(), "overview"), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_machine_detail(snap_compare, size):
+    assert snap_compare(app_for([spark_client()], "detail"), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_machine_detail_stale_two_gpus(snap_compare, size):
+    clients = fleet()
+    app = app_for(clients, "overview")
+
+    async def open_second(pilot):
+        app.current = 1
+        app.action_view("detail")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_second)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_containers(snap_compare, size):
+    assert snap_compare(app_for([spark_client()], "containers"), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_containers_read_only_sorted_by_cpu(snap_compare, size):
+    app = app_for([spark_client("read")], "containers")
+
+    async def sort(pilot):
+        assert isinstance(app.screen, ContainersScreen)
+        await pilot.press("S", "S")  # name -> state -> CPU%
+        assert app.screen.query_one("ContainersTable").sort_key == "cpu_percent"
+
+    assert snap_compare(app, terminal_size=size, run_before=sort)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_logs(snap_compare, size):
+    app = app_for([spark_client()], "containers")
+
+    async def open_logs(pilot):
+        app.push_screen(LogsScreen(0, "a1" * 32, "vllm-qwen"))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=open_logs)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_models(snap_compare, size):
+    app = app_for([spark_client()], "overview")
+
+    async def open_models(pilot):
+        cl = app.clients[0]
+        cl.handle_frame({"type": "pull_progress", "v": 1, "model": "sglang", "image": "lmsysorg/sglang:spark", "status": "Downloading", "current_bytes": 3 * GiB, "total_bytes": 12 * GiB})
+        app.push_screen(ModelsScreen(0, catalog=CATALOG))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_models)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_model_launch_form(snap_compare, size):
+    app = app_for([spark_client()], "overview")
+
+    async def open_form(pilot):
+        app.push_screen(ModelsScreen(0, catalog=CATALOG))
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_form)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_confirm_remove(snap_compare, size):
+    app = app_for([spark_client()], "containers")
+    assert snap_compare(app, terminal_size=size, press=["D"])
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help(snap_compare, size):
+    assert snap_compare(app_for([spark_client()], "detail"), terminal_size=size, press=["question_mark"])
