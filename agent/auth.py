@@ -144,3 +144,41 @@ def bearer_token(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+class FailedAuthLimiter:
+    """Per-address limit on failed authentications (a sliding window), for 429 + Retry-After.
+
+    Memory is bounded: at most ``max_addresses`` addresses are tracked, oldest evicted.
+    """
+
+    def __init__(self, limit: int = 20, window_s: float = 60.0, max_addresses: int = 4096, clock=time.monotonic):
+        self.limit = limit
+        self.window_s = window_s
+        self.max_addresses = max_addresses
+        self.clock = clock
+        self._fails: dict[str, list[float]] = {}
+
+    def _recent(self, addr: str) -> list[float]:
+        now = self.clock()
+        times = [t for t in self._fails.get(addr, ()) if now - t < self.window_s]
+        if times:
+            self._fails[addr] = times
+        else:
+            self._fails.pop(addr, None)
+        return times
+
+    def retry_after(self, addr: str) -> int | None:
+        """Seconds to wait if this address is locked out, else None."""
+        if self.limit <= 0:
+            return None
+        times = self._recent(addr)
+        if len(times) < self.limit:
+            return None
+        return max(1, int(times[-self.limit] + self.window_s - self.clock()) + 1)
+
+    def failed(self, addr: str) -> None:
+        if addr not in self._fails and len(self._fails) >= self.max_addresses:
+            self._fails.pop(next(iter(self._fails)))
+        self._fails.setdefault(addr, []).append(self.clock())
+        del self._fails[addr][: -self.limit or None]

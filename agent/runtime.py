@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from agent import __version__
-from agent.auth import TokenStore
+from agent.auth import FailedAuthLimiter, TokenStore
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector, host_info
 from agent.collectors.noise import NoiseModel
@@ -54,6 +54,7 @@ class Agent:
         self.version = __version__
         self.simulated = bool(settings.simulate)
         self.tokens = TokenStore(settings.tokens_file)
+        self.auth_limiter = FailedAuthLimiter(limit=settings.auth_fail_limit)
         self.host_info = host_info(proc_root)
         self.hub = Hub()
         self.ring = Ring(math.ceil(settings.buffer_s / settings.interval_s))

@@ -85,6 +85,10 @@ class AgentSettings(BaseSettings):
     """Snapshots queued per stream client; a client that falls further behind loses the oldest."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Largest client->agent WebSocket message; bigger ones close the socket with 1009."""
+    auth_fail_limit: int = Field(default=20, ge=0)
+    """Failed authentications allowed per client address per minute before 429 (0 = no limit)."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest HTTP request body; larger answers 413."""
     gpu_timeout_s: float = Field(default=5.0, gt=0)
     """Longest one NVML sample may take before GPU telemetry is reported as stalled."""
     log_level: str = "info"

@@ -157,3 +157,37 @@ def test_log_never_contains_tokens(start_agent):
     time.sleep(0.5)
     agent.stop()
     assert agent.read_token not in agent.log() and agent.control_token not in agent.log()
+
+
+def test_failed_auth_is_rate_limited_per_address(start_agent):
+    agent = start_agent("--simulate", "gb10", env={"SPARKDECK_AUTH_FAIL_LIMIT": "5"})
+    codes = [httpx.get(agent.url + "/api/v1/info", headers=agent.headers("sdk_guess%d" % i)).status_code for i in range(7)]
+    assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
+    r = httpx.get(agent.url + "/api/v1/info", headers=agent.headers(agent.read_token))
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and r.json()["error"] == "rate_limited"
+
+    async def ws_status() -> int:
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            async with connect(agent.ws_url, additional_headers=agent.headers(agent.read_token)):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    assert asyncio.run(ws_status()) == 429  # the stream is behind the same limit
+    assert httpx.get(agent.url + "/api/v1/health").status_code == 200  # health stays open
+
+
+def test_request_body_limit(start_agent):
+    agent = start_agent("--simulate", "gb10", env={"SPARKDECK_MAX_BODY_BYTES": "2048"})
+    r = httpx.post(agent.url + "/api/v1/health", content=b"x" * 4096)
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
+
+    def chunks():
+        for _ in range(10):
+            yield b"y" * 1024
+
+    r = httpx.post(agent.url + "/api/v1/health", content=chunks())  # chunked: no Content-Length
+    assert r.status_code in (405, 413)  # health takes no body: either answer is a clean 4xx with JSON
+    assert r.json()["error"] in ("too_large", "method_not_allowed")

@@ -38,5 +38,5 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(containers.router)
     app.include_router(models.router)
-    app.add_middleware(HostGuard, bound_host=agent.settings.host, allowed=agent.settings.allowed_hosts)
+    app.add_middleware(HostGuard, bound_host=agent.settings.host, allowed=agent.settings.allowed_hosts, max_body_bytes=agent.settings.max_body_bytes)
     return app

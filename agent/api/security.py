@@ -13,6 +13,8 @@ import json
 import socket
 from typing import Any, Iterable
 
+from agent.api.errors import ApiError
+
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -40,9 +42,24 @@ def _is_ip(name: str) -> bool:
         return False
 
 
+class _BodyTooLarge(ApiError):
+    """An HTTPException, so FastAPI's body parsing re-raises it and the error handler answers 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, "too_large", f"request body over {limit} bytes")
+
+
+async def _send_json(send: Any, status: int, payload: dict) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
 class HostGuard:
-    def __init__(self, app: Any, *, bound_host: str, allowed: Iterable[str] = ()):
+    """Host-header check, request body limit and security headers."""
+
+    def __init__(self, app: Any, *, bound_host: str, allowed: Iterable[str] = (), max_body_bytes: int = 1024 * 1024):
         self.app = app
+        self.max_body_bytes = max_body_bytes
         hostname = socket.gethostname().lower()
         self.allowed = {"localhost", hostname, f"{hostname}.local", bound_host.lower().strip("[]")} | {a.lower() for a in allowed}
 
@@ -71,12 +88,33 @@ class HostGuard:
             return
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
+        too_large = {"error": "too_large", "detail": f"request body over {self.max_body_bytes} bytes"}
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_body_bytes:
+            return await _send_json(send, 413 if length.isdigit() else 400, too_large if length.isdigit() else {"error": "bad_request", "detail": "bad Content-Length"})
         api = not scope.get("path", "").startswith(("/docs", "/openapi.json"))
+        started = False
+        received = 0
+
+        async def counted_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:  # chunked bodies carry no Content-Length
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
 
         async def send_with_headers(message: dict) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = SECURITY_HEADERS + ([API_CSP] if api else [])
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, counted_receive, send_with_headers)
+        except _BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, too_large)

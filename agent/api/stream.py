@@ -11,10 +11,9 @@ import contextlib
 import logging
 
 from fastapi import APIRouter, WebSocket
-from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from agent.auth import bearer_token
+from agent.api.deps import authenticate_ws
 from agent.hub import Close, Replay, StreamClient
 from agent.protocol import (
     CLOSE_POLICY,
@@ -34,17 +33,11 @@ log = logging.getLogger("sparkdeck.stream")
 router = APIRouter()
 
 
-async def _deny(ws: WebSocket, status: int, code: str, detail: str) -> None:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    await ws.send_denial_response(JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers))
-
-
 @router.websocket(STREAM_PATH)
 async def stream(ws: WebSocket) -> None:
     agent: Agent = ws.app.state.agent
-    token = agent.tokens.verify(bearer_token(ws.headers.get("authorization")))
+    token = await authenticate_ws(ws, "read")
     if token is None:
-        await _deny(ws, 401, "unauthorized", "missing or invalid token (send Authorization: Bearer ...)")
         return
     await ws.accept()
     peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
