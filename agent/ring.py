@@ -31,9 +31,21 @@ class Ring:
     def oldest_seq(self) -> int | None:
         return self._items[0].seq if self._items else None
 
-    def append(self, seq: int, ts: float, text: str) -> None:
-        self._items.append(Entry(seq, ts, zlib.compress(text.encode(), 1)))
+    @staticmethod
+    def pack(text: str) -> bytes:
+        return zlib.compress(text.encode(), 1)
+
+    def append(self, seq: int, ts: float, text: str, blob: bytes | None = None) -> None:
+        self._items.append(Entry(seq, ts, blob if blob is not None else self.pack(text)))
         self.latest_text, self.latest_seq = text, seq
+
+    def load(self, entries: list[tuple[int, float, bytes]]) -> None:
+        """Refill from stored frames (after a restart), oldest first."""
+        for seq, ts, blob in entries:
+            self._items.append(Entry(seq, ts, blob))
+        if self._items:
+            last = self._items[-1]
+            self.latest_text, self.latest_seq = self.text(last), last.seq
 
     def after(self, seq: int) -> list[Entry]:
         """Entries with a larger seq, oldest first (a copy: safe across awaits)."""

@@ -74,16 +74,26 @@ class Agent:
         self._tasks: list[asyncio.Task] = []
         self.notifier = Notifier()
         self.sampler.heartbeats.append(self.notifier.watchdog)
+        self.history = None
+        if settings.history:
+            from agent.history.service import HistoryService
+
+            self.history = HistoryService(settings)
+            self.sampler.before_publish.append(self.history.before_publish)
 
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.container_service:
             await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
+        if self.history:
+            await self.history.restore(self.sampler, self.ring)
         await self.sampler.tick()  # the first snapshot exists before the first request
         self._tasks = [
             asyncio.create_task(self.sampler.run(tick_now=False), name="sampler"),
             asyncio.create_task(self._revalidate_streams(), name="revalidate"),
         ]
+        if self.history:
+            self._tasks.append(asyncio.create_task(self.history.prune_loop(), name="history-prune"))
 
     async def stop(self) -> None:
         self.notifier.stopping()
@@ -96,6 +106,8 @@ class Agent:
         if self.container_service:
             await self.container_service.stop()
         self.gpu.close()
+        if self.history:
+            self.history.close()
 
     async def _revalidate_streams(self) -> None:
         while True:

@@ -113,6 +113,8 @@ class Sampler:
         self._host_call = TimeBoxed(host.collect, max(gpu_timeout_s, 5.0), "host")
         self._last_host: dict[str, Any] | None = None
         self.listeners: list[Callable[[dict[str, Any], str], Awaitable[None] | None]] = []
+        # awaited before a frame is published (seq file, history); each must bound its own wait
+        self.before_publish: list[Callable[[dict[str, Any], str, bytes], Awaitable[Any]]] = []
         # called after every tick and at least every HEARTBEAT_S while sleeping (systemd watchdog)
         self.heartbeats: list[Callable[[], None]] = []
         self.last_tick_monotonic = 0.0
@@ -161,7 +163,13 @@ class Sampler:
     async def tick(self) -> None:
         frame = await self.sample_once()
         text = encode(frame)
-        self.ring.append(frame["seq"], frame["ts"], text)
+        blob = Ring.pack(text)
+        for hook in self.before_publish:
+            try:
+                await hook(frame, text, blob)
+            except Exception:
+                log.exception("before-publish hook failed; publishing anyway")
+        self.ring.append(frame["seq"], frame["ts"], text, blob)
         self.hub.publish(frame["seq"], text)
         self.last_tick_monotonic = time.monotonic()
         for listener in self.listeners:

@@ -89,6 +89,16 @@ class AgentSettings(BaseSettings):
     """Failed authentications allowed per client address per minute before 429 (0 = no limit)."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest HTTP request body; larger answers 413."""
+    history: bool = True
+    """Keep history in <state_dir>/history.sqlite3 (survives restarts; /api/v1/history)."""
+    history_raw_s: float = Field(default=3600, ge=60)
+    """How long every sample is kept on disk."""
+    history_10s_s: float = Field(default=86400, ge=600)
+    """How long 10-second min/avg/max aggregates are kept."""
+    history_60s_s: float = Field(default=30 * 86400, ge=3600)
+    """How long 1-minute min/avg/max aggregates are kept."""
+    metrics_public: bool = False
+    """Serve /metrics (Prometheus) without a token."""
     gpu_timeout_s: float = Field(default=5.0, gt=0)
     """Longest one NVML sample may take before GPU telemetry is reported as stalled."""
     log_level: str = "info"

@@ -1,0 +1,1 @@
+"""History that survives restarts: frames and tiered aggregates in SQLite."""

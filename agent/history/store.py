@@ -1,0 +1,228 @@
+"""SQLite history in three tiers, written by one worker thread, never by the event loop.
+
+  frames  every sample (compressed frame + its flattened series) for ``raw_s`` (1 h):
+          the ring is reloaded from here after a restart, so backfill spans restarts
+  agg10   10 s min/avg/max per series for ``tier10_s`` (24 h)
+  agg60   1 min min/avg/max per series for ``tier60_s`` (30 days)
+
+Disk is bounded by the retention windows (pruned in the background). Any storage
+failure — disk full, database locked, a corrupt file — is logged and reported in
+``status``; the live stream never waits on it. A corrupt file is moved aside and a
+fresh one started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("sparkdeck.history")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, ts REAL NOT NULL, blob BLOB NOT NULL, series TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS frames_ts ON frames (ts);
+CREATE TABLE IF NOT EXISTS agg10 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agg60 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
+"""
+TIERS = (("agg10", 10), ("agg60", 60))
+WRITE_TIMEOUT_S = 0.25  # the sampler waits at most this long for a frame to be stored
+
+
+class _Bucket:
+    """min/sum/max/count per series for one time bucket."""
+
+    def __init__(self, start: int):
+        self.start = start
+        self.acc: dict[str, list[float]] = {}
+
+    def add(self, series: dict[str, float]) -> None:
+        for k, v in series.items():
+            a = self.acc.get(k)
+            if a is None:
+                self.acc[k] = [v, v, v, 1]
+            else:
+                a[0] = min(a[0], v)
+                a[1] += v
+                a[2] = max(a[2], v)
+                a[3] += 1
+
+    def row(self) -> str:
+        return json.dumps({k: [round(a[0], 3), round(a[1] / a[3], 3), round(a[2], 3)] for k, a in self.acc.items()}, separators=(",", ":"))
+
+
+class HistoryStore:
+    def __init__(self, path: Path, *, raw_s: float = 3600, tier10_s: float = 86400, tier60_s: float = 30 * 86400):
+        self.path = Path(path)
+        self.raw_s, self.tier10_s, self.tier60_s = raw_s, tier10_s, tier60_s
+        self._exec = ThreadPoolExecutor(1, thread_name_prefix="sparkdeck-history")
+        self._conn: sqlite3.Connection | None = None
+        self._buckets: dict[str, _Bucket] = {}
+        self.status: dict[str, Any] = {"state": "ok", "message": "not opened yet"}
+        self.writes_failed = 0
+
+    # -- thread side ----------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            conn = sqlite3.connect(self.path, timeout=0.1, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(SCHEMA)
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._conn = conn
+            self.status = {"state": "ok", "message": f"history in {self.path}"}
+        return self._conn
+
+    def _guard(self, what: str, fn, *args):
+        """Run fn(conn, *args); on failure log, report, and recover a corrupt file."""
+        try:
+            return fn(self._connect(), *args)
+        except sqlite3.OperationalError as exc:  # locked, disk full, read-only: transient, keep the file
+            self.writes_failed += 1
+            self.status = {"state": "degraded", "message": f"history {what} failed: {exc}"}
+            log.warning("history %s failed: %s (live stream unaffected)", what, exc)
+            self._rollback()
+        except sqlite3.DatabaseError as exc:  # malformed / not a database: move aside, start fresh
+            self.writes_failed += 1
+            self._recover(exc)
+        return None
+
+    def _rollback(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _recover(self, exc: Exception) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                try:
+                    src.rename(str(aside) + suffix)
+                except OSError:
+                    src.unlink(missing_ok=True)
+        log.error("history database %s is unusable (%s); moved it to %s and started a fresh one", self.path, exc, aside)
+        self.status = {"state": "degraded", "message": f"history file was corrupt; moved to {aside.name}, started fresh"}
+
+    def _append(self, conn: sqlite3.Connection, seq: int, ts: float, blob: bytes, series: dict[str, float]) -> bool:
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?)", (seq, ts, blob, json.dumps(series, separators=(",", ":"))))
+        for table, width in TIERS:
+            start = int(ts // width * width)
+            bucket = self._buckets.get(table)
+            if bucket is not None and bucket.start != start:
+                conn.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (bucket.start, bucket.row()))
+                bucket = None
+            if bucket is None:
+                bucket = self._buckets[table] = _Bucket(start)
+            bucket.add(series)
+        conn.execute("COMMIT")
+        if self.status["state"] != "ok":
+            self.status = {"state": "ok", "message": f"history in {self.path} (recovered)"}
+        return True
+
+    def _prune(self, conn: sqlite3.Connection, now: float) -> int:
+        conn.execute("BEGIN")
+        n = conn.execute("DELETE FROM frames WHERE ts < ?", (now - self.raw_s,)).rowcount
+        n += conn.execute("DELETE FROM agg10 WHERE ts < ?", (now - self.tier10_s,)).rowcount
+        n += conn.execute("DELETE FROM agg60 WHERE ts < ?", (now - self.tier60_s,)).rowcount
+        conn.execute("COMMIT")
+        return n
+
+    def _recent(self, conn: sqlite3.Connection, since_ts: float) -> list[tuple[int, float, bytes]]:
+        return conn.execute("SELECT seq, ts, blob FROM frames WHERE ts >= ? ORDER BY seq", (since_ts,)).fetchall()
+
+    def _max_seq(self, conn: sqlite3.Connection) -> int:
+        return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM frames").fetchone()[0]
+
+    def _query(self, conn: sqlite3.Connection, names: list[str], start: float, end: float, step: float) -> dict[str, Any]:
+        now = time.time()
+        if start >= now - self.raw_s:
+            tier, res = "raw", 0.0
+            rows = conn.execute("SELECT ts, series FROM frames WHERE ts >= ? AND ts <= ? ORDER BY ts", (start, end)).fetchall()
+            points = [(ts, {k: (v, v, v) for k, v in json.loads(data).items()}) for ts, data in rows]
+        else:
+            tier, res = ("agg10", 10.0) if start >= now - self.tier10_s else ("agg60", 60.0)
+            rows = conn.execute(f"SELECT ts, data FROM {tier} WHERE ts >= ? AND ts <= ? ORDER BY ts", (start, end)).fetchall()
+            points = [(ts, {k: tuple(v) for k, v in json.loads(data).items()}) for ts, data in rows]
+            # the bucket still being filled is in memory, not yet in the table
+            live = self._buckets.get(tier)
+            if live is not None and start <= live.start <= end:
+                points.append((live.start, {k: (a[0], a[1] / a[3], a[2]) for k, a in live.acc.items()}))
+        step = max(step, res, 1.0)
+        series: dict[str, dict[str, list]] = {}
+        for name in names:
+            buckets: dict[int, list[float]] = {}
+            for ts, values in points:
+                v = values.get(name)
+                if v is None:
+                    continue
+                b = buckets.setdefault(int((ts - start) // step), [math.inf, 0.0, -math.inf, 0])
+                b[0] = min(b[0], v[0])
+                b[1] += v[1]
+                b[2] = max(b[2], v[2])
+                b[3] += 1
+            keys = sorted(buckets)
+            series[name] = {
+                "ts": [round(start + k * step, 3) for k in keys],
+                "min": [round(buckets[k][0], 3) for k in keys],
+                "avg": [round(buckets[k][1] / buckets[k][3], 3) for k in keys],
+                "max": [round(buckets[k][2], 3) for k in keys],
+            }
+        return {"from": start, "to": end, "step": step, "tier": tier, "series": series}
+
+    # -- event-loop side --------------------------------------------------------------
+    async def _run(self, what: str, fn, *args, timeout: float | None = None):
+        fut = asyncio.get_running_loop().run_in_executor(self._exec, self._guard, what, fn, *args)
+        if timeout is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            self.status = {"state": "degraded", "message": f"history {what} slower than {timeout}s"}
+            return None
+
+    async def append(self, seq: int, ts: float, blob: bytes, series: dict[str, float]) -> bool:
+        return bool(await self._run("write", self._append, seq, ts, blob, series, timeout=WRITE_TIMEOUT_S))
+
+    async def prune(self) -> int:
+        return await self._run("prune", self._prune, time.time()) or 0
+
+    async def recent(self, seconds: float) -> list[tuple[int, float, bytes]]:
+        return await self._run("read", self._recent, time.time() - seconds) or []
+
+    async def max_seq(self) -> int:
+        return await self._run("read", self._max_seq) or 0
+
+    async def query(self, names: list[str], start: float, end: float, step: float) -> dict[str, Any] | None:
+        return await self._run("query", self._query, names, start, end, step)
+
+    def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except sqlite3.Error:
+                    pass
+                self._conn = None
+
+        self._exec.submit(shut)
+        self._exec.shutdown(wait=True, cancel_futures=False)
