@@ -1,32 +1,42 @@
-"""make bench: the agent's cost and stream latency, measured on this machine.
+"""make bench: what the agent costs, how fast its frames arrive, and Glances side by side.
 
-Starts a real agent process (simulated GB10 by default, 1 Hz), then:
-  1. idle cost: CPU (% of one core, from /proc/PID/stat) and RSS with N clients over D seconds;
-  2. bytes per snapshot frame;
-  3. sample -> client receive latency (frame ts vs receive time) with 1, 100 and 500 clients.
-Results go to stdout and bench/results.json. Knobs: BENCH_SECONDS (default 60),
-BENCH_CLIENTS (10), BENCH_SIMULATE (gb10), BENCH_FANOUT ("1,100,500").
+In one run on this machine:
+  1. 20 idle busybox containers are started (label sparkdeck.bench=1);
+  2. the agent (simulated GB10, 1 Hz, Docker on) with 10 stream clients for BENCH_SECONDS:
+     CPU (% of one core, from /proc/PID/stat) and RSS; bytes per snapshot frame;
+  3. sample -> client receive latency p50/p99 with 1, 100 and 500 clients, the clients spread
+     over several processes so the measuring side is not the bottleneck;
+  4. container start -> seen by a stream client;
+  5. Glances 4 (`glances -w --disable-webui -t 1`, from a bench venv) with one client polling
+     /api/4/all every second, same containers, same duration: CPU, RSS, bytes per poll.
+Results go to stdout and bench/results.json, with the targets from the issue and the ratios.
+Knobs: BENCH_SECONDS (60), BENCH_CLIENTS (10), BENCH_CONTAINERS (20), BENCH_FANOUT (1,100,500),
+BENCH_GLANCES (1; 0 skips it), BENCH_GLANCES_PY (python of a venv with glances installed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing as mp
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from websockets.asyncio.client import connect  # noqa: E402
-
-from tests.conftest import launch_agent  # noqa: E402
+from tests.conftest import free_port, launch_agent  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
+IMAGE = "sparkdeck-test/busybox:latest"
+TARGETS = {"cpu_ratio_vs_glances_max": 1 / 8, "rss_mb_max": 64, "frame_bytes_max": 8192, "p99_ms_100": 20, "p99_ms_500": 50}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -41,93 +51,254 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-async def reader(url: str, headers: dict, stop: asyncio.Event, sink: list | None, sizes: list | None) -> None:
-    async with connect(url, additional_headers=headers, max_size=2**22, open_timeout=60) as ws:
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 1.0)
-            except asyncio.TimeoutError:
-                continue
-            now = time.time()
-            if sink is not None and '"type":"snapshot"' in raw[:40]:
-                frame = json.loads(raw)
-                sink.append(now - frame["ts"])
-                if sizes is not None:
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+
+# ---- containers ---------------------------------------------------------------------------
+
+
+def docker(*args: str, check: bool = True) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
+
+
+def start_containers(n: int) -> list[str]:
+    subprocess.run(["bash", str(ROOT / "scripts" / "docker-test-image.sh"), IMAGE], check=True, capture_output=True)
+    stop_containers()
+    return [docker("run", "-d", "--label", "sparkdeck.bench=1", "--name", f"sdbench-{i}", IMAGE, "sleep", "3600") for i in range(n)]
+
+
+def stop_containers() -> None:
+    ids = docker("ps", "-aq", "--filter", "label=sparkdeck.bench=1", check=False).split()
+    if ids:
+        docker("rm", "-f", *ids, check=False)
+
+
+# ---- stream clients (in worker processes) ---------------------------------------------------
+
+
+def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) -> None:
+    from websockets.asyncio.client import connect
+
+    async def one(lat: list[float], sizes: list[int], ready: asyncio.Event, start: asyncio.Event) -> None:
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22, open_timeout=120) as ws:
+            ready.set()
+            await start.wait()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 1.0)
+                except asyncio.TimeoutError:
+                    continue
+                now = time.time()
+                if raw.startswith('{"type":"snapshot"'):
+                    ts = float(raw[raw.index('"ts":') + 5 : raw.index(",", raw.index('"ts":'))])
+                    lat.append((now - ts) * 1000)
                     sizes.append(len(raw.encode()))
 
+    async def main() -> None:
+        lat: list[float] = []
+        sizes: list[int] = []
+        start = asyncio.Event()
+        readies = [asyncio.Event() for _ in range(n)]
+        tasks = [asyncio.create_task(one(lat, sizes, r, start)) for r in readies]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+        out.put(("ready", n))
+        await asyncio.sleep(0.5)
+        start.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        out.put(("done", lat, sizes[:50]))
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    asyncio.run(main())
 
 
-async def idle_cost(agent, clients: int, seconds: float) -> dict:
-    stop = asyncio.Event()
+def run_clients(agent, total: int, seconds: float, on_ready=None) -> tuple[list[float], list[int]]:
+    procs_n = max(1, min(8, total // 50 + 1))
+    per = [total // procs_n + (1 if i < total % procs_n else 0) for i in range(procs_n)]
+    q: mp.Queue = mp.Queue()
+    procs = [mp.Process(target=_client_worker, args=(agent.ws_url, agent.read_token, k, seconds, q)) for k in per if k]
+    for p in procs:
+        p.start()
+    ready = 0
+    while ready < len(procs):
+        kind, *_ = q.get(timeout=180)
+        ready += kind == "ready"
+    result = on_ready() if on_ready else None
+    lat: list[float] = []
     sizes: list[int] = []
-    tasks = [asyncio.create_task(reader(agent.ws_url, agent.headers(agent.read_token), stop, [] if i == 0 else None, sizes if i == 0 else None)) for i in range(clients)]
-    await asyncio.sleep(5)  # settle
-    pid = agent.proc.pid
+    for _ in procs:
+        kind, l, s = q.get(timeout=seconds + 120)
+        lat += l
+        sizes += s
+    for p in procs:
+        p.join(10)
+    return lat, sizes, result
+
+
+# ---- measurements ----------------------------------------------------------------------------
+
+
+def sample_cost(pid: int, seconds: float) -> dict:
     c0, t0 = cpu_seconds(pid), time.monotonic()
     rss = []
     while time.monotonic() - t0 < seconds:
-        await asyncio.sleep(1)
+        time.sleep(1)
         rss.append(rss_bytes(pid))
-    cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return {
-        "clients": clients,
-        "seconds": seconds,
-        "cpu_percent_of_one_core": round(cpu, 2),
-        "rss_mb_max": round(max(rss) / 2**20, 1),
-        "rss_mb_start": round(rss[0] / 2**20, 1),
-        "frame_bytes_median": int(statistics.median(sizes)) if sizes else None,
-        "frame_bytes_max": max(sizes) if sizes else None,
-    }
+    return {"cpu_percent_of_one_core": round((cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100, 2), "rss_mb_max": round(max(rss) / 2**20, 1), "rss_mb_median": round(statistics.median(rss) / 2**20, 1)}
 
 
-async def latency(agent, clients: int, samples: int) -> dict:
-    stop = asyncio.Event()
-    sink: list[float] = []
-    tasks = [asyncio.create_task(reader(agent.ws_url, agent.headers(agent.read_token), stop, sink, None)) for _ in range(clients)]
-    await asyncio.sleep(3)  # all connected
-    sink.clear()
-    await asyncio.sleep(samples * agent_interval)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    ms = [v * 1000 for v in sink]
-    return {"clients": clients, "frames": len(ms), "p50_ms": round(pct(ms, 0.5), 2), "p99_ms": round(pct(ms, 0.99), 2), "max_ms": round(max(ms), 2) if ms else None}
+def agent_idle(agent, clients: int, seconds: float) -> dict:
+    box: dict = {}
+
+    def measure():
+        time.sleep(3)
+        box.update(sample_cost(agent.proc.pid, seconds))
+
+    _, sizes, _ = run_clients(agent, clients, seconds + 5, on_ready=measure)
+    box["clients"] = clients
+    box["frame_bytes_median"] = int(statistics.median(sizes)) if sizes else None
+    return box
 
 
-agent_interval = 1.0
+def container_seen_latency(agent, tries: int = 5) -> dict:
+    from websockets.sync.client import connect
+
+    out = []
+    with connect(agent.ws_url, additional_headers=agent.headers(agent.read_token), max_size=2**22) as ws:
+        for i in range(tries):
+            name = f"sdbench-probe-{i}"
+            docker("rm", "-f", name, check=False)
+            t0 = time.time()
+            subprocess.run(["docker", "run", "-d", "--label", "sparkdeck.bench=1", "--name", name, IMAGE, "sleep", "60"], check=True, capture_output=True)
+            t_started = time.time()
+            while True:
+                f = json.loads(ws.recv(timeout=30))
+                if f["type"] == "snapshot" and any(c["name"] == name and c["state"] == "running" for c in f["containers"]):
+                    out.append({"from_cli_call_ms": round((time.time() - t0) * 1000, 1), "from_cli_return_ms": round((time.time() - t_started) * 1000, 1)})
+                    break
+            docker("rm", "-f", name, check=False)
+    return {"tries": out, "median_from_cli_return_ms": statistics.median(o["from_cli_return_ms"] for o in out)}
 
 
-async def main() -> dict:
+def glances_python() -> str | None:
+    explicit = os.environ.get("BENCH_GLANCES_PY")
+    if explicit:
+        return explicit
+    venv = ROOT / ".venv-bench"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        print("bench: installing Glances into .venv-bench (one time)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "glances[web,containers]>=4"], capture_output=True, text=True)
+        if r.returncode != 0:
+            print("bench: could not install Glances:", r.stderr[-500:])
+            return None
+    return str(py)
+
+
+def glances(seconds: float) -> dict | None:
+    py = glances_python()
+    if py is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen([py, "-m", "glances", "-w", "--disable-webui", "-t", "1", "--bind", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/api/4/all"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=5).read()
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            return None
+        time.sleep(5)
+        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        sizes, times, rss = [], [], []
+        while time.monotonic() - t0 < seconds:
+            s = time.monotonic()
+            body = urllib.request.urlopen(url, timeout=10).read()
+            times.append((time.monotonic() - s) * 1000)
+            sizes.append(len(body))
+            rss.append(rss_bytes(proc.pid))
+            time.sleep(max(0.0, 1 - (time.monotonic() - s)))
+        containers = len(json.loads(body).get("containers", []))
+        return {
+            "cpu_percent_of_one_core": round((cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0) * 100, 2),
+            "rss_mb_max": round(max(rss) / 2**20, 1),
+            "bytes_per_poll_median": int(statistics.median(sizes)),
+            "poll_ms_median": round(statistics.median(times), 1),
+            "containers_seen": containers,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> dict:
     seconds = float(os.environ.get("BENCH_SECONDS", "60"))
     clients = int(os.environ.get("BENCH_CLIENTS", "10"))
-    scenario = os.environ.get("BENCH_SIMULATE", "gb10")
+    n_containers = int(os.environ.get("BENCH_CONTAINERS", "20"))
     fanout = [int(x) for x in os.environ.get("BENCH_FANOUT", "1,100,500").split(",") if x]
-    with tempfile.TemporaryDirectory() as state:
-        agent = launch_agent(Path(state), "--simulate", scenario, "--interval", str(agent_interval))
-        try:
-            results = {"scenario": scenario, "interval_s": agent_interval, "machine": {"cpus": os.cpu_count()}}
-            results["idle"] = await idle_cost(agent, clients, seconds)
-            results["latency"] = [await latency(agent, n, 10) for n in fanout]
-            results["rss_mb_after"] = round(rss_bytes(agent.proc.pid) / 2**20, 1)
-        finally:
-            agent.stop()
+    have_docker = shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "seconds": seconds, "targets": TARGETS}
+    if have_docker:
+        start_containers(n_containers)
+        results["containers"] = n_containers
+    else:
+        print("bench: no Docker engine: measuring without containers and without Glances' container plugin")
+        results["containers"] = 0
+    try:
+        with tempfile.TemporaryDirectory() as state:
+            agent = launch_agent(Path(state), "--simulate", "gb10", "--interval", "1.0")
+            try:
+                results["agent"] = agent_idle(agent, clients, seconds)
+                results["latency"] = []
+                for n in fanout:
+                    lat, _, _ = run_clients(agent, n, 15)
+                    results["latency"].append({"clients": n, "frames": len(lat), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)})
+                if have_docker:
+                    results["container_start_seen"] = container_seen_latency(agent)
+                results["agent"]["rss_mb_after_fanout"] = round(rss_bytes(agent.proc.pid) / 2**20, 1)
+            finally:
+                agent.stop()
+        if os.environ.get("BENCH_GLANCES", "1") == "1":
+            results["glances"] = glances(seconds)
+    finally:
+        if have_docker:
+            stop_containers()
+    g = results.get("glances")
+    if g and g["cpu_percent_of_one_core"]:
+        results["ratios"] = {
+            "cpu_agent_over_glances": round(results["agent"]["cpu_percent_of_one_core"] / g["cpu_percent_of_one_core"], 3),
+            "rss_agent_over_glances": round(results["agent"]["rss_mb_max"] / g["rss_mb_max"], 3),
+            "bytes_frame_over_poll": round((results["agent"]["frame_bytes_median"] or 0) / g["bytes_per_poll_median"], 3),
+        }
     return results
 
 
+def report(res: dict) -> None:
+    a = res["agent"]
+    print(f"sparkdeck agent, 1 Hz, {res['containers']} containers, {a['clients']} clients, {res['seconds']:.0f} s:")
+    print(f"  CPU {a['cpu_percent_of_one_core']} % of one core, RSS {a['rss_mb_max']} MB (target <= {TARGETS['rss_mb_max']}), frame {a['frame_bytes_median']} B (target <= {TARGETS['frame_bytes_max']})")
+    for lat in res["latency"]:
+        print(f"  {lat['clients']:>4} clients: sample -> receive p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['frames']} frames)")
+    if "container_start_seen" in res:
+        print(f"  container start -> seen in the stream: median {res['container_start_seen']['median_from_cli_return_ms']} ms after `docker run` returned")
+    g = res.get("glances")
+    if g:
+        print(f"Glances 4 web server, 1 client polling /api/4/all at 1 Hz: CPU {g['cpu_percent_of_one_core']} %, RSS {g['rss_mb_max']} MB, {g['bytes_per_poll_median']} B per poll ({g['containers_seen']} containers)")
+        r = res["ratios"]
+        print(f"  agent / Glances: CPU {r['cpu_agent_over_glances']} (target <= {TARGETS['cpu_ratio_vs_glances_max']:.3f}), RSS {r['rss_agent_over_glances']}, bytes {r['bytes_frame_over_poll']}")
+
+
 if __name__ == "__main__":
-    res = asyncio.run(main())
+    res = main()
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
-    idle = res["idle"]
-    print(f"agent at {res['interval_s']} Hz, {idle['clients']} clients, {idle['seconds']:.0f} s: "
-          f"CPU {idle['cpu_percent_of_one_core']} % of one core, RSS {idle['rss_mb_max']} MB, frame {idle['frame_bytes_median']} B")
-    for lat in res["latency"]:
-        print(f"  {lat['clients']:>4} clients: sample->receive p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['frames']} frames)")
+    report(res)
     print(f"written to {out}")
