@@ -99,7 +99,7 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
         again = _control(agent, "/models/sdtest-web/start")
         assert again.status_code == 409 and again.json()["error"] == "already_running"
 
-        r = _control(agent, "/models/sdtest-web/stop")
+        r = _control(agent, "/models/sdtest-web/stop", params={"timeout_s": 1})
         assert r.status_code == 200 and r.json()["state"] == "stopped", r.text
         assert docker_engine.cli("inspect", "-f", "{{.State.Status}}", "sparkdeck-sdtest-web") == "exited"
         stopped = await next_frame(ws, lambda f: seen.append(json.dumps(f)) or f.get("type") == "model_state", 5, "stopped frame")
@@ -108,8 +108,8 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
         # a stopped instance is replaced by the next start
         assert _control(agent, "/models/sdtest-web/start", json={"params": {"root": "/www"}}).status_code == 202
         wait_for(lambda: model_state(agent, "sdtest-web")["state"] == "ready", 60, "ready again")
-        assert _control(agent, "/models/sdtest-web/stop").status_code == 200
-        assert _control(agent, "/models/sdtest-web/stop").json()["error"] == "not_running"
+        assert _control(agent, "/models/sdtest-web/stop", params={"timeout_s": 1}).status_code == 200
+        assert _control(agent, "/models/sdtest-web/stop", params={"timeout_s": 1}).json()["error"] == "not_running"
 
     audit = call(agent, "GET", "/api/v1/audit", agent.control_token).json()["entries"]
     assert [(e["action"], e["result"]) for e in audit] == [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api.containers import audited, engine_error, require_action, service
@@ -52,5 +52,11 @@ async def start_model(
 
 
 @router.post("/models/{name}/stop", summary="Stop a running model's container")
-async def stop_model(request: Request, name: str, svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
-    return await audited(svc, request, "model_stop", name, _launch(svc.launcher.stop(name)))
+async def stop_model(
+    request: Request,
+    name: str,
+    timeout_s: int = Query(default=10, ge=0, le=3600, description="seconds between SIGTERM and SIGKILL"),
+    svc: ContainerService = Depends(service),
+    _t: TokenInfo = Depends(require_action),
+) -> dict:
+    return await audited(svc, request, "model_stop", name, _launch(svc.launcher.stop(name, timeout_s)))
