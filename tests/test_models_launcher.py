@@ -108,6 +108,9 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
         # a stopped instance is replaced by the next start
         assert _control(agent, "/models/sdtest-web/start", json={"params": {"root": "/www"}}).status_code == 202
         wait_for(lambda: model_state(agent, "sdtest-web")["state"] == "ready", 60, "ready again")
+        docker_engine.cli("kill", "sparkdeck-sdtest-web")  # dies after it was ready
+        gone = wait_for(lambda: (s := model_state(agent, "sdtest-web"))["state"] == "exited" and s, 10, "exited state")
+        assert not gone["running"]
         assert _control(agent, "/models/sdtest-web/stop", params={"timeout_s": 1}).status_code == 200
         assert _control(agent, "/models/sdtest-web/stop", params={"timeout_s": 1}).json()["error"] == "not_running"
 

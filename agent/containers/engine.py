@@ -94,9 +94,9 @@ class Engine:
 
     async def call(self, method: str, path: str, *, params: dict | None = None, body: Any = None, timeout_s: float | None = None) -> Any:
         """One request; the parsed JSON answer ('' for an empty one). Raises EngineError."""
-        import aiohttp
-
         docker = self._client()
+        import aiohttp  # present whenever aiodocker is
+
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else None
         try:
             kw: dict[str, Any] = {"params": params, "data": body}
@@ -111,9 +111,9 @@ class Engine:
 
     async def stream_lines(self, method: str, path: str, *, params: dict | None = None) -> AsyncIterator[dict]:
         """A streaming JSON-lines endpoint (events, image pull progress), one object per item."""
+        docker = self._client()
         import aiohttp
 
-        docker = self._client()
         try:
             async with docker._query(path, method, params=params, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
                 buf = b""
@@ -132,9 +132,9 @@ class Engine:
 
     async def stream_raw(self, path: str, *, params: dict | None = None) -> AsyncIterator[bytes]:
         """A raw byte stream (container logs)."""
+        docker = self._client()
         import aiohttp
 
-        docker = self._client()
         try:
             async with docker._query(path, "GET", params=params, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
                 async for chunk in resp.content.iter_any():

@@ -215,9 +215,11 @@ class Launcher:
             async for item in self.engine.stream_lines("POST", "images/create", params={"fromImage": image, "tag": tag or "latest"}):
                 if item.get("error") or item.get("errorDetail"):
                     raise EngineError(500, str(item.get("error") or item["errorDetail"].get("message")))
-                detail = item.get("progressDetail") or {}
-                if item.get("id") and detail.get("total"):
-                    layers[item["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                detail, layer = item.get("progressDetail") or {}, item.get("id")
+                if layer and item.get("status") == "Downloading" and detail.get("total"):
+                    layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+                elif layer in layers:  # downloaded; extraction figures count other (uncompressed) bytes
+                    layers[layer] = (layers[layer][1], layers[layer][1])
                 now = time.monotonic()
                 if now - last >= PROGRESS_EVERY_S:
                     last = now
