@@ -63,7 +63,7 @@ class ContainersScreen(BaseView):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "container" and self.is_mounted and self.client.control_denied_reason():
+        if action in ("container", "logs") and self.is_mounted and self.client.control_denied_reason():  # the agent serves logs to control tokens only
             return None  # shown disabled in the footer; the notice says why
         return True
 
@@ -108,6 +108,10 @@ class ContainersScreen(BaseView):
         self.app.post_message(msg)  # to the app: this screen may be gone by now
 
     def action_logs(self) -> None:
+        denied = self.client.control_denied_reason()
+        if denied:
+            self.notify(denied, title="cannot read logs", severity="warning")
+            return
         row = self.query_one(ContainersTable).selected()
         if row is None:
             self.notify("no container selected", severity="warning")
