@@ -115,7 +115,10 @@ def start_agent(tmp_path: Path) -> Iterator:
 # ---- Docker engine (issue B) -------------------------------------------------------
 
 DOCKER_TEST_IMAGE = "sparkdeck-test/busybox:latest"
-DOCKER_TEST_LABEL = "sparkdeck.test=1"  # every container a test starts carries it, so cleanup finds them all
+# every container a test session starts carries this label with the session's own value, so
+# cleanup removes this session's containers and never those of another run on the same engine
+DOCKER_TEST_SESSION = f"{os.getpid()}-{int(time.time())}"
+DOCKER_TEST_LABEL = f"sparkdeck.test={DOCKER_TEST_SESSION}"
 
 
 @dataclass
@@ -123,6 +126,7 @@ class DockerEngine:
     """The docker CLI for test set-up (the agent itself never shells out to it)."""
 
     image: str = DOCKER_TEST_IMAGE
+    session: str = DOCKER_TEST_SESSION
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> str:
         res = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
@@ -140,10 +144,8 @@ class DockerEngine:
 
     def cleanup(self) -> None:
         ids = self.cli("ps", "-aq", "--filter", f"label={DOCKER_TEST_LABEL}", check=False).split()
-        # model launches from test catalogs: test model names start with "sdtest-"
-        ids += self.cli("ps", "-aq", "--filter", "name=^/sparkdeck-sdtest-", check=False).split()
         if ids:
-            self.cli("rm", "-f", *sorted(set(ids)), check=False)
+            self.cli("rm", "-f", *ids, check=False)
 
 
 def _docker_problem() -> str | None:

@@ -32,7 +32,7 @@ async def test_cli_started_container_appears_within_a_second(docker_engine, star
         Snapshot.model_validate(frame)  # the container rows follow the protocol exactly
         row = container_in(frame, name)
         assert row["state"] == "running" and row["image"] == docker_engine.image
-        assert row["labels"]["sparkdeck.test"] == "1" and row["model"] is None
+        assert row["labels"]["sparkdeck.test"] == docker_engine.session and row["model"] is None
 
         docker_engine.cli("stop", "-t", "0", name)
         stopped = time.monotonic()

@@ -64,7 +64,9 @@ def launcher_agent(docker_engine, start_agent, tmp_path: Path):
     models.write_text(CATALOG.format(**ports))
     agent = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(models), env={"SD_TEST_SECRET": SECRET})
     agent.ports = ports
-    return agent
+    yield agent
+    names = [f"sparkdeck-sdtest-{m}" for m in ("web", "crash", "absent", "slow", "needs-secret")]
+    docker_engine.cli("rm", "-f", *names, check=False)  # what the launcher created for this test
 
 
 def _control(agent, path: str, **kw) -> httpx.Response:
