@@ -151,8 +151,11 @@ def test_gpu_memory_sums_per_container(tmp_path: Path) -> None:
         {"processes": [{"pid": 10, "used_memory_bytes": 100}, {"pid": 12, "used_memory_bytes": 7}, {"pid": 13, "used_memory_bytes": 1000}]},
         {"processes": [{"pid": 11, "used_memory_bytes": 50}, {"pid": 99, "used_memory_bytes": 5}, {"pid": 10, "used_memory_bytes": None}]},
     ]
-    totals, known = gpu_memory_by_container(gpus, str(proc))
-    assert known
-    assert totals == {CID: 150, OTHER: 7}  # two GPUs summed; host pid and vanished pid left out
-    assert gpu_memory_by_container([{"processes": None}], str(proc)) == ({}, False)
+    totals, complete = gpu_memory_by_container(gpus, str(proc))
+    assert complete
+    assert totals == {CID: None, OTHER: 7}  # pid 10's memory on GPU 1 is unknown: no made-up sum
+    gpus[1]["processes"][2]["used_memory_bytes"] = 30
+    assert gpu_memory_by_container(gpus, str(proc)) == ({CID: 180, OTHER: 7}, True)  # two GPUs summed; host and vanished pids left out
+    # a GPU that cannot list processes: the others still count, but absence means unknown
+    assert gpu_memory_by_container([gpus[0], {"processes": None}], str(proc)) == ({CID: 100, OTHER: 7}, False)
 

@@ -88,6 +88,8 @@ async def test_gpu_memory_per_container_end_to_end(docker_engine, start_agent) -
     assert {p["pid"] for p in frame["gpus"][0]["processes"]} == {pid, os.getpid()}
     assert container_in(frame, gpu_user)["gpu_memory_bytes"] == 123456789
     assert container_in(frame, idle)["gpu_memory_bytes"] == 0  # known: no GPU process in it
+    listed = {c["name"]: c for c in call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]}
+    assert listed[gpu_user]["gpu_memory_bytes"] == 123456789 and listed[idle]["gpu_memory_bytes"] == 0
 
 
 def test_engine_unreachable_is_reported_and_telemetry_flows(start_agent, tmp_path) -> None:

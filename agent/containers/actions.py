@@ -53,5 +53,3 @@ async def run_action(engine: Engine, tracker: ContainerTracker, ref: str, action
         return {"id": cid, "name": info.get("Name", "").lstrip("/"), "state": "removed"}
     return entry
 
-
-__all__ = ["ACTIONS", "BadReference", "EngineError", "Refused", "check_ref", "run_action"]

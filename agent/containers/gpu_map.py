@@ -40,18 +40,22 @@ def container_of_pid(pid: int, proc_root: str = "/proc") -> str | None:
         return None
 
 
-def gpu_memory_by_container(gpus: Iterable[dict[str, Any]], proc_root: str = "/proc") -> tuple[dict[str, int], bool]:
-    """({container id: bytes}, known): known is False when some GPU could not list its processes."""
-    totals: dict[str, int] = {}
-    known = False
+def gpu_memory_by_container(gpus: Iterable[dict[str, Any]], proc_root: str = "/proc") -> tuple[dict[str, int | None], bool]:
+    """({container id: bytes}, complete). A container with a process whose memory NVML cannot
+    tell (None) maps to None, never to a made-up figure; complete is False when some GPU could
+    not list its processes, so a container with none of them listed is unknown, not 0."""
+    totals: dict[str, int | None] = {}
+    complete = True
     for gpu in gpus:
         procs = gpu.get("processes")
         if procs is None:
-            return totals, False
-        known = True
+            complete = False
+            continue
         for proc in procs:
             cid = container_of_pid(proc["pid"], proc_root)
+            if cid is None:
+                continue
             used = proc.get("used_memory_bytes")
-            if cid is not None and used is not None:
-                totals[cid] = totals.get(cid, 0) + int(used)
-    return totals, known
+            so_far = totals.get(cid, 0)
+            totals[cid] = None if used is None or so_far is None else so_far + int(used)
+    return totals, complete

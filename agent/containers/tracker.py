@@ -81,32 +81,28 @@ class ContainerTracker:
         self.status: dict[str, Any] = {"state": "unavailable", "message": "connecting to the Docker engine", "fix": None}
         self.connected = asyncio.Event()
         self._stats = StatsReader(proc_root, sys_root)
+        self._last_gpus: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task] = []
 
     # -- ContainerSource ------------------------------------------------------------
     def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        self._last_gpus = gpus
         if not self.entries:
             return [], self.status
-        gpu_mem, known = gpu_memory_by_container(gpus, self.proc_root) if gpus else ({}, False)
+        gpu_mem, complete = gpu_memory_by_container(gpus, self.proc_root) if gpus else ({}, False)
         out = []
         for cid, entry in self.entries.items():
             figs = self.figures.get(cid) if entry["state"] == "running" else None
             row = {**entry, **{k: (figs or {}).get(k) for k in _STAT_FIELDS}}
-            row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if known and entry["state"] == "running" else gpu_mem.get(cid)
+            row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if complete and entry["state"] == "running" else gpu_mem.get(cid)
             out.append(row)
         out.sort(key=lambda r: r["name"])
         return out, self.status
 
-    # -- lookups used by the API ------------------------------------------------------
-    def find(self, id_or_name: str) -> dict[str, Any] | None:
-        for cid, entry in self.entries.items():
-            if entry["name"] == id_or_name or cid == id_or_name:
-                return entry
-        matches = [e for cid, e in self.entries.items() if cid.startswith(id_or_name)]
-        return matches[0] if len(matches) == 1 else None
-
+    # -- used by the API -------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        return self.snapshot([])[0]
+        """The list as in the next frame (GPU memory from the last sampled GPUs)."""
+        return self.snapshot(self._last_gpus)[0]
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, wait_s: float = 2.0) -> None:
