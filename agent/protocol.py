@@ -393,6 +393,7 @@ class Info(_Model):
     latest_seq: int | None
     stream_clients: int
     stream_frames_dropped: int = Field(description="frames dropped for connected clients that fell behind")
+    process: dict[str, int] = Field(description="the agent's rss_bytes, fds, asyncio tasks and threads")
 
 
 def encode(frame: dict[str, Any]) -> str:

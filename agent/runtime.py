@@ -130,4 +130,23 @@ class Agent:
             "latest_seq": self.ring.latest_seq,
             "stream_clients": len(self.hub.clients),
             "stream_frames_dropped": sum(c.dropped for c in self.hub.clients),
+            "process": process_stats(),
         }
+
+
+def process_stats() -> dict[str, int]:
+    """The agent's own footprint, for soak tests and for noticing a leak in the field."""
+    import os
+    import threading
+
+    rss = 0
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = -1
+    return {"rss_bytes": rss, "fds": fds, "tasks": len(asyncio.all_tasks()), "threads": threading.active_count()}

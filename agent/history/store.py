@@ -66,6 +66,8 @@ class HistoryStore:
         self._buckets: dict[str, _Bucket] = {}
         self.status: dict[str, Any] = {"state": "ok", "message": "not opened yet"}
         self.writes_failed = 0
+        self.writes_dropped = 0
+        self._pending: asyncio.Future | None = None
 
     # -- thread side ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -201,7 +203,15 @@ class HistoryStore:
             return None
 
     async def append(self, seq: int, ts: float, blob: bytes, series: dict[str, float]) -> bool:
-        return bool(await self._run("write", self._append, seq, ts, blob, series, timeout=WRITE_TIMEOUT_S))
+        """Store one frame. Healthy: wait (bounded) so what is published is on disk first.
+        Degraded: do not wait at all, and drop the frame if the last write is still stuck."""
+        if self.status["state"] == "ok":
+            return bool(await self._run("write", self._append, seq, ts, blob, series, timeout=WRITE_TIMEOUT_S))
+        if self._pending is not None and not self._pending.done():
+            self.writes_dropped += 1
+            return False
+        self._pending = asyncio.get_running_loop().run_in_executor(self._exec, self._guard, "write", self._append, seq, ts, blob, series)
+        return False
 
     async def prune(self) -> int:
         return await self._run("prune", self._prune, time.time()) or 0
