@@ -33,8 +33,9 @@ startup_timeout_s = 60
 [[model]]
 name = "sdtest-crash"
 image = "sparkdeck-test/busybox:latest"
-command = ["sh", "-c", "echo boom-out; echo boom-err >&2; exit 3"]
+command = ["sh", "-c", "echo boom-out; echo token=$TOKEN; echo boom-err >&2; exit 3"]
 ports = {{ "8080/tcp" = {crash_port} }}
+env = {{ TOKEN = "${{SD_TEST_SECRET}}" }}
 health = {{ port = "8080/tcp", path = "/health" }}
 
 [[model]]
@@ -145,6 +146,8 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
     crash = wait_for(lambda: (s := model_state(agent, "sdtest-crash"))["state"] == "failed" and s, 30, "crash reported")
     assert crash["exit_code"] == 3 and "exited with code 3" in crash["message"]
     assert "stdout: boom-out" in crash["log_tail"] and "stderr: boom-err" in crash["log_tail"]
+    assert "stdout: token=***" in crash["log_tail"]  # a program that prints the secret: redacted in what we send
+    assert SECRET not in call(agent, "GET", "/api/v1/models", agent.read_token).text + agent.log()
 
     # never healthy: start-up time-out
     assert _control(agent, "/models/sdtest-slow/start").status_code == 202
