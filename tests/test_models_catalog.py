@@ -133,3 +133,36 @@ def test_pull_failure_wording() -> None:
     assert "needs a login" in msg and "docker login nvcr.io" in msg and "NGC API key" in msg
     msg = pull_failure("sparkdeck-test/absent:1", 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host')
     assert "not on this machine" in msg and "docker.io" in msg and "no such host" in msg
+
+
+def test_broken_override_does_not_fall_back_to_the_builtin(tmp_path: Path) -> None:
+    f = tmp_path / "models.toml"
+    f.write_text('[[model]]\nname = "vllm"\nimage = "nvcr.io/nvidia/vllm:25.09-py3"\ngpus = "some"\n')
+    c = Catalog(f)
+    assert c.get("vllm") is None and "vllm" in c.broken and "gpus" in c.broken["vllm"]
+
+
+def test_default_models_file_is_in_the_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.containers.catalog import default_models_file
+
+    monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert default_models_file() is None
+    (tmp_path / "sparkdeck").mkdir()
+    (tmp_path / "sparkdeck" / "models.toml").write_text("")
+    assert default_models_file() == tmp_path / "sparkdeck" / "models.toml"
+    monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path / "etc"))  # systemd's ConfigurationDirectory=
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "models.toml").write_text("")
+    assert default_models_file() == tmp_path / "etc" / "models.toml"
+
+
+def test_serve_refuses_a_missing_models_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "serve", "--state-dir", str(tmp_path), "--port", "0", "--models", str(tmp_path / "nope.toml")],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.returncode == 2 and f"model catalog {tmp_path / 'nope.toml'} does not exist" in out.stderr

@@ -51,6 +51,22 @@ health = {{ port = "8080/tcp", path = "/never-there" }}
 startup_timeout_s = 2
 
 [[model]]
+name = "sdtest-badcmd"
+image = "sparkdeck-test/busybox:latest"
+command = ["/no/such/program"]
+
+[[model]]
+name = "sdtest-broken"
+image = "sparkdeck-test/busybox:latest"
+ports = {{ "8080/tcp" = 70000 }}
+
+[[model]]
+name = "sdtest-file-secret"
+image = "sparkdeck-test/busybox:latest"
+command = ["sleep", "300"]
+env = {{ KEY = "${{SD_FILE_SECRET}}" }}
+
+[[model]]
 name = "sdtest-needs-secret"
 image = "sparkdeck-test/busybox:latest"
 command = ["sleep", "300"]
@@ -63,10 +79,13 @@ def launcher_agent(docker_engine, start_agent, tmp_path: Path):
     ports = {"web_port": free_port(), "crash_port": free_port(), "slow_port": free_port()}
     models = tmp_path / "models.toml"
     models.write_text(CATALOG.format(**ports))
-    agent = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(models), env={"SD_TEST_SECRET": SECRET})
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "secrets.env").write_text(f"SD_FILE_SECRET={SECRET}-file\n")  # the default secrets file
+    agent = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(models), env={"SD_TEST_SECRET": SECRET}, state_dir=state)
     agent.ports = ports
     yield agent
-    names = [f"sparkdeck-sdtest-{m}" for m in ("web", "crash", "absent", "slow", "needs-secret")]
+    names = [f"sparkdeck-sdtest-{m}" for m in ("web", "crash", "absent", "slow", "badcmd", "file-secret")]
     docker_engine.cli("rm", "-f", *names, check=False)  # what the launcher created for this test
 
 
@@ -146,7 +165,10 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
     crash = wait_for(lambda: (s := model_state(agent, "sdtest-crash"))["state"] == "failed" and s, 30, "crash reported")
     assert crash["exit_code"] == 3 and "exited with code 3" in crash["message"]
     assert "stdout: boom-out" in crash["log_tail"] and "stderr: boom-err" in crash["log_tail"]
-    assert "stdout: token=***" in crash["log_tail"]  # a program that prints the secret: redacted in what we send
+    assert "stdout: token=***" in crash["log_tail"]
+    # ${VAR} from <state_dir>/secrets.env when the environment has none
+    assert _control(agent, "/models/sdtest-file-secret/start").status_code == 202
+    assert f"KEY={SECRET}-file" in docker_engine.cli("inspect", "-f", "{{json .Config.Env}}", "sparkdeck-sdtest-file-secret")  # a program that prints the secret: redacted in what we send
     assert SECRET not in call(agent, "GET", "/api/v1/models", agent.read_token).text + agent.log()
 
     # never healthy: start-up time-out
@@ -173,6 +195,12 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
     assert r.status_code == 422
     r = _control(agent, "/models/no-such-model/start")
     assert r.status_code == 404 and r.json()["error"] == "unknown_model"
+    r = _control(agent, "/models/sdtest-broken/start")
+    assert r.status_code == 400 and r.json()["error"] == "bad_template" and "ports" in r.json()["detail"]
+    # the engine refuses to start it: a clear error, and the created container is removed again
+    r = _control(agent, "/models/sdtest-badcmd/start")
+    assert r.status_code in (400, 502) and r.json()["error"] == "engine_error" and "/no/such/program" in r.json()["detail"], r.text
+    assert docker_engine.cli("ps", "-aq", "--filter", "name=^/sparkdeck-sdtest-badcmd$") == ""
     assert docker_engine.cli("ps", "-aq", "--filter", "name=^/sparkdeck-sdtest-web$") == ""
     assert "Traceback" not in agent.log() and agent.proc.poll() is None
 

@@ -284,16 +284,18 @@ def render(t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None 
     return LaunchSpec(t.name, t.image, body, sorted(set(ports.values())), health, t.startup_timeout_s, secret_values)
 
 
-def _parse(text: str, origin: str) -> tuple[dict[str, ModelTemplate], list[str]]:
+def _parse(text: str, origin: str) -> tuple[dict[str, ModelTemplate], list[str], dict[str, str]]:
+    """(templates, errors, {name of a broken entry: its error})."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return {}, [f"{origin}: not valid TOML: {exc}"]
+        return {}, [f"{origin}: not valid TOML: {exc}"], {}
     models: dict[str, ModelTemplate] = {}
     errors: list[str] = []
+    broken: dict[str, str] = {}
     entries = data.get("model", [])
     if not isinstance(entries, list):
-        return {}, [f"{origin}: use [[model]] tables"]
+        return {}, [f"{origin}: use [[model]] tables"], {}
     for i, entry in enumerate(entries):
         label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
         try:
@@ -302,11 +304,13 @@ def _parse(text: str, origin: str) -> tuple[dict[str, ModelTemplate], list[str]]
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "model"
             errors.append(f"{origin}: model {label!r}: {where}: {first.get('msg')}")
+            if isinstance(label, str):
+                broken[label] = errors[-1]
             continue
         if t.name in models:
             errors.append(f"{origin}: model {t.name!r} is defined twice; the later one wins")
         models[t.name] = t
-    return models, errors
+    return models, errors, broken
 
 
 def default_models_file() -> Path | None:
@@ -323,19 +327,23 @@ class Catalog:
         self.user_file = user_file
         self.models: dict[str, ModelTemplate] = {}
         self.errors: list[str] = []
+        self.broken: dict[str, str] = {}
         self.reload()
 
     def reload(self) -> None:
         builtin = resources.files("agent").joinpath("models.toml").read_text(encoding="utf-8")
-        self.models, self.errors = _parse(builtin, "built-in catalog")
+        self.models, self.errors, self.broken = _parse(builtin, "built-in catalog")
         if self.user_file is not None:
             try:
                 text = self.user_file.read_text(encoding="utf-8")
             except OSError as exc:
                 self.errors.append(f"{self.user_file}: cannot read: {exc.strerror}")
                 return
-            user, errors = _parse(text, str(self.user_file))
+            user, errors, broken = _parse(text, str(self.user_file))
             self.models.update(user)  # user entries override built-ins by name
+            for name in broken:  # a broken override must not silently fall back to the built-in
+                self.models.pop(name, None)
+            self.broken.update(broken)
             self.errors += errors
 
     def get(self, name: str) -> ModelTemplate | None:

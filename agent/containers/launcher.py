@@ -121,6 +121,8 @@ class Launcher:
     # -- start --------------------------------------------------------------------------
     async def start(self, name: str, *, params: dict[str, Any] | None = None, port: int | None = None) -> dict[str, Any]:
         template = self.catalog.get(name)
+        if template is None and name in self.catalog.broken:
+            raise LaunchError(400, "bad_template", self.catalog.broken[name])
         if template is None:
             raise LaunchError(404, "unknown_model", f"no model {name!r} in the catalog (GET /api/v1/models lists them)")
         async with self._lock:
