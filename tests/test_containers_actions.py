@@ -45,6 +45,12 @@ def test_stop_start_restart_remove(docker_engine, start_agent) -> None:
     assert r.status_code == 200 and r.json()["state"] == "running"
     assert docker_engine.pid(name) != pid_before
 
+    def figures_after_restart() -> bool:
+        rows = {c["name"]: c for c in call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]}
+        return rows[name]["memory_bytes"] is not None and rows[name]["cpu_percent"] is not None
+
+    wait_for(figures_after_restart, 10, "stats read from the restarted container's new pid")
+
     r = call(agent, "POST", f"/api/v1/containers/{name}/remove", tok)
     assert r.status_code == 409 and r.json()["error"] == "refused" and "force=true" in r.json()["detail"]
     assert _state(docker_engine, name) == "running"

@@ -48,7 +48,7 @@ async def run_action(engine: Engine, tracker: ContainerTracker, ref: str, action
         return {"id": cid, "name": info.get("Name", "").lstrip("/"), "state": "removed"}
     else:
         raise BadReference(f"unknown action {action!r}")
-    entry = await tracker.refresh(cid)  # the answer and the next frame both show the new state
+    entry = await tracker.refresh(cid, new_pid=action in ("start", "restart"))  # the answer and the next frame show the new state
     if entry is None:  # removed meanwhile (e.g. --rm on stop)
         return {"id": cid, "name": info.get("Name", "").lstrip("/"), "state": "removed"}
     return entry

@@ -168,7 +168,7 @@ class ContainerTracker:
             if action == "destroy":
                 self.forget(cid)
             else:
-                await self.refresh(cid)
+                await self.refresh(cid, new_pid=action in ("start", "restart"))
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -194,14 +194,17 @@ class ContainerTracker:
         for cid in [c for c in self.entries if c not in fresh]:
             self.forget(cid)
 
-    async def refresh(self, cid: str) -> dict[str, Any] | None:
-        """Re-read one container (after an event or an action); None once it is gone."""
+    async def refresh(self, cid: str, *, new_pid: bool = False) -> dict[str, Any] | None:
+        """Re-read one container (after an event or an action); None once it is gone.
+        new_pid: it (re)started, so its pid changed even if it was running before."""
         items = await self.engine.call("GET", "containers/json", params={"all": "1", "filters": json.dumps({"id": [cid]})})
         item = next((i for i in items if i["Id"] == cid or i["Id"].startswith(cid)), None)
         if item is None:
             self.forget(cid)
             return None
         entry = entry_from_listing(item)
+        if new_pid:
+            self.pids.pop(item["Id"], None)
         await self._set(item["Id"], entry)
         return entry
 
