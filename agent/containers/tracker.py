@@ -31,6 +31,7 @@ from agent.containers.stats import StatsReader
 log = logging.getLogger("sparkdeck.containers")
 
 RECONCILE_S = 5.0
+STATS_MIN_INTERVAL_S = 1.0  # like docker stats: faster sampling would cost CPU and only add noise to the rates
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 5.0
 MODEL_LABEL = "sparkdeck.model"
@@ -183,7 +184,7 @@ class ContainerTracker:
                     self.figures = await asyncio.to_thread(self._stats.read_all, running)
                 except Exception:
                     log.exception("container stats failed")
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(max(self.interval_s, STATS_MIN_INTERVAL_S))
 
     # -- state updates ----------------------------------------------------------------------
     async def reconcile(self) -> None:
