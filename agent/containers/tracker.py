@@ -160,7 +160,8 @@ class ContainerTracker:
                     await t
 
     async def _events(self, since: int) -> None:
-        params = {"since": str(since), "filters": json.dumps({"type": ["container"]})}
+        # health checks alone make exec_* events every few seconds per container: filter them at the engine
+        params = {"since": str(since), "filters": json.dumps({"type": ["container"], "event": sorted(_EVENTS)})}
         async for ev in self.engine.stream_lines("GET", "events", params=params):
             action = str(ev.get("Action") or ev.get("status") or "").split(":")[0]
             cid = ev.get("id") or (ev.get("Actor") or {}).get("ID")
