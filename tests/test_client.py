@@ -99,6 +99,19 @@ def test_a_restarted_agent_starts_a_new_seq_epoch_and_keeps_history():
     assert len(cl.history) == 8 and cl.latest["seq"] == 3
 
 
+def test_a_restart_is_also_caught_from_frame_times():
+    cl = fresh()
+    cl.handle_frame(hello(latest=10))
+    for seq in (8, 9, 10):
+        cl.handle_frame(snap(seq))
+    late = snap(5)  # same agent, replayed late: older seq AND older time -> just history
+    cl.handle_frame(late)
+    assert cl.history.epoch == 0 and cl.latest["seq"] == 10
+    restarted = {**snap(2), "ts": cl.latest["ts"] + 30}  # older seq, newer time -> a new process
+    assert cl.handle_frame(restarted) == "snapshot"
+    assert cl.history.epoch == 1 and cl.latest["seq"] == 2 and cl.last_seq == 2
+
+
 def test_history_is_bounded():
     h = History(maxlen=5)
     for seq in range(1, 20):
@@ -217,7 +230,10 @@ async def test_agent_restart_reconnects_and_backfills(start_agent, tmp_path):
         try:
             await wait_for(lambda: cl.state == c.LIVE and len(cl.history) > before + 3)
             assert not cl.stale
-            assert cl.history.epoch == 1  # the new process numbers from 1: a new epoch, history kept
+            seq = cl.latest["seq"]
+            await wait_for(lambda: cl.latest["seq"] > seq + 2)  # the new process's frames keep coming (no freeze)
+            ts = [s.ts for s in cl.history.samples]
+            assert ts == sorted(ts)  # one continuous history across both processes
             assert states.index(c.RECONNECTING) < len(states) - 1 - states[::-1].index(c.LIVE)
         finally:
             again.proc.kill()

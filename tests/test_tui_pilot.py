@@ -104,7 +104,7 @@ async def test_agent_killed_and_restarted_shows_reconnecting_stale_then_live(sta
         again = launch_agent(agent.state_dir, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
         try:
             await until(pilot, lambda: client.state == c.LIVE and "live" in bar() and "STALE" not in bar(), what="live again")
-            assert not app.screen.has_class("-stale")
+            await until(pilot, lambda: not app.screen.has_class("-stale"), what="stale styling gone")  # at the next (throttled) refresh
             frames = client.frames
             await until(pilot, lambda: client.frames > frames + 2, what="fresh frames")
         finally:

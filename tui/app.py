@@ -3,7 +3,8 @@
 Network work runs in asyncio workers (tui/client.py). A client calls back on
 every frame; the app posts at most ONE pending MachineChanged per machine, so
 ticks that arrive while the UI is busy collapse into one refresh (latest wins;
-the client already appended every sample to its history).
+the client already appended every sample to its history), and refreshes one
+machine at most every ``min_refresh_s`` (a 10 Hz agent does not cost 10 redraws).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class SparkdeckApp(App):
         clock: Callable[[], float] = time.time,
         connect: bool = True,
         start_view: str | None = None,
+        min_refresh_s: float = 0.2,
     ):
         super().__init__()
         self.clock = clock
@@ -60,6 +62,8 @@ class SparkdeckApp(App):
             client.on_change = self._client_changed
         self.alerts: list[list[Alert]] = [evaluate(c.latest, self.rules) for c in self.clients]
         self._pending = [False] * len(self.clients)
+        self._last_refresh = [0.0] * len(self.clients)
+        self.min_refresh_s = min_refresh_s  # per machine: at most 1/min_refresh_s UI refreshes a second
         self.connect = connect
         self.start_view = start_view or ("detail" if len(self.clients) == 1 else "overview")
         self.current = 0
@@ -86,13 +90,22 @@ class SparkdeckApp(App):
             self.post_message(MachineChanged(index))
 
     def on_machine_changed(self, message: MachineChanged) -> None:
-        self._pending[message.index] = False
+        index = message.index
+        wait = self._last_refresh[index] + self.min_refresh_s - time.monotonic()
+        if wait > 0:  # refreshed very recently: once more when the interval is up; frames collapse meanwhile
+            self.set_timer(wait, partial(self._refresh_machine, index))
+            return
+        self._refresh_machine(index)
+
+    def _refresh_machine(self, index: int) -> None:
+        self._pending[index] = False
+        self._last_refresh[index] = time.monotonic()
         self.ui_updates += 1
-        client = self.clients[message.index]
-        self.alerts[message.index] = evaluate(client.latest, self.rules)
+        client = self.clients[index]
+        self.alerts[index] = evaluate(client.latest, self.rules)
         view = self.top_view()
         if view is not None and view.is_mounted:
-            view.machine_changed(message.index)
+            view.machine_changed(index)
 
     def on_open_machine(self, message: OpenMachine) -> None:
         self.current = message.index

@@ -320,6 +320,8 @@ class AgentClient:
             return "state"
         if kind == "snapshot":
             seq = int(frame.get("seq", 0))
+            if self.latest is not None and self.last_seq is not None and seq <= self.last_seq and frame.get("ts", 0) > self.latest.get("ts", 0):
+                self._new_epoch()  # an older seq with a newer time: the agent restarted and numbers from 1 again
             if not self.history.add(frame):
                 return None  # already have it (replay overlap)
             self.frames += 1
@@ -357,14 +359,22 @@ class AgentClient:
             return "state"
         latest = hello.get("latest_seq")
         if self.last_seq is not None and (latest is None or latest < self.last_seq):
-            # A restarted agent numbers from 1 again: keep the history, start a new seq epoch.
-            self.last_seq = None
-            self.history.new_epoch()
+            self._new_epoch()  # a restarted agent numbers from 1 again
         self.hello = hello
         self.attempt = 0
         self.next_try_at = None
         self._set_state(LIVE, "")
         return "hello"
+
+    def _new_epoch(self) -> None:
+        """The agent restarted: keep the history (charts stay continuous), start a new seq numbering.
+
+        Detected when hello.latest_seq is below our last seq, or when a frame has an older
+        seq but a newer time. A restarted agent that already passed our last seq is not
+        detected, and needs not be: its frames all have larger seqs and newer times.
+        """
+        self.last_seq = None
+        self.history.new_epoch()
 
     def subscribe_message(self) -> dict[str, Any] | None:
         """What to send after hello: backfill the gap, or recent history on first connect."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from tui.client import AgentClient
 from tui.widgets.conn_bar import ConnBar
@@ -59,6 +59,14 @@ class BaseView(Screen):
         """Once a second: refresh ages and countdowns."""
         if self.live_view:
             self.query_one("#conn", ConnBar).refresh()
+
+    def set_text(self, selector: str, markup: str) -> None:
+        """Update a Static only when its text changes (an update costs a layout); hide it when empty."""
+        widget = self.query_one(selector, Static)
+        if getattr(widget, "_last_markup", None) != markup:
+            widget._last_markup = markup  # type: ignore[attr-defined]
+            widget.update(markup)
+            widget.display = bool(markup)
 
     def update_view(self) -> None:
         self.query_one("#conn", ConnBar).show(self.client)

@@ -49,7 +49,6 @@ class ContainersScreen(BaseView):
         super().update_view()
         cl = self.client
         snap = cl.latest
-        notice = self.query_one("#notice", Static)
         lines = []
         cs = (snap or {}).get("containers_status") or {}
         if snap is not None and cs.get("state") != "ok":
@@ -57,8 +56,7 @@ class ContainersScreen(BaseView):
         denied = cl.control_denied_reason()
         if denied and cl.scope == "read":
             lines.append(f"[$warning]actions disabled[/]: {denied}")
-        notice.update("\n".join(lines))
-        notice.display = bool(lines)
+        self.set_text("#notice", "\n".join(lines))
         self.query_one(ContainersTable).show((snap or {}).get("containers") or [])
         self.refresh_bindings()
 

@@ -23,6 +23,8 @@ class MachineScreen(BaseView):
     def __init__(self, index: int):
         super().__init__()
         self.index = index
+        self._gpu_indices: list[int] | None = None
+        self._gpu_panels: list[GpuPanel] = []
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
@@ -46,27 +48,25 @@ class MachineScreen(BaseView):
         self.set_class(wide, "-wide")
         self.query_one(AlertsPanel).show(self.sd.alerts[self.index or 0])
         snap = cl.latest
-        status = self.query_one("#gpu-status", Static)
         if snap is None:
-            status.update("[dim]waiting for the first snapshot…[/dim]")
+            self.set_text("#gpu-status", "[dim]waiting for the first snapshot…[/dim]")
             return
         gs = snap.get("gpu_status") or {}
         if gs.get("state") != "ok":
-            status.update(f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""))
+            self.set_text("#gpu-status", f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""))
         else:
-            status.update(f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]")
-        status.display = bool(gs)
+            self.set_text("#gpu-status", f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]")
         gpus = snap.get("gpus") or []
         box = self.query_one("#gpus", Vertical)
-        panels = list(box.query(GpuPanel))
-        if [p.gpu_index for p in panels] != [g["index"] for g in gpus]:
+        indices = [g["index"] for g in gpus]
+        if indices != self._gpu_indices:  # GPUs appeared or went: new panels, filled once mounted
+            self._gpu_indices = indices
             box.remove_children()
-            panels = [GpuPanel(g["index"]) for g in gpus]
-            box.mount_all(panels)
-            self.call_after_refresh(self.machine_changed, self.index or 0)
-            return
-        for panel, gpu in zip(panels, gpus):
-            panel.show(cl, gpu, self.size.width)
+            self._gpu_panels = [GpuPanel(i) for i in indices]
+            box.mount_all(self._gpu_panels)
+        box.set_class(len(gpus) > 1, "-multi")
+        for panel, gpu in zip(self._gpu_panels, gpus):
+            panel.show(cl, gpu, self.size.width, tall=self.size.height >= 40)
         host = snap["host"]
         self.query_one(CpuPanel).show(host["cpu"])
         self.query_one(MemoryPanel).show(snap)
@@ -77,4 +77,6 @@ class MachineScreen(BaseView):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width >= 140, "-wide")
+        if self.live_view:
+            self.update_view()
 

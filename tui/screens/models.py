@@ -127,15 +127,13 @@ class ModelsScreen(BaseView):
 
     def update_view(self) -> None:
         super().update_view()
-        notice = self.query_one("#notice", Static)
         lines = []
         if self.catalog_error:
             lines.append(f"[$warning]catalog: {self.catalog_error}[/]")
         denied = self.client.control_denied_reason()
         if denied and self.client.scope == "read":
             lines.append(f"[$warning]actions disabled[/]: {denied}")
-        notice.update("\n".join(lines))
-        notice.display = bool(lines)
+        self.set_text("#notice", "\n".join(lines))
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         table.clear()

@@ -42,20 +42,24 @@ class OverviewScreen(BaseView):
         cols = max(1, min(len(self.sd.clients), event.size.width // 56))
         self.query_one("#cards", Grid).styles.grid_size_columns = cols
 
-    def update_view(self) -> None:
+    def update_title(self) -> None:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         alerts = sum(len(a) for a in self.sd.alerts)
         self.query_one("#overview-title", Static).update(
             f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  "
             + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
         )
+
+    def update_view(self) -> None:
+        self.update_title()
         for i, cl in enumerate(self.sd.clients):
-            self.query_one(f"#card-{i}", MachineCard).show(cl, self.sd.alerts[i])
+            self.query_one(f"#card-{i}", MachineCard).show((cl, self.sd.alerts[i]))
 
     def machine_changed(self, index: int) -> None:
-        if self.live_view:
-            self.update_view()
+        if self.live_view:  # only that machine's card
+            self.update_title()
+            self.query_one(f"#card-{index}", MachineCard).show((self.sd.clients[index], self.sd.alerts[index]))
 
     def tick(self) -> None:
         for card in self.query(MachineCard):
-            card.refresh()
+            card.tick()

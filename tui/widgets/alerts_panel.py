@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui.alerts import Alert
+from tui.widgets.panel import TextPanel
 
 
-class AlertsPanel(Widget):
+class AlertsPanel(TextPanel):
+    """Shows a list of Alert; hidden while there is none."""
+
     DEFAULT_CSS = """
-    AlertsPanel { height: auto; border: round $error; padding: 0 1; display: none; }
+    AlertsPanel { border: round $error; display: none; }
     AlertsPanel.-active { display: block; }
     AlertsPanel > .alert--critical { color: $error; text-style: bold; }
     AlertsPanel > .alert--warning { color: $warning; }
     """
     COMPONENT_CLASSES = {"alert--critical", "alert--warning"}
+    TITLE = "Alerts"
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.alerts: list[Alert] = []
-        self.border_title = "Alerts"
+    def show(self, data: list[Alert]) -> None:
+        self.set_class(bool(data), "-active")
+        super().show(data)
 
-    def show(self, alerts: list[Alert]) -> None:
-        self.alerts = alerts
-        self.set_class(bool(alerts), "-active")
-        self.refresh(layout=True)
-
-    def render(self) -> Text:
+    def build(self, width: int) -> Text:
         t = Text()
-        for a in self.alerts:
+        for a in self.data:
             t.append(f"{'‼' if a.severity == 'critical' else '!'} {a.message}\n", self.get_component_rich_style(f"alert--{a.severity}"))
         t.rstrip()
         return t

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import format as fmt
+from tui.widgets.panel import TextPanel
 
 
-class CpuPanel(Widget):
+class CpuPanel(TextPanel):
+    """Shows ``host.cpu``."""
+
     DEFAULT_CSS = """
-    CpuPanel { height: auto; border: round $primary; padding: 0 1; }
     CpuPanel > .cpu--bar { color: $accent; }
     """
     COMPONENT_CLASSES = {"cpu--bar"}
+    TITLE = "CPU"
     CELL = 16  # "c12 ██████  99%" + gap
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.cpu: dict | None = None
-        self.border_title = "CPU"
-
-    def show(self, cpu: dict) -> None:
-        self.cpu = cpu
-        self.refresh(layout=True)
-
-    def render(self) -> Text:
-        cpu = self.cpu
-        if cpu is None:
-            return Text("no data", "dim")
+    def build(self, width: int) -> Text:
+        cpu = self.data
         t = Text()
         t.append(f"total {fmt.pct(cpu.get('percent'))}", "bold")
         loads = [cpu.get("load_1"), cpu.get("load_5"), cpu.get("load_15")]
@@ -38,7 +29,7 @@ class CpuPanel(Widget):
         if not cores:
             t.append("per-core figures n/a", "dim italic")
             return t
-        cols = max(1, (self.size.width or 40) // self.CELL)
+        cols = max(1, width // self.CELL)
         bar_style = self.get_component_rich_style("cpu--bar")
         for i, v in enumerate(cores):
             t.append(f"{i:>3} ", "dim")

@@ -62,6 +62,8 @@ class GpuPanel(Vertical):
         self.gpu_index = index
         self.metrics = {key: Metric(label) for key, label in FIELDS}
         self.metrics["memory"] = Metric("Memory", classes="gpu--mem")
+        self._pending: tuple | None = None
+        self._composed = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="gpu--fields"):
@@ -72,16 +74,25 @@ class GpuPanel(Vertical):
         yield Spark("power", 0, 100, id="spark-power")
         yield Spark("temp", 20, 100, id="spark-temp")
 
-    def show(self, client: AgentClient, gpu: dict, width: int) -> None:
+    def on_mount(self) -> None:
+        self._composed = True
+        if self._pending is not None:
+            self.show(*self._pending)
+
+    def show(self, client: AgentClient, gpu: dict, width: int, tall: bool = False) -> None:
+        if not self._composed:  # just created: fill in once mounted
+            self._pending = (client, gpu, width, tall)
+            return
+        self._pending = None
         self.border_title = f"GPU {gpu['index']}  {gpu.get('name') or ''}"
-        self.set_class(width >= 120, "-wide")
+        self.set_class((self.size.width or width) >= 100, "-wide")  # five figures a row when the panel itself is wide
         note = self.query_one(".gpu--note", Static)
-        if gpu.get("status") == "error":
-            note.update(f"error: {gpu.get('error') or 'unknown'} — last good values are not shown")
-        else:
-            throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
-            note.update(f"throttle: {', '.join(throttle)}" if throttle else "")
-        note.display = gpu.get("status") == "error" or bool([r for r in gpu.get("throttle_reasons") or [] if r])
+        throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
+        text = f"error: {gpu.get('error') or 'unknown'}" if gpu.get("status") == "error" else (f"throttle: {', '.join(throttle)}" if throttle else "")
+        if getattr(note, "_last", None) != text:  # an update re-lays out the screen: only on change
+            note._last = text  # type: ignore[attr-defined]
+            note.update(text)
+            note.display = bool(text)
         reasons = gpu.get("na_reasons") or {}
         for key, metric in self.metrics.items():
             value = field_value(gpu, key) if gpu.get("status") != "error" else None
@@ -89,6 +100,8 @@ class GpuPanel(Vertical):
             if key == "memory" and value is None:
                 reason = reason or reasons.get("memory.used_bytes") or "memory not reported"
             metric.show(value, reason)
+        for spark in self.query(Spark):
+            spark.set_class(tall, "-tall")
         i = gpu["index"]
         hist = client.history
         limit = gpu.get("power_limit_w")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Callable
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import client as c
 from tui import format as fmt
 from tui.alerts import Alert
 from tui.messages import OpenMachine
 from tui.widgets.conn_bar import ICONS, stale_text, state_text
+from tui.widgets.panel import TextPanel
 
 
 def gpu_line(gpu: dict) -> str:
@@ -35,9 +35,10 @@ def memory_fraction(snap: dict) -> tuple[float | None, str, bool]:
     return host["percent"] / 100, f"{fmt.size(host['used_bytes'])}/{fmt.size(host['total_bytes'])}", unified
 
 
-class MachineCard(Widget, can_focus=True):
+class MachineCard(TextPanel, can_focus=True):
+    """Shows one AgentClient and its alerts; Enter or a click opens the machine."""
+
     DEFAULT_CSS = """
-    MachineCard { height: auto; border: round $primary; padding: 0 1; }
     MachineCard:focus { border: round $accent; }
     MachineCard.-stale { border: round $warning; text-opacity: 70%; }
     MachineCard.-failed { border: round $error; }
@@ -52,15 +53,18 @@ class MachineCard(Widget, can_focus=True):
         super().__init__(**kw)
         self.index = index
         self.clock = clock
-        self.client: c.AgentClient | None = None
-        self.alerts: list[Alert] = []
 
-    def show(self, client: c.AgentClient, alerts: list[Alert]) -> None:
-        self.client, self.alerts = client, alerts
+    def show(self, data: tuple[c.AgentClient, list[Alert]]) -> None:
+        client, _ = data
         self.border_title = client.hostname
         self.set_class(client.stale, "-stale")
         self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE), "-failed")
-        self.refresh(layout=True)
+        super().show(data)
+
+    def tick(self) -> None:
+        """Ages and countdowns move on."""
+        if self.data is not None:
+            self._rebuild()
 
     def action_open(self) -> None:
         self.post_message(OpenMachine(self.index))
@@ -68,12 +72,10 @@ class MachineCard(Widget, can_focus=True):
     def on_click(self) -> None:
         self.post_message(OpenMachine(self.index))
 
-    def render(self) -> Text:
-        cl = self.client
-        if cl is None:
-            return Text("…")
+    def build(self, width: int) -> Text:
+        cl, alerts = self.data
         now = self.clock()
-        width = max(10, self.size.width)
+        width = max(10, width)
         label, detail = state_text(cl, now)
         ok = self.get_component_rich_style("card--ok")
         warn = self.get_component_rich_style("card--warn")
@@ -117,11 +119,11 @@ class MachineCard(Widget, can_focus=True):
             t.append((f"  models: {', '.join(models)}" if models else "") + "\n")
         else:
             t.append(f"Containers {cs.get('state', 'n/a')}: {cs.get('message', '')}\n", "dim")
-        if self.alerts:
-            for a in self.alerts[:3]:
+        if alerts:
+            for a in alerts[:3]:
                 t.append(f"! {a.message}\n", bad if a.severity == "critical" else warn)
-            if len(self.alerts) > 3:
-                t.append(f"  +{len(self.alerts) - 3} more\n", warn)
+            if len(alerts) > 3:
+                t.append(f"  +{len(alerts) - 3} more\n", warn)
         else:
             t.append("no alerts", "dim")
         t.rstrip()

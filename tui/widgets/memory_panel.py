@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import format as fmt
+from tui.widgets.panel import TextPanel
 
 
-class MemoryPanel(Widget):
+class MemoryPanel(TextPanel):
+    """Shows a whole snapshot's ``host.memory`` and ``host.swap`` (and whether the GPU shares it)."""
+
     DEFAULT_CSS = """
-    MemoryPanel { height: auto; border: round $primary; padding: 0 1; }
     MemoryPanel > .mem--bar { color: $accent; }
     """
     COMPONENT_CLASSES = {"mem--bar"}
+    TITLE = "Memory"
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.snap: dict | None = None
-        self.border_title = "Memory"
-
-    def show(self, snap: dict) -> None:
-        self.snap = snap
-        self.refresh(layout=True)
-
-    def render(self) -> Text:
-        if self.snap is None:
-            return Text("no data", "dim")
-        host = self.snap["host"]
-        unified = any((g.get("memory") or {}).get("unified") for g in self.snap.get("gpus") or [])
-        width = max(10, self.size.width)
+    def build(self, width: int) -> Text:
+        host = self.data["host"]
+        unified = any((g.get("memory") or {}).get("unified") for g in self.data.get("gpus") or [])
         style = self.get_component_rich_style("mem--bar")
         t = Text()
         for label, m in (("RAM ", host["memory"]), ("Swap", host["swap"])):
@@ -38,7 +28,7 @@ class MemoryPanel(Widget):
             if label == "Swap" and not m["total_bytes"]:
                 t.append("no swap\n", "dim italic")
                 continue
-            t.append(fmt.bar(m["percent"] / 100, max(4, width - len(figures) - 6)), style)
+            t.append(fmt.bar(m["percent"] / 100, max(4, width - len(figures) - 5)), style)
             t.append(figures + "\n")
         if unified:
             t.append("unified", "bold italic")

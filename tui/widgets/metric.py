@@ -10,7 +10,7 @@ from tui.format import NA
 
 class Metric(Static):
     DEFAULT_CSS = """
-    Metric { width: auto; height: 1; padding: 0 2 0 0; }
+    Metric { width: 100%; height: 1; padding: 0 2 0 0; }
     Metric.-na { color: $text-muted; }
     """
 
@@ -24,4 +24,4 @@ class Metric(Static):
         self.set_class(na, "-na")
         self.tooltip = f"{self.label}: not available on this machine — {na_reason or 'not reported'}" if na else None
         text = Text.assemble((f"{self.label} ", "dim"), (NA if na else value, "italic" if na else "bold"))
-        self.update(text)
+        self.update(text, layout=False)  # fixed size: repaint only

@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import format as fmt
-from tui.client import AgentClient
+from tui.widgets.panel import TextPanel
 from tui.widgets.spark import spark_text
 
 
-class NetworkPanel(Widget):
+class NetworkPanel(TextPanel):
+    """Shows an AgentClient's network rates (latest snapshot) with their history."""
+
     DEFAULT_CSS = """
-    NetworkPanel { height: auto; border: round $primary; padding: 0 1; }
     NetworkPanel > .net--spark { color: $accent; }
     """
     COMPONENT_CLASSES = {"net--spark"}
+    TITLE = "Network"
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.client: AgentClient | None = None
-        self.border_title = "Network"
-
-    def show(self, client: AgentClient) -> None:
-        self.client = client
-        self.refresh(layout=True)
-
-    def render(self) -> Text:
-        cl = self.client
-        if cl is None or cl.latest is None:
+    def build(self, width: int) -> Text:
+        cl = self.data
+        if cl.latest is None:
             return Text("no data", "dim")
         net = cl.latest["host"]["net"]
-        width = max(20, self.size.width)
         t = Text()
         style = self.get_component_rich_style("net--spark")
         for label, key, value in (("rx", "net.rx", net.get("rx_bytes_s")), ("tx", "net.tx", net.get("tx_bytes_s"))):

@@ -5,31 +5,22 @@ from __future__ import annotations
 import json
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import format as fmt
+from tui.widgets.panel import TextPanel
 
 
-class NoisePanel(Widget):
+class NoisePanel(TextPanel):
+    """Shows the snapshot's ``noise``."""
+
     DEFAULT_CSS = """
-    NoisePanel { height: auto; border: round $primary; padding: 0 1; }
     NoisePanel > .noise--bar { color: $accent; }
     """
     COMPONENT_CLASSES = {"noise--bar"}
+    TITLE = "Noise"
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.noise: dict | None = None
-        self.border_title = "Noise"
-
-    def show(self, noise: dict) -> None:
-        self.noise = noise
-        self.refresh(layout=True)
-
-    def render(self) -> Text:
-        n = self.noise
-        if n is None:
-            return Text("no data", "dim")
+    def build(self, width: int) -> Text:
+        n = self.data
         t = Text()
         idx = n.get("index")
         t.append(f"{fmt.num(idx, '', 0)}/100 ", "bold")

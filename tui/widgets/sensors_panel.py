@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import format as fmt
+from tui.widgets.panel import TextPanel
 
 
-class SensorsPanel(Widget):
-    DEFAULT_CSS = """
-    SensorsPanel { height: auto; border: round $primary; padding: 0 1; }
-    """
+class SensorsPanel(TextPanel):
+    """Shows ``host`` temperatures, fans and power sensors."""
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.host: dict | None = None
-        self.border_title = "Temperatures & fans"
+    TITLE = "Temperatures & fans"
 
-    def show(self, host: dict) -> None:
-        self.host = host
-        self.refresh(layout=True)
-
-    def render(self) -> Text:
-        if self.host is None:
-            return Text("no data", "dim")
+    def build(self, width: int) -> Text:
+        host = self.data
         t = Text()
-        temps, fans, power = self.host.get("temperatures") or [], self.host.get("fans") or [], self.host.get("power") or []
+        temps, fans, power = host.get("temperatures") or [], host.get("fans") or [], host.get("power") or []
         for s in temps[:12]:
             hot = s.get("high_c") is not None and s["current_c"] >= s["high_c"]
             t.append(f"{s['chip']}/{s['label']}"[:22].ljust(23), "dim")

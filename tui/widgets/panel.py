@@ -1,0 +1,52 @@
+"""TextPanel: the base of the bordered panels that draw one Rich Text from their data.
+
+``show(data)`` stores the data and rebuilds the text at the current width; the
+screen is re-laid out only when the panel's height changes, so a 10 Hz agent
+costs a repaint of the panel, not a layout of the whole screen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+class TextPanel(Widget):
+    DEFAULT_CSS = """
+    TextPanel { height: auto; border: round $primary; padding: 0 1; }
+    """
+    TITLE = ""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.data: Any = None
+        self._text = Text("no data", "dim")
+        self._built_width = -1
+        self._lines = 1
+        if self.TITLE:
+            self.border_title = self.TITLE
+
+    def show(self, data: Any) -> None:
+        self.data = data
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        width = max(1, self.content_size.width or self.size.width or 40)
+        self._text = self.build(width) if self.data is not None else Text("no data", "dim")
+        self._built_width = width
+        lines = len(self._text.wrap(self.app.console, width)) if self.is_mounted else self._text.plain.count("\n") + 1
+        changed = lines != self._lines
+        self._lines = lines
+        self.refresh(layout=changed)
+
+    def on_resize(self) -> None:
+        if self.data is not None and self.content_size.width != self._built_width:
+            self._rebuild()
+
+    def build(self, width: int) -> Text:  # pragma: no cover - every subclass implements it
+        raise NotImplementedError
+
+    def render(self) -> Text:
+        return self._text
