@@ -255,3 +255,77 @@ async def test_rest_helper_reports_agent_errors(start_agent):
         await AgentClient(Target("a", "http://127.0.0.1:9", None)).request("GET", "/api/v1/info", timeout=2)
     assert err.value.status == 0 and "cannot reach" in err.value.detail
     assert json.loads(json.dumps(info))  # plain JSON
+
+
+# ---- against a scripted server (what no real agent of this version does) ----------------------
+
+
+async def scripted_server(handler, process_request=None):
+    from websockets.asyncio.server import serve
+
+    return await serve(handler, "127.0.0.1", 0, process_request=process_request)
+
+
+async def test_a_newer_agent_is_incompatible_and_not_retried():
+    connections = []
+
+    async def handler(ws):
+        connections.append(ws)
+        await ws.send(json.dumps(hello(v=2)))
+        await ws.wait_closed()
+
+    server = await scripted_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("new", f"http://127.0.0.1:{port}", "t"), backoff=Backoff(base_s=0.05, cap_s=0.1))
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_for(lambda: cl.state == c.INCOMPATIBLE)
+        assert "v2" in cl.reason and "upgrade the client" in cl.reason
+        await asyncio.sleep(0.5)
+        assert len(connections) == 1 and cl.state == c.INCOMPATIBLE  # no reconnect loop
+        cl.retry_now()  # the user asks: one more try
+        await wait_for(lambda: len(connections) == 2)
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()
+
+
+async def test_forbidden_handshake_and_revoked_token_are_auth_failed():
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+
+    def deny(connection, request):
+        body = json.dumps({"error": "forbidden", "detail": "this needs a control token; this one is read"}).encode()
+        return Response(403, "Forbidden", Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))]), body)
+
+    async def never(ws):
+        await ws.wait_closed()
+
+    server = await scripted_server(never, process_request=deny)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"))
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_for(lambda: cl.state == c.AUTH_FAILED)
+        assert cl.reason == "HTTP 403: this needs a control token; this one is read"
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()
+
+    async def revoke(ws):
+        await ws.send(json.dumps(hello()))
+        await ws.close(4401, "token revoked")
+
+    server = await scripted_server(revoke)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"))
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_for(lambda: cl.state == c.AUTH_FAILED)
+        assert cl.reason == "token revoked"
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()

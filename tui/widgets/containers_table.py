@@ -114,7 +114,9 @@ class ContainersTable(DataTable):
         shown = [
             x for x in containers if not needle or needle in f"{x.get('name', '')} {x.get('image', '')} {x.get('state', '')} {x.get('model') or ''}".lower()
         ]
-        shown.sort(key=lambda x: sort_value(x, self.sort_key, now), reverse=self.sort_reverse)
+        keyed = [(sort_value(x, self.sort_key, now), x) for x in shown]
+        known = sorted((kx for kx in keyed if kx[0][0] == 0), key=lambda kx: kx[0], reverse=self.sort_reverse)
+        shown = [x for _, x in known] + [x for k, x in keyed if k[0] == 1]  # n/a last, whichever the direction
         self.by_id = {str(x["id"]): x for x in shown}
         self.clear()
         for x in shown:
