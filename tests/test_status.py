@@ -40,7 +40,7 @@ def test_status_json_matches_the_schema(start_agent, xdg):
     assert "power_limit_w" in gpu.unsupported
     assert report.containers is not None
     # the published schema (sparkdeck status --schema) is the model's, and names every field
-    schema = json.loads(sparkdeck("status", "--schema", "x", env=xdg).stdout)
+    schema = json.loads(sparkdeck("status", "--schema", env=xdg).stdout)
     assert schema == StatusReport.model_json_schema()
     assert set(json.loads(out.stdout)) == set(schema["properties"])
 

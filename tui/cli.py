@@ -39,7 +39,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
 
 def status_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparkdeck status", description="One-shot summary of one agent; exit 0 when reachable.")
-    p.add_argument("target", metavar="TARGET")
+    p.add_argument("target", metavar="TARGET", nargs="?")
     p.add_argument("--token")
     p.add_argument("--json", action="store_true", help="print the StatusReport JSON (see --schema)")
     p.add_argument("--schema", action="store_true", help="print the JSON schema of --json output and exit")
@@ -71,6 +71,8 @@ def cmd_status(argv: list[str]) -> int:
     if args.schema:
         print(json.dumps(StatusReport.model_json_schema(), indent=2))
         return 0
+    if not args.target:
+        return _err("status needs a TARGET (http://HOST:PORT or a hosts-file name)")
     try:
         target = resolve_target(args.target, args.token)
         rules = load_alert_rules()

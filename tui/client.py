@@ -24,6 +24,7 @@ import asyncio
 import json
 import math
 import random
+import ssl as ssl_module
 import time
 import urllib.error
 import urllib.parse
@@ -65,6 +66,7 @@ class Target:
     name: str
     url: str
     token: str | None = None
+    ssl: ssl_module.SSLContext | None = field(default=None, compare=False, repr=False)  # e.g. a pinned certificate (tui/pinning.py)
 
     @property
     def ws_url(self) -> str:
@@ -190,7 +192,7 @@ def _detail_text(detail: Any) -> str:
     return json.dumps(detail)
 
 
-def rest_call(url: str, token: str | None, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
+def rest_call(url: str, token: str | None, method: str, path: str, body: Any = None, timeout: float = 10.0, context: ssl_module.SSLContext | None = None) -> Any:
     """Blocking JSON request; returns the decoded body or raises ApiFailure."""
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
     req = urllib.request.Request(url + path, data=data, method=method)
@@ -200,7 +202,7 @@ def rest_call(url: str, token: str | None, method: str, path: str, body: Any = N
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             raw = resp.read()
             return json.loads(raw) if raw else None
     except urllib.error.HTTPError as exc:
@@ -417,6 +419,9 @@ class AgentClient:
             await self._ws.close()
         self._retry.set()
 
+    def _tls(self) -> dict[str, Any]:
+        return {"ssl": self.target.ssl} if self.target.ssl is not None and self.target.ws_url.startswith("wss://") else {}
+
     async def run(self) -> None:
         """Connect, stream, reconnect; returns only after close()."""
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
@@ -428,6 +433,7 @@ class AgentClient:
                 async with connect(
                     self.target.ws_url,
                     additional_headers=headers,
+                    **self._tls(),
                     open_timeout=self.open_timeout_s,
                     ping_interval=10,
                     ping_timeout=10,
@@ -511,7 +517,7 @@ class AgentClient:
 
     # -- REST ------------------------------------------------------------------------
     async def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
-        return await asyncio.to_thread(rest_call, self.target.url, self.target.token, method, path, body, timeout)
+        return await asyncio.to_thread(rest_call, self.target.url, self.target.token, method, path, body, timeout, self.target.ssl)
 
     async def container_action(self, ref: str, action: str, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
@@ -527,7 +533,7 @@ class AgentClient:
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         base = self.target.ws_url[: -len(STREAM_PATH)]
         url = f"{base}/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs/stream?tail={int(tail)}"
-        async with connect(url, additional_headers=headers, open_timeout=self.open_timeout_s, max_size=2**22) as ws:
+        async with connect(url, additional_headers=headers, open_timeout=self.open_timeout_s, max_size=2**22, **self._tls()) as ws:
             async for raw in ws:
                 try:
                     obj = json.loads(raw)

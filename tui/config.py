@@ -17,11 +17,7 @@ from pathlib import Path
 
 from tui.alerts import AlertRules
 from tui.client import Target, TargetError, parse_url
-
-
-def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "sparkdeck"
+from tui.paths import config_dir
 
 
 def hosts_path() -> Path:

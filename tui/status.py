@@ -155,10 +155,10 @@ def fetch_status(target_text: str, target: Target, rules: AlertRules, timeout: f
         return StatusReport(target=target_text, url=target.url, reachable=state not in ("unreachable",), state=state, error=error)  # type: ignore[arg-type]
 
     try:
-        info = rest_call(target.url, target.token, "GET", "/api/v1/info", timeout=timeout)
+        info = rest_call(target.url, target.token, "GET", "/api/v1/info", timeout=timeout, context=target.ssl)
         if info.get("protocol_version") != PROTOCOL_VERSION:
             return fail("incompatible", f"agent speaks protocol v{info.get('protocol_version')}, this client v{PROTOCOL_VERSION}")
-        snap = rest_call(target.url, target.token, "GET", "/api/v1/snapshot", timeout=timeout)
+        snap = rest_call(target.url, target.token, "GET", "/api/v1/snapshot", timeout=timeout, context=target.ssl)
     except ApiFailure as exc:
         if exc.status in (401, 403):
             return fail("auth_failed", exc.detail)
