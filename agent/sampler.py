@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from typing import Any, Awaitable, Callable, Protocol
@@ -43,7 +44,11 @@ class Stalled(Exception):
 
 
 class TimeBoxed:
-    """Run a blocking function in a daemon thread, at most one call at a time."""
+    """Run a blocking function in its own long-lived daemon thread, at most one call at a time.
+
+    One persistent thread per collector (not a thread per call): no thread churn, and a
+    call that hangs simply keeps its thread busy while later calls report Stalled.
+    """
 
     def __init__(self, fn: Callable[[], Any], timeout_s: float, name: str):
         self.fn = fn
@@ -51,26 +56,35 @@ class TimeBoxed:
         self.name = name
         self._pending: asyncio.Future | None = None
         self._started = 0.0
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
-    async def __call__(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._pending is not None and not self._pending.done():
-            raise Stalled(time.monotonic() - self._started)
-        fut: asyncio.Future = loop.create_future()
-        # a call that failed after its caller gave up is still "retrieved": no asyncio warning
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-        def work() -> None:
+    def _worker(self) -> None:
+        while True:
+            loop, fut = self._jobs.get()
             try:
                 result: Any = self.fn()
                 err: BaseException | None = None
             except BaseException as exc:  # delivered to the awaiting side
                 result, err = None, exc
             if not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, fut, result, err)
+                try:
+                    loop.call_soon_threadsafe(_settle, fut, result, err)
+                except RuntimeError:  # the loop closed meanwhile
+                    pass
 
+    async def __call__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._pending is not None and not self._pending.done():
+            raise Stalled(time.monotonic() - self._started)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._worker, name=f"sparkdeck-{self.name}", daemon=True)
+            self._thread.start()
+        fut: asyncio.Future = loop.create_future()
+        # a call that failed after its caller gave up is still "retrieved": no asyncio warning
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._pending, self._started = fut, time.monotonic()
-        threading.Thread(target=work, name=f"sparkdeck-{self.name}", daemon=True).start()
+        self._jobs.put((loop, fut))
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
         except asyncio.TimeoutError:

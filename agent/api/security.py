@@ -8,6 +8,7 @@ always accepted. There is no CORS: no Access-Control-* header is ever sent.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import socket
@@ -118,3 +119,8 @@ class HostGuard:
         except _BodyTooLarge:
             if not started:
                 await _send_json(send, 413, too_large)
+        except asyncio.CancelledError:
+            # uvicorn cancels requests still running when its graceful shutdown times out
+            # (e.g. a container stop with a long grace period): answer instead of a traceback.
+            if not started:
+                await _send_json(send, 503, {"error": "shutting_down", "detail": "the agent is shutting down; the engine finishes the action by itself"})

@@ -15,6 +15,7 @@ class Watcher:
     def __init__(self, agent):
         self.agent = agent
         self.arrivals: list[tuple[float, dict]] = []
+        self.latency_ms: list[float] = []  # wall-clock receive time minus the frame's ts
         self._task: asyncio.Task | None = None
         self._stop = asyncio.Event()
 
@@ -28,6 +29,7 @@ class Watcher:
                 f = json.loads(raw)
                 if f["type"] == "snapshot":
                     self.arrivals.append((time.monotonic(), f))
+                    self.latency_ms.append(1000 * (time.time() - f["ts"]))
 
     async def __aenter__(self) -> "Watcher":
         self._task = asyncio.create_task(self._run())
