@@ -53,3 +53,13 @@ def test_rules_load_from_client_toml(tmp_path):
     path.write_text("[alerts]\ngpu_tmp = 70\n")
     with pytest.raises(ValueError, match="unknown alert setting"):
         load_alert_rules(path)
+
+
+def test_a_lost_gpu_alerts_once():
+    s = snap()
+    s["gpus"].append({"index": 1, "status": "error", "error": "GPU is lost"})
+    s["gpu_status"] = {"state": "degraded", "message": "GPU 1: GPU is lost"}
+    assert keys(evaluate(s, AlertRules())) == {("gpu1.error", "critical")}
+    s["gpus"] = []
+    s["gpu_status"] = {"state": "unavailable", "message": "driver not found"}
+    assert keys(evaluate(s, AlertRules())) == {("gpu.status", "warning")}

@@ -57,7 +57,8 @@ def evaluate(snap: dict[str, Any] | None, rules: AlertRules) -> list[Alert]:
             if pct >= rules.memory_percent:
                 out.append(Alert("warning", f"gpu{i}.mem", f"GPU {i} memory {pct:.0f}% used"))
     status = snap.get("gpu_status") or {}
-    if status.get("state") not in (None, "ok"):
+    gpu_errors = any(a.key.endswith(".error") for a in out)
+    if status.get("state") not in (None, "ok") and not (status.get("state") == "degraded" and gpu_errors):  # not twice for one lost GPU
         out.append(Alert("warning", "gpu.status", f"GPUs {status['state']}: {status.get('message', '')}"))
     host = snap.get("host") or {}
     mem = host.get("memory") or {}

@@ -189,7 +189,7 @@ def render_text(r: StatusReport) -> str:
             f"  GPU {g.index} {g.name or ''}: {fmt.pct(g.utilization_percent)} util  {fmt.num(g.temperature_c, ' °C')}  {fmt.num(g.power_w, ' W', 1)}  mem {mem}"
         )
     if r.noise:
-        lines.append(f"  noise {fmt.num(r.noise.index, '', 0)}/100 ({r.noise.source})")
+        lines.append(f"  noise {r.noise.index:.0f}/100 ({r.noise.source})" if r.noise.index is not None else "  noise n/a (no input)")
     if r.containers:
         c = r.containers
         lines.append(

@@ -107,7 +107,7 @@ class MachineCard(TextPanel, can_focus=True):
         t.append(tag + "\n", "italic bold" if unified else "")
         noise = snap.get("noise") or {}
         t.append("Noise ", "dim")
-        t.append(f"{fmt.num(noise.get('index'), '', 0)}/100 ({noise.get('source', 'none')})")
+        t.append(f"{noise['index']:.0f}/100 ({noise.get('source', 'none')})" if noise.get("index") is not None else "n/a (no input)")
         cpu = snap["host"]["cpu"].get("percent")
         t.append(f"   CPU {fmt.pct(cpu)}\n")
         cs = snap.get("containers_status") or {}

@@ -23,7 +23,7 @@ class NoisePanel(TextPanel):
         n = self.data
         t = Text()
         idx = n.get("index")
-        t.append(f"{fmt.num(idx, '', 0)}/100 ", "bold")
+        t.append(f"{fmt.num(idx, '', 0)}/100 " if idx is not None else "n/a ", "bold")
         t.append(fmt.bar(None if idx is None else idx / 100, 12), self.get_component_rich_style("noise--bar"))
         t.append(f"  source: {n.get('source', 'none')}")
         dba = n.get("dba_estimate")
