@@ -7,7 +7,7 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test demo bench clean docker-image
+.PHONY: venv test demo bench faults soak clean docker-image
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,3 +31,9 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q tests/faults
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py

@@ -28,7 +28,8 @@ from agent.settings import AgentSettings
 
 log = logging.getLogger("sparkdeck.agent")
 
-REVALIDATE_S = 0.5  # how often open streams re-check their token (revocation closes them)
+REVALIDATE_S = 0.5
+RING_MAX_FRAMES = 3000  # ~4 MB of compressed frames; backfill beyond it comes from the history store  # how often open streams re-check their token (revocation closes them)
 
 
 def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_root: str) -> Any:
@@ -57,7 +58,7 @@ class Agent:
         self.auth_limiter = FailedAuthLimiter(limit=settings.auth_fail_limit)
         self.host_info = host_info(proc_root)
         self.hub = Hub()
-        self.ring = Ring(math.ceil(settings.buffer_s / settings.interval_s))
+        self.ring = Ring(min(RING_MAX_FRAMES, math.ceil(settings.buffer_s / settings.interval_s)))
         self.container_service = _container_service(settings, self.hub, proc_root, sys_root)
         self.gpu = GpuCollector(nvml if nvml is not None else load_nvml(settings.simulate), simulated=self.simulated, proc_root=proc_root)
         self.sampler = Sampler(
@@ -116,6 +117,14 @@ class Agent:
             n = self.hub.close_where(lambda c: (c.token_name, c.token_created) not in valid, CLOSE_UNAUTHORIZED, "token revoked")
             if n:
                 log.info("closed %d stream(s) whose token was revoked", n)
+
+    async def oldest_seq(self) -> int | None:
+        """The oldest seq a subscribe can still replay (history store, else the ring)."""
+        if self.history:
+            stored = await self.history.store.min_seq()
+            if stored:
+                return min(stored, self.ring.oldest_seq or stored)
+        return self.ring.oldest_seq
 
     def info(self) -> dict[str, Any]:
         return {

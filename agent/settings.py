@@ -67,8 +67,8 @@ class AgentSettings(BaseSettings):
     """Where tokens (hashed), the audit log and history live."""
     interval_s: float = Field(default=1.0, ge=0.1, le=60.0)
     """Sampling interval in seconds."""
-    buffer_s: float = Field(default=3600.0, ge=10.0, le=86400.0)
-    """How much recent history the in-memory ring keeps for backfill, in seconds."""
+    buffer_s: float = Field(default=300.0, ge=10.0, le=86400.0)
+    """Seconds of frames kept in memory for backfill (at most 3,000 frames); older backfill is read from history."""
     simulate: str | None = None
     """Use a fake NVML scenario (gb10, h100, h200x2, no-driver, gpu-lost, unsupported, hang); every frame says simulated."""
     insecure: bool = False

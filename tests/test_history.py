@@ -68,14 +68,14 @@ def test_corrupt_database_is_moved_aside_and_a_fresh_one_started(tmp_path):
     async def go():
         store = HistoryStore(path)
         first = await store.append(1, time.time(), b"x", {"cpu.percent": 1.0})
-        second = await store.append(2, time.time(), b"y", {"cpu.percent": 2.0})
+        await store.append(2, time.time(), b"y", {"cpu.percent": 2.0})  # degraded: written without waiting
+        seq = await store.max_seq()  # queued behind that write
         status = dict(store.status)
-        seq = await store.max_seq()
         store.close()
-        return first, second, status, seq
+        return first, status, seq
 
-    first, second, status, seq = run(go())
-    assert first is False and second is True and seq == 2
+    first, status, seq = run(go())
+    assert first is False and seq == 2
     assert status["state"] == "ok"
     assert list(tmp_path.glob("h.sqlite3.corrupt-*"))
 
@@ -92,13 +92,16 @@ def test_locked_database_degrades_then_recovers(tmp_path):
         status = dict(store.status)
         other.execute("ROLLBACK")
         other.close()
-        after = await store.append(3, time.time(), b"z", {"cpu.percent": 3.0})
+        await store.append(3, time.time(), b"z", {"cpu.percent": 3.0})  # degraded: not waited for
+        seq = await store.max_seq()
+        recovered = dict(store.status)
+        blocking_again = await store.append(4, time.time(), b"w", {"cpu.percent": 4.0})
         store.close()
-        return locked, status, after
+        return locked, status, seq, recovered, blocking_again
 
-    locked, status, after = run(go())
+    locked, status, seq, recovered, blocking_again = run(go())
     assert locked is False and status["state"] == "degraded" and "locked" in status["message"]
-    assert after is True
+    assert seq == 3 and recovered["state"] == "ok" and blocking_again is True
 
 
 def test_prune_keeps_disk_bounded(tmp_path):
@@ -182,3 +185,29 @@ def test_prometheus_metrics_public(start_agent):
     agent = start_agent("--simulate", "h100", env={"SPARKDECK_METRICS_PUBLIC": "true"})
     r = httpx.get(agent.url + "/metrics")
     assert r.status_code == 200 and "sparkdeck_gpu_power_limit_watts" in r.text
+
+
+def test_backfill_older_than_the_ring_comes_from_the_store(tmp_path):
+    agent = launch_agent(tmp_path / "state", "--simulate", "gb10", "--interval", "0.1", env={"SPARKDECK_BUFFER_S": "10"})
+    try:
+        time.sleep(13)  # the 100-frame ring no longer holds seq 1; the store does
+
+        async def go():
+            async with connect(agent.ws_url, additional_headers=agent.headers(agent.read_token), max_size=2**24) as ws:
+                hello = json.loads(await ws.recv())
+                await ws.send(json.dumps({"type": "subscribe", "since_seq": 0}))
+                seqs = []
+                while True:
+                    f = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if f["type"] == "snapshot":
+                        seqs.append(f["seq"])
+                    elif f["type"] == "backfill":
+                        return hello, seqs, f
+
+        hello, seqs, backfill = run(go())
+        assert hello["oldest_seq"] == 1
+        replay = seqs[seqs.index(1):]
+        assert replay == list(range(1, len(replay) + 1)) and len(replay) > 110
+        assert backfill["complete"] is True and backfill["first_seq"] == 1
+    finally:
+        agent.stop()

@@ -80,7 +80,7 @@ async def test_backfill_after_reconnect_has_no_gap_or_duplicate(start_agent):
 
 
 async def test_backfill_beyond_ring_is_marked_incomplete(start_agent, tmp_path):
-    agent = start_agent("--simulate", "gb10", "--interval", "0.1", env={"SPARKDECK_BUFFER_S": "10"})
+    agent = start_agent("--simulate", "gb10", "--interval", "0.1", env={"SPARKDECK_BUFFER_S": "10", "SPARKDECK_HISTORY": "false"})
     async with ws(agent, agent.read_token) as conn:
         await recv_json(conn)
         await conn.send(json.dumps({"type": "subscribe", "since_seq": 0}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -54,7 +55,7 @@ async def stream(ws: WebSocket) -> None:
                 "interval_s": agent.settings.interval_s,
                 "scope": token.scope,
                 "simulated": agent.simulated,
-                "oldest_seq": agent.ring.oldest_seq,
+                "oldest_seq": await agent.oldest_seq(),
                 "latest_seq": agent.ring.latest_seq,
             }
         )
@@ -62,7 +63,7 @@ async def stream(ws: WebSocket) -> None:
     agent.hub.add(client)
     reader = asyncio.create_task(_read(ws, client))
     try:
-        await _write(ws, client, agent.ring)
+        await _write(ws, client, agent)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the peer went away mid-send
     finally:
@@ -97,7 +98,7 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
             client.push_control(encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id}))
 
 
-async def _write(ws: WebSocket, client: StreamClient, ring: Ring) -> None:
+async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
     while True:
         item = await client.next()
         if isinstance(item, Close):
@@ -106,7 +107,7 @@ async def _write(ws: WebSocket, client: StreamClient, ring: Ring) -> None:
                     await ws.close(item.code, item.reason)
             return
         if isinstance(item, Replay):
-            await _replay(ws, client, ring, item.since_seq)
+            await _replay(ws, client, agent, item.since_seq)
         elif isinstance(item, tuple):
             seq, text = item
             if seq > client.last_sent:
@@ -116,22 +117,37 @@ async def _write(ws: WebSocket, client: StreamClient, ring: Ring) -> None:
             await ws.send_text(item)
 
 
-async def _replay(ws: WebSocket, client: StreamClient, ring: Ring, since: int) -> None:
-    oldest = ring.oldest_seq
+async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int) -> None:
+    """Frames after ``since``: first from the history store (older than the ring), then the ring."""
+    ring = agent.ring
+    oldest = await agent.oldest_seq()
     first = last = None
     count = 0
     cursor = since
+
+    async def send(seq: int, text: str) -> None:
+        nonlocal first, last, count, cursor
+        if seq % client.every == 0:
+            await ws.send_text(text)
+            client.last_sent = seq
+            first = seq if first is None else first
+            last = seq
+            count += 1
+        cursor = seq
+
+    if agent.history is not None:
+        while ring.oldest_seq is None or cursor + 1 < ring.oldest_seq:
+            rows = await agent.history.store.frames_after(cursor, below=ring.oldest_seq)
+            if not rows:
+                break
+            for seq, _, blob in rows:
+                await send(seq, zlib.decompress(blob).decode())
     while True:  # loop: frames sampled while we were sending are caught up too
-        entries = [e for e in ring.after(cursor) if e.seq % client.every == 0]
+        entries = ring.after(cursor)
         if not entries:
             break
         for entry in entries:
-            await ws.send_text(Ring.text(entry))
-            client.last_sent = entry.seq
-            first = entry.seq if first is None else first
-            last = entry.seq
-            count += 1
-        cursor = last
+            await send(entry.seq, Ring.text(entry))
     complete = oldest is not None and since + 1 >= oldest
     await ws.send_text(
         encode({"type": "backfill", "v": PROTOCOL_VERSION, "since_seq": since, "first_seq": first, "last_seq": last, "count": count, "complete": complete})

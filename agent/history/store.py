@@ -152,6 +152,13 @@ class HistoryStore:
     def _recent(self, conn: sqlite3.Connection, since_ts: float) -> list[tuple[int, float, bytes]]:
         return conn.execute("SELECT seq, ts, blob FROM frames WHERE ts >= ? ORDER BY seq", (since_ts,)).fetchall()
 
+    def _after(self, conn: sqlite3.Connection, seq: int, below: int | None, limit: int) -> list[tuple[int, float, bytes]]:
+        hi = below if below is not None else 2**62
+        return conn.execute("SELECT seq, ts, blob FROM frames WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?", (seq, hi, limit)).fetchall()
+
+    def _min_seq(self, conn: sqlite3.Connection) -> int:
+        return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM frames").fetchone()[0]
+
     def _max_seq(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM frames").fetchone()[0]
 
@@ -218,6 +225,13 @@ class HistoryStore:
 
     async def recent(self, seconds: float) -> list[tuple[int, float, bytes]]:
         return await self._run("read", self._recent, time.time() - seconds) or []
+
+    async def frames_after(self, seq: int, below: int | None = None, limit: int = 500) -> list[tuple[int, float, bytes]]:
+        """Stored frames with seq in (seq, below), oldest first: backfill older than the ring."""
+        return await self._run("read", self._after, seq, below, limit) or []
+
+    async def min_seq(self) -> int:
+        return await self._run("read", self._min_seq) or 0
 
     async def max_seq(self) -> int:
         return await self._run("read", self._max_seq) or 0
