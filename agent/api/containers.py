@@ -169,7 +169,7 @@ async def follow_logs(ws: WebSocket, id_or_name: str) -> None:
         return await _deny(ws, err.status_code, err.code, str(err.detail))
     await ws.accept()
     listener = asyncio.create_task(_until_disconnect(ws))
-    pump = asyncio.create_task(_pump_logs(ws, svc, info["Id"]))
+    pump = asyncio.create_task(_pump_logs(ws, svc, info["Id"], tail))
     done, _ = await asyncio.wait({listener, pump}, return_when=asyncio.FIRST_COMPLETED)
     for task in (listener, pump):
         task.cancel()
@@ -182,8 +182,7 @@ async def _until_disconnect(ws: WebSocket) -> None:
         pass  # client messages carry no meaning on this stream
 
 
-async def _pump_logs(ws: WebSocket, svc: ContainerService, cid: str) -> None:
-    tail = int(ws.query_params.get("tail", "100"))
+async def _pump_logs(ws: WebSocket, svc: ContainerService, cid: str, tail: int) -> None:
     try:
         async for line in container_logs.follow(svc.engine, cid, tail):
             await ws.send_text(encode({"type": "log", "v": PROTOCOL_VERSION, **line}))

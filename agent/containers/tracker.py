@@ -24,6 +24,7 @@ import re
 import time
 from typing import Any
 
+from agent.containers.catalog import MODEL_LABEL
 from agent.containers.engine import Engine, EngineError, EngineUnavailable
 from agent.containers.gpu_map import gpu_memory_by_container
 from agent.containers.stats import StatsReader
@@ -34,7 +35,6 @@ RECONCILE_S = 5.0
 STATS_MIN_INTERVAL_S = 1.0  # like docker stats: faster sampling would cost CPU and only add noise to the rates
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 5.0
-MODEL_LABEL = "sparkdeck.model"
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EVENTS = {"create", "start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "update", "oom", "health_status"}
 _STAT_FIELDS = ("cpu_percent", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_s", "net_tx_bytes_s")
