@@ -103,3 +103,22 @@ def test_engine_unreachable_is_reported_and_telemetry_flows(start_agent, tmp_pat
     r = call(agent, "POST", "/api/v1/containers/whatever/stop", agent.control_token)
     assert r.status_code == 503 and r.json()["error"] == "engine_unavailable"
     assert "Traceback" not in agent.log()
+
+
+async def test_reconcile_alone_finds_and_drops_containers(docker_engine) -> None:
+    """The periodic full listing, without the event stream: what an event missed is caught here."""
+    from agent.containers.engine import Engine
+    from agent.containers.tracker import ContainerTracker
+
+    tracker = ContainerTracker(Engine())
+    name = _name("reconcile")
+    try:
+        cid = docker_engine.run(docker_engine.image, "sleep", "300", name=name)
+        await tracker.reconcile()
+        assert tracker.entries[cid]["name"] == name and tracker.entries[cid]["state"] == "running"
+        assert tracker.pids[cid] == docker_engine.pid(name)
+        docker_engine.cli("rm", "-f", name)
+        await tracker.reconcile()
+        assert cid not in tracker.entries and cid not in tracker.pids
+    finally:
+        await tracker.engine.close()
