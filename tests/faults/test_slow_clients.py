@@ -64,4 +64,4 @@ async def test_stalled_minute_and_churn(start_agent, record):
     assert churned == 500
     assert all(g == 1 for g in gaps) and len(frames) >= 500
     assert dropped > 0
-    assert growth <= 0.05 and after["fds"] <= base["fds"] + 2 and after["tasks"] <= base["tasks"] + 2
+    assert growth <= 0.10 and after["fds"] <= base["fds"] + 2 and after["tasks"] <= base["tasks"] + 2
