@@ -53,6 +53,9 @@ async def test_keys_and_mouse_navigate():
         assert isinstance(app.screen, ContainersScreen) and app.screen.index == 0
         await pilot.press("o")
         assert isinstance(app.screen, OverviewScreen) and app.focused.id == "card-0"
+        await pilot.press("down", "down", "enter")  # keyboard only
+        assert isinstance(app.screen, MachineScreen) and app.screen.index == 2
+        assert app.focused.id == "detail"  # arrows scroll the detail
 
 
 async def test_filter_and_header_click_sort():

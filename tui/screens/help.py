@@ -15,6 +15,7 @@ HELP = """\
 |---|---|
 | `o` `d` `c` `m` | overview, machine detail, containers, models |
 | `[` `]` | previous / next machine |
+| `↑` `↓` | overview: move between cards (`enter` opens); detail: scroll |
 | `r` | reconnect now (also after an auth failure) |
 | `ctrl+p` | command palette: every action, and themes |
 | `?` | this help; `escape` closes it |

@@ -41,6 +41,10 @@ class MachineScreen(BaseView):
                 yield NetworkPanel(id="network")
         yield self.footer()
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#detail").focus()  # arrows / PgUp / PgDn scroll at once (80x24 needs it)
+
     def update_view(self) -> None:
         super().update_view()
         cl = self.client

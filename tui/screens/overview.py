@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.events import Resize
 from textual.widgets import Static
@@ -15,6 +16,10 @@ from tui.widgets.machine_card import MachineCard
 class OverviewScreen(BaseView):
     view = "overview"
     index = None
+    BINDINGS = [
+        Binding("down,right,j", "app.focus_next", "Next card", show=False),
+        Binding("up,left,k", "app.focus_previous", "Previous card", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
