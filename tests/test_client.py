@@ -329,3 +329,31 @@ async def test_forbidden_handshake_and_revoked_token_are_auth_failed():
         await cl.close()
         await asyncio.wait_for(task, 10)
         server.close()
+
+
+async def test_an_undigestible_frame_reconnects_instead_of_ending_the_client():
+    attempts = []
+
+    async def handler(ws):
+        attempts.append(ws)
+        await ws.send(json.dumps(hello()))
+        if len(attempts) == 1:
+            await ws.send(json.dumps({**snap(1), "seq": "not-a-number"}))
+        else:
+            await ws.send(json.dumps(snap(1)))
+        await ws.wait_closed()
+
+    server = await scripted_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"), backoff=Backoff(base_s=0.05, cap_s=0.1))
+    reasons = []
+    cl.on_change = lambda client, kind: reasons.append(client.reason)
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_for(lambda: cl.latest is not None and cl.state == c.LIVE)
+        assert len(attempts) == 2
+        assert any(r.startswith("client error: ValueError") for r in reasons)
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()

@@ -451,6 +451,8 @@ class AgentClient:
                 terminal = self._on_closed(exc)
             except (OSError, TimeoutError, InvalidHandshake, asyncio.TimeoutError) as exc:
                 self.reason = _short_error(exc)
+            except Exception as exc:  # noqa: BLE001 - a frame this client cannot digest must not end the stream for good
+                self.reason = f"client error: {type(exc).__name__}: {str(exc)[:120]}"
             finally:
                 self._ws = None
             if self._stopping:
