@@ -24,7 +24,8 @@ def state_text(cl: c.AgentClient, now: float) -> tuple[str, str]:
         return "connecting", f"{cl.target.url}" + (f"  ({cl.reason})" if cl.reason else "")
     if cl.state == c.RECONNECTING:
         when = f"next try in {max(0.0, cl.next_try_at - now):.0f}s" if cl.next_try_at else "trying now"
-        return "reconnecting", f"{when} (attempt {max(cl.attempt, 1)})" + (f": {cl.reason}" if cl.reason else "")
+        label = "reconnecting" if cl.hello is not None else "connecting"  # never reached yet: still connecting
+        return label, f"{when} (attempt {max(cl.attempt, 1)})" + (f": {cl.reason}" if cl.reason else "")
     if cl.state == c.AUTH_FAILED:
         return "auth failed", cl.reason + "  (r: retry)"
     if cl.state == c.INCOMPATIBLE:
