@@ -35,7 +35,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    collected = [i.nodeid for i in session.items if "/faults/" in str(i.fspath)]
+    collected = [i.nodeid for i in session.items if "/faults/" in str(i.fspath) and "record" in getattr(i, "fixturenames", ())]
     files = {Path(str(i.fspath)).name for i in session.items if "/faults/" in str(i.fspath)}
     every_file = {p.name for p in Path(__file__).parent.glob("test_*.py")}
     if not collected or files != every_file or any(n not in _rows for n in collected) or session.config.option.keyword:
