@@ -41,6 +41,7 @@ async def test_detail_fills_in_with_na_reasons_and_history(start_agent):
         await pilot.pause(0.3)
         panel = app.screen.query_one(GpuPanel)
         limit = panel.metrics["power_limit_w"]
+        await until(pilot, lambda: "n/a" in str(limit.render()), what="GPU figures")
         assert "n/a" in str(limit.render()) and limit.has_class("-na")
         assert "Not Supported" in str(limit.tooltip)  # the reason, on hover
         assert "unified" in str(panel.metrics["memory"].render())
@@ -100,7 +101,7 @@ async def test_agent_killed_and_restarted_shows_reconnecting_stale_then_live(sta
         agent.proc.kill()
         agent.proc.wait(10)
         await until(pilot, lambda: "reconnecting" in bar() and "STALE" in bar(), what="reconnecting + stale")
-        assert app.screen.has_class("-stale")
+        await until(pilot, lambda: app.screen.has_class("-stale"), what="stale styling")  # at the next (throttled) refresh
         again = launch_agent(agent.state_dir, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
         try:
             await until(pilot, lambda: client.state == c.LIVE and "live" in bar() and "STALE" not in bar(), what="live again")
@@ -121,6 +122,7 @@ async def test_overview_with_several_agents_and_one_bad_token(start_agent):
         await pilot.pause(0.3)
         cards = list(app.screen.query(MachineCard))
         assert len(cards) == 3
+        await until(pilot, lambda: "GPU1" in plain(cards[1]) and "auth failed" in plain(cards[2]), what="cards filled")
         assert "GPU1" in plain(cards[1]) and "unified" not in plain(cards[1])
         assert "auth failed" in plain(cards[2]) and "401" in plain(cards[2])
         await pilot.press("right_square_bracket")
