@@ -77,3 +77,12 @@ async def test_filter_and_header_click_sort():
         await pilot.pause()
         assert table.sort_key == "cpu_percent" and table.sort_reverse  # busiest first
         assert next(iter(table.by_id.values()))["name"] == "vllm-qwen"
+
+
+async def test_ctrl_c_quits_like_other_terminal_tools():
+    app = app_for([spark_client()], "detail")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running

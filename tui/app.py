@@ -33,6 +33,7 @@ class SparkdeckApp(App):
     CSS_PATH = "app.tcss"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=False),  # as in other terminal tools (inputs keep ctrl+c for copy)
         Binding("question_mark", "help", "Help"),
         Binding("o", "view('overview')", "Overview"),
         Binding("d", "view('detail')", "Detail"),
