@@ -82,3 +82,19 @@ def ports(value: object) -> str:
                 out.append(str(p))
         return ",".join(out)
     return str(value)
+
+
+# Words -> a theme colour name ("success", "warning", "error"), resolved against the
+# running app's Textual theme by the widget that draws them.
+STATE_COLOURS = {
+    "running": "success", "ready": "success",
+    "restarting": "warning", "paused": "warning", "starting": "warning", "pulling": "warning",
+    "exited": "error", "dead": "error", "failed": "error",
+}
+
+
+def theme_style(theme: object, word: str, default: str = "") -> str:
+    """A Rich style for ``word`` in the given Textual theme's colours (dim when it has none)."""
+    name = STATE_COLOURS.get(word)
+    colour = getattr(theme, name, None) if name else None
+    return str(colour) if colour else default

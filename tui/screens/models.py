@@ -10,13 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from tui import format as fmt
 from tui.client import ApiFailure
 from tui.messages import ActionFinished
 from tui.screens.base import BaseView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.launch import LaunchScreen
 
-PHASE_STYLE = {"ready": "green", "starting": "yellow", "pulling": "yellow", "failed": "red", "exited": "red"}
 
 
 def model_containers(snap: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
@@ -140,7 +140,7 @@ class ModelsScreen(BaseView):
         for entry, ph, url in self.rows():
             table.add_row(
                 entry["name"],
-                Text(ph, PHASE_STYLE.get(ph.split()[0], "dim")),
+                Text(ph, fmt.theme_style(self.app.current_theme, ph.split()[0], "dim")),
                 url if ph == "ready" else (Text(url, "dim") if url else ""),
                 entry.get("image", ""),
                 entry.get("description", ""),

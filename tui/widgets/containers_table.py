@@ -21,7 +21,6 @@ COLUMNS = [  # (key, label): the figures first, so 80 columns show them; the ima
     ("image", "Image"),
 ]
 HEALTH = {"healthy": " ✓", "unhealthy": " ✗ unhealthy", "starting": " …"}
-STATE_STYLE = {"running": "green", "exited": "red", "dead": "red", "restarting": "yellow", "paused": "yellow", "created": "dim"}
 
 
 def started_at(cont: dict[str, Any]) -> float | None:
@@ -127,7 +126,7 @@ class ContainersTable(DataTable):
                 name.append(f" ◆{x['model']}", "bold")
             self.add_row(
                 name,
-                Text(label, STATE_STYLE.get(str(x.get("state")), "")),
+                Text(label, fmt.theme_style(self.app.current_theme, str(x.get("state")), "dim")),
                 Text(fmt.pct(x.get("cpu_percent"), 1), justify="right"),
                 Text(fmt.size(x.get("memory_bytes")), justify="right"),
                 Text(fmt.size(x.get("gpu_memory_bytes")), justify="right"),

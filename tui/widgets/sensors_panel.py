@@ -20,7 +20,7 @@ class SensorsPanel(TextPanel):
         for s in temps[:12]:
             hot = s.get("high_c") is not None and s["current_c"] >= s["high_c"]
             t.append(f"{s['chip']}/{s['label']}"[:22].ljust(23), "dim")
-            t.append(f"{s['current_c']:5.1f} °C", "bold red" if hot else "")
+            t.append(f"{s['current_c']:5.1f} °C", f"bold {self.app.current_theme.error}" if hot else "")
             t.append(f"  high {fmt.num(s.get('high_c'), '°C')}\n" if s.get("high_c") is not None else "\n", "dim")
         if len(temps) > 12:
             t.append(f"+{len(temps) - 12} more sensors\n", "dim")
