@@ -77,3 +77,16 @@ def test_host_info_schema():
     info = host_info()
     HostInfo.model_validate(info)
     assert info["memory_total_bytes"] > 0 and info["hostname"]
+
+
+def test_only_device_backed_nics_count(tmp_path):
+    from agent.collectors.host import physical_nics
+
+    for nic in ("enP7s7", "wlP9s9"):
+        (tmp_path / "class" / "net" / nic / "device").mkdir(parents=True)
+    for nic in ("docker0", "veth1a2b", "lo"):
+        (tmp_path / "class" / "net" / nic).mkdir(parents=True)
+    counters = {n: n for n in ("enP7s7", "wlP9s9", "docker0", "veth1a2b", "lo")}
+    assert set(physical_nics(counters, str(tmp_path))) == {"enP7s7", "wlP9s9"}
+    # a VM with no device-backed interface: everything but loopback
+    assert set(physical_nics({"eth0": 1, "lo": 2}, str(tmp_path / "none"))) == {"eth0"}

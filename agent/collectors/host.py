@@ -147,6 +147,17 @@ def host_info(proc_root: str = "/proc") -> dict[str, Any]:
     }
 
 
+def physical_nics(counters: dict[str, Any], sys_root: str = "/sys") -> dict[str, Any]:
+    """Interfaces backed by a device (Ethernet, Wi-Fi, ConnectX), not veth/bridges/tunnels.
+
+    Container traffic crosses a veth, docker0 and the physical NIC: summing every
+    interface would count it three times and list one veth per container. Where no
+    interface has a device (some VMs), every interface but lo is used.
+    """
+    real = {k: v for k, v in counters.items() if os.path.exists(f"{sys_root}/class/net/{k}/device")}
+    return real or {k: v for k, v in counters.items() if k != "lo"}
+
+
 class HostCollector:
     def __init__(self, *, proc_root: str = "/proc", sys_root: str = "/sys", clock: Callable[[], float] = time.monotonic):
         self.proc_root = proc_root
@@ -223,7 +234,7 @@ class HostCollector:
             disk = psutil.disk_io_counters()
         except Exception:
             disk = None
-        nics = {k: v for k, v in psutil.net_io_counters(pernic=True).items() if k != "lo"}
+        nics = physical_nics(psutil.net_io_counters(pernic=True), self.sys_root)
         prev, self._prev = self._prev, (now, disk, nics)
         disk_io = {"read_bytes_s": None, "write_bytes_s": None}
         net: dict[str, Any] = {"rx_bytes_s": None, "tx_bytes_s": None, "per_nic": {}}
