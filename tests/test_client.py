@@ -156,13 +156,14 @@ def test_backoff_grows_with_jitter_and_is_capped():
         assert len(delays) > 1  # jitter: not one fixed value
 
 
-def test_parse_url_and_ssh_message():
+def test_parse_url_accepts_ssh_and_rejects_what_ssh_would_misread():
     assert parse_url("http://spark.local:8611/") == "http://spark.local:8611"
     assert Target("x", "https://h:1").ws_url == "wss://h:1/api/v1/stream"
-    with pytest.raises(TargetError, match="SSH transport is not yet supported"):
-        parse_url("ssh://me@spark")
-    with pytest.raises(TargetError):
-        parse_url("ftp://x")
+    assert parse_url("ssh://me@spark") == "ssh://me@spark"
+    assert parse_url("ssh://spark:2222?agent_port=9000") == "ssh://spark:2222?agent_port=9000"
+    for bad in ("ssh://-oProxyCommand=evil", "ssh://spark?rm=1", "ftp://x"):
+        with pytest.raises(TargetError):
+            parse_url(bad)
 
 
 def test_log_lines_accepts_the_agent_shapes():

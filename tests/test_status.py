@@ -69,11 +69,14 @@ def test_status_bad_token_is_auth_failed(start_agent, xdg):
     assert StatusReport.model_validate_json(out.stdout).state == "auth_failed"
 
 
-def test_ssh_target_says_not_yet_supported(xdg):
-    out = sparkdeck("status", "ssh://me@spark", env=xdg)
-    assert out.returncode == 2 and "SSH transport is not yet supported" in out.stderr
-    out = sparkdeck("ssh://me@spark", env=xdg)
-    assert out.returncode == 2 and "SSH transport is not yet supported" in out.stderr
+def test_ssh_target_failures_are_specific(xdg):
+    """The SSH transport itself is tested against a real sshd in test_ssh_transport/test_remote_cli."""
+    out = sparkdeck("status", "ssh://me@sparkdeck-no-such-host.invalid", env=xdg)
+    assert out.returncode == 2 and "cannot resolve sparkdeck-no-such-host.invalid" in out.stderr
+    out = sparkdeck("ssh://-oProxyCommand=touch%20x", env=xdg)
+    assert out.returncode == 2 and "ssh would misread" in out.stderr
+    out = sparkdeck("status", "ssh://me@spark", env={**xdg, "SPARKDECK_SSH": "/nonexistent/ssh"})
+    assert out.returncode == 2 and "ssh not found" in out.stderr
 
 
 def test_hosts_add_list_remove_and_status_by_name(start_agent, xdg, tmp_path):

@@ -5,17 +5,22 @@
     sparkdeck hosts add NAME URL [--token TOKEN | --token-file FILE]
     sparkdeck hosts list [--json]
     sparkdeck hosts remove NAME
+    sparkdeck hosts unpin HOST:PORT
+    sparkdeck forward TARGET MODEL_OR_PORT [--local-port N]
 
-TARGET: http://HOST:PORT, https://HOST:PORT, ssh://... (not yet supported) or a
-name from $XDG_CONFIG_HOME/sparkdeck/hosts.toml. Token: --token, then
-$SPARKDECK_TOKEN, then the hosts file.
+TARGET: http://HOST:PORT, https://HOST:PORT (certificate pinned on first use),
+ssh://[USER@]HOST[:PORT][?agent_port=N] (your own OpenSSH forwards the agent's
+loopback port), or a name from $XDG_CONFIG_HOME/sparkdeck/hosts.toml.
+Token: --token, then $SPARKDECK_TOKEN, then the hosts file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 
 from agent import __version__
 from tui.client import TargetError, parse_url
@@ -33,6 +38,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="http(s)://HOST:PORT or a hosts-file name (default: every host in the hosts file)")
     p.add_argument("--token", help="bearer token (default: $SPARKDECK_TOKEN, then the hosts file)")
+    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent (pins it up front)")
     p.add_argument("--version", action="version", version=f"sparkdeck {__version__}")
     return p
 
@@ -44,6 +50,7 @@ def status_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the StatusReport JSON (see --schema)")
     p.add_argument("--schema", action="store_true", help="print the JSON schema of --json output and exit")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
     return p
 
 
@@ -60,6 +67,20 @@ def hosts_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     rm = sub.add_parser("remove", help="remove a host")
     rm.add_argument("name")
+    unpin = sub.add_parser("unpin", help="forget a pinned agent certificate (after checking the new one out of band)")
+    unpin.add_argument("hostport", metavar="HOST:PORT")
+    add.add_argument("--fetch-token", action="store_true", help="ssh:// only: create a control token on the agent over SSH (asks first)")
+    add.add_argument("--yes", action="store_true", help="with --fetch-token: do not ask")
+    add.add_argument("--remote-agent", metavar="CMD", default=None, help="with --fetch-token: how to run sparkdeck-agent on the host (default: $SPARKDECK_REMOTE_AGENT or sparkdeck-agent)")
+    return p
+
+
+def forward_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparkdeck forward", description="Forward a model's port (or any port) on the agent's machine to this one.")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("what", metavar="MODEL_OR_PORT")
+    p.add_argument("--token")
+    p.add_argument("--local-port", type=int, metavar="N", help="local port (default: a free one)")
     return p
 
 
@@ -73,12 +94,20 @@ def cmd_status(argv: list[str]) -> int:
         return 0
     if not args.target:
         return _err("status needs a TARGET (http://HOST:PORT or a hosts-file name)")
+    from tui.transport import prepare
+
     try:
         target = resolve_target(args.target, args.token)
         rules = load_alert_rules()
+        prepared = prepare(target, fingerprint=args.fingerprint)
     except (TargetError, ValueError) as exc:
         return _err(str(exc))
-    report = fetch_status(args.target, target, rules, timeout=args.timeout)
+    try:
+        for note in prepared.notes:
+            print(note, file=sys.stderr)
+        report = fetch_status(args.target, prepared.target, rules, timeout=args.timeout)
+    finally:
+        prepared.close()
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -96,9 +125,21 @@ def cmd_hosts(argv: list[str]) -> int:
             url = parse_url(args.url)
             if "://" in args.name or not args.name.strip():
                 return _err("a host name must not be a URL")
-            hosts[args.name] = HostEntry(args.name, url, args.token, args.token_file)
+            token = args.token
+            if args.fetch_token:
+                token = _fetch_token(url, args.yes, args.remote_agent)
+                if token is None:
+                    return _err("no token fetched (declined)", 1)
+            hosts[args.name] = HostEntry(args.name, url, token, args.token_file)
             path = save_hosts(hosts)
             print(f"saved {args.name} -> {url} in {path}")
+        elif args.action == "unpin":
+            from tui.pinning import KnownAgents
+
+            store = KnownAgents()
+            if not store.remove(args.hostport):
+                return _err(f"no pinned certificate for {args.hostport} in {store.path}", 1)
+            print(f"forgot the certificate of {args.hostport}; the next connection pins what it presents")
         elif args.action == "remove":
             if args.name not in hosts:
                 return _err(f"no host named {args.name!r} in {hosts_path()}", 1)
@@ -136,10 +177,79 @@ def cmd_dashboard(argv: list[str]) -> int:
         rules = load_alert_rules()
     except (TargetError, ValueError) as exc:
         return _err(str(exc))
+    from tui.transport import prepare
+
+    opened = []
+    try:
+        for t in targets:
+            opened.append(prepare(t, fingerprint=args.fingerprint))
+    except TargetError as exc:
+        for p in opened:
+            p.close()
+        return _err(str(exc))
+    for p in opened:
+        for note in p.notes:
+            print(note, file=sys.stderr)
     from tui.app import SparkdeckApp
 
-    SparkdeckApp(targets, rules=rules).run()
+    try:
+        SparkdeckApp([p.target for p in opened], rules=rules).run()
+    finally:
+        for p in opened:  # tear the SSH tunnels down on exit
+            p.close()
     return 0
+
+
+def _fetch_token(url: str, yes: bool, remote_agent: str | None = None) -> str | None:
+    """Create a token on an SSH-reachable agent, with the user's consent."""
+    import socket
+
+    from tui.ssh import SshError, fetch_token, parse_ssh_url
+
+    if not url.startswith("ssh://"):
+        raise TargetError("--fetch-token needs an ssh:// URL")
+    target = parse_ssh_url(url)
+    name = f"sparkdeck-{socket.gethostname().split('.')[0]}"[:64]
+    if not yes:
+        answer = input(f"Create a control token named {name!r} on {target.host} by running `sparkdeck-agent token add` over SSH? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return None
+    command = remote_agent or os.environ.get("SPARKDECK_REMOTE_AGENT") or "sparkdeck-agent"
+    try:
+        return fetch_token(target, name, agent_command=command)
+    except SshError as exc:
+        raise TargetError(str(exc)) from None
+
+
+def cmd_forward(argv: list[str]) -> int:
+    from tui.config import resolve_target
+    from tui.transport import Prepared, forward, prepare
+
+    args = forward_parser().parse_args(argv)
+    try:
+        target = resolve_target(args.target, args.token)
+        # a plain port needs no agent; a model name is looked up through it
+        prepared = Prepared(target) if args.what.isdigit() else prepare(target)
+    except (TargetError, ValueError) as exc:
+        return _err(str(exc))
+    try:
+        tunnel = forward(target, prepared.target, args.what, local_port=args.local_port)
+        if tunnel is None:
+            return 0
+        try:
+            while tunnel.proc is not None and tunnel.proc.poll() is None:
+                time.sleep(0.5)
+            return _err("the SSH forward ended", 1)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            tunnel.close()
+    except TargetError as exc:
+        return _err(str(exc))
+    except Exception as exc:  # ApiFailure and friends: one line, no traceback
+        return _err(str(exc))
+    finally:
+        prepared.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_status(argv[1:])
     if argv and argv[0] == "hosts":
         return cmd_hosts(argv[1:])
+    if argv and argv[0] == "forward":
+        return cmd_forward(argv[1:])
     return cmd_dashboard(argv)
 
 

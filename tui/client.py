@@ -78,9 +78,15 @@ def parse_url(text: str) -> str:
     """Normalise an http(s) URL to ``scheme://host:port`` (no path); reject others."""
     parsed = urllib.parse.urlsplit(text)
     if parsed.scheme == "ssh":
-        raise TargetError(f"{text}: the SSH transport is not yet supported; run the agent with a port the client can reach and use http://HOST:PORT")
+        from tui.ssh import SshError, parse_ssh_url
+
+        try:
+            parse_ssh_url(text)  # validated here; the tunnel is opened by tui/transport.py
+        except SshError as exc:
+            raise TargetError(str(exc)) from None
+        return text.rstrip("/")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise TargetError(f"{text}: expected http://HOST:PORT, https://HOST:PORT or a name from the hosts file")
+        raise TargetError(f"{text}: expected http://HOST:PORT, https://HOST:PORT, ssh://[USER@]HOST[:PORT] or a name from the hosts file")
     try:
         parsed.port
     except ValueError:
