@@ -67,6 +67,7 @@ class Target:
     url: str
     token: str | None = None
     ssl: ssl_module.SSLContext | None = field(default=None, compare=False, repr=False)  # e.g. a pinned certificate (tui/pinning.py)
+    via: str | None = None  # the ssh:// URL when ``url`` is the local end of an SSH tunnel (tui/transport.py)
 
     @property
     def ws_url(self) -> str:
@@ -277,6 +278,7 @@ class AgentClient:
         self.last_error_frame: dict[str, Any] | None = None
         self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest model_state (+ "pull": pull_progress)
         self._retry = asyncio.Event()
+        self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
         self._ws = None
         self._stopping = False
 
@@ -424,6 +426,25 @@ class AgentClient:
         if self._ws is not None:
             await self._ws.close()
         self._retry.set()
+        for tunnel in self._forwards.values():
+            await asyncio.to_thread(tunnel.close)
+        self._forwards.clear()
+
+    async def forward(self, port: int) -> str:
+        """A URL on this machine for ``port`` on the agent's machine.
+
+        Over SSH this opens (once) an ``ssh -L`` forward that lives until close();
+        otherwise the port is addressed directly on the agent's host."""
+        if not self.target.via:
+            host = urllib.parse.urlsplit(self.target.url).hostname or "127.0.0.1"
+            return f"http://{host}:{port}"
+        if port not in self._forwards:
+            from tui.ssh import Tunnel, parse_ssh_url
+
+            tunnel = Tunnel(parse_ssh_url(self.target.via), port)
+            await asyncio.to_thread(tunnel.open)
+            self._forwards[port] = tunnel
+        return self._forwards[port].local_url
 
     def _tls(self) -> dict[str, Any]:
         return {"ssl": self.target.ssl} if self.target.ssl is not None and self.target.ws_url.startswith("wss://") else {}

@@ -41,7 +41,7 @@ def prepare(target: Target, *, fingerprint: str | None = None) -> Prepared:
         except SshError as exc:
             tunnel.close()
             raise TargetError(str(exc)) from None
-        return Prepared(replace(target, url=tunnel.local_url), [f"{target.name}: via SSH, agent forwarded to {tunnel.local_url}"], [tunnel.close])
+        return Prepared(replace(target, url=tunnel.local_url, via=url), [f"{target.name}: via SSH, agent forwarded to {tunnel.local_url}"], [tunnel.close])
     if url.startswith("https://"):
         parts = urllib.parse.urlsplit(url)
         try:

@@ -24,6 +24,7 @@ class ContainersScreen(BaseView):
         Binding("R", "container('restart')", "Restart"),
         Binding("D", "container('remove')", "Remove"),
         Binding("l", "logs", "Logs"),
+        Binding("f", "forward", "Forward port"),
         Binding("slash", "filter", "Filter"),
         Binding("S", "sort", "Sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -117,6 +118,16 @@ class ContainersScreen(BaseView):
         from tui.screens.logs import LogsScreen
 
         self.app.push_screen(LogsScreen(self.index or 0, str(row["id"]), row.get("name") or str(row["id"])[:12]))
+
+    def action_forward(self) -> None:
+        row = self.query_one(ContainersTable).selected()
+        ports = [p.get("host_port") for p in (row or {}).get("ports") or [] if isinstance(p, dict) and p.get("host_port")]
+        if row is None or not ports:
+            self.notify("no container selected" if row is None else "this container publishes no port", severity="warning")
+            return
+        from tui.screens.models import forward_port
+
+        self.run_worker(forward_port(self, self.client, int(ports[0]), row.get("name") or str(row["id"])[:12]), exit_on_error=False, group="forward")
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

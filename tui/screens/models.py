@@ -18,6 +18,17 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.launch import LaunchScreen
 
 
+async def forward_port(screen, client, port: int, what: str) -> None:
+    """Forward (over SSH when the agent is reached that way) and copy the local URL."""
+    try:
+        url = await client.forward(port)
+    except Exception as exc:  # SshError and OSError: say it, never crash the UI
+        screen.notify(str(exc), title=f"cannot forward {what}", severity="error")
+        return
+    screen.app.copy_to_clipboard(url)
+    screen.notify(f"{what}: {url} (copied)", title="port forwarded" if client.target.via else "endpoint")
+
+
 
 def model_containers(snap: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
     return [c for c in (snap or {}).get("containers") or [] if c.get("model") == name]
@@ -67,6 +78,7 @@ class ModelsScreen(BaseView):
         Binding("l", "launch", "Launch"),
         Binding("x", "stop", "Stop"),
         Binding("y", "copy", "Copy endpoint"),
+        Binding("f", "forward", "Forward port"),
         Binding("g", "reload", "Reload catalog"),
     ]
 
@@ -211,6 +223,19 @@ class ModelsScreen(BaseView):
             return
         self.app.copy_to_clipboard(url)
         self.notify(f"copied {url}")
+
+    def action_forward(self) -> None:
+        entry = self.selected()
+        if entry is None:
+            self.notify("no model selected", severity="warning")
+            return
+        ports = [int(p) for p in (entry.get("ports") or {}).values()]
+        url = endpoint("http://h", entry, model_containers(self.client.latest, entry["name"]), self.client.model_progress.get(entry["name"]))
+        port = urllib.parse.urlsplit(url).port if url else (ports[0] if ports else None)
+        if not port:
+            self.notify(f"model {entry['name']} publishes no port", severity="warning")
+            return
+        self.run_worker(forward_port(self, self.client, port, entry["name"]), exit_on_error=False, group="forward")
 
     def _send(self, name: str, what: str, body: dict | None) -> None:
         self.run_worker(self._do(name, what, body), exit_on_error=False, group="actions")
