@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from agent.collectors.noise import NoiseConfig
@@ -115,6 +115,20 @@ class AgentSettings(BaseSettings):
     """Your model catalog (TOML); default ~/.config/sparkdeck/models.toml. Entries override built-ins by name."""
     secrets_file: Path | None = None
     """KEY=VALUE lines for ${VAR} in model env, used after the agent's environment; default <state_dir>/secrets.env."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _control_table(cls, data: Any) -> Any:
+        """Accept the ``[control] enabled = false`` table as control_enabled (env: SPARKDECK_CONTROL_ENABLED)."""
+        if isinstance(data, dict) and isinstance(data.get("control"), dict):
+            data = dict(data)
+            table = data.pop("control")
+            unknown = set(table) - {"enabled"}
+            if unknown:
+                raise ValueError(f"unknown [control] option(s): {', '.join(sorted(unknown))}")
+            if "enabled" in table:
+                data.setdefault("control_enabled", table["enabled"])
+        return data
 
     @field_validator("log_level")
     @classmethod

@@ -43,3 +43,15 @@ def test_invalid_values_are_rejected(tmp_path):
 @pytest.mark.parametrize("host,loop", [("127.0.0.1", True), ("::1", True), ("localhost", True), ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False), ("spark.lan", False)])
 def test_is_loopback(host, loop):
     assert is_loopback(host) is loop
+
+
+def test_control_table_switches_actions_off(tmp_path, monkeypatch):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text("[control]\nenabled = false\n")
+    assert load_settings(cfg).control_enabled is False
+    monkeypatch.setenv("SPARKDECK_CONTROL_ENABLED", "false")
+    assert load_settings().control_enabled is False
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[control]\nenable = false\n")
+    with pytest.raises(ValidationError, match="unknown \\[control\\] option"):
+        load_settings(bad)
