@@ -130,3 +130,21 @@ async def test_overview_with_several_agents_and_one_bad_token(start_agent):
         await pilot.press("d")
         assert isinstance(app.screen, MachineScreen) and app.screen.index == 1
         await until(pilot, lambda: len(app.screen.query(GpuPanel)) == 2, what="two GPU panels")
+
+
+async def test_chart_range_reads_the_agent_history(start_agent):
+    agent = start_agent("--simulate", "h100", "--interval", "0.2")
+    time.sleep(2)  # some stored samples
+    app = SparkdeckApp([Target("spark", agent.url, agent.read_token)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
+        screen = app.screen
+        assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)"
+        await pilot.press("h")
+        await until(pilot, lambda: screen._stored is not None, what="stored series")
+        power = screen._stored["gpu0.power_w"]
+        assert len(power) == 120 and any(v is not None for v in power)
+        await until(pilot, lambda: screen.query_one(GpuPanel).border_subtitle == "charts: 1 h (h)", what="range label")
+        for _ in range(3):
+            await pilot.press("h")
+        assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)" and screen._stored is None

@@ -548,6 +548,23 @@ class AgentClient:
     async def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         return await asyncio.to_thread(rest_call, self.target.url, self.target.token, method, path, body, timeout, self.target.ssl)
 
+    async def stored_history(self, metrics: list[str], seconds: float, points: int = 120) -> dict[str, list[float | None]]:
+        """The agent's stored series (avg per step) for the last ``seconds``, oldest first."""
+        now = time.time()
+        query = urllib.parse.urlencode({"metrics": ",".join(metrics), "from": now - seconds, "to": now, "step": max(1.0, seconds / points)})
+        body = await self.request("GET", f"/api/v1/history?{query}")
+        out: dict[str, list[float | None]] = {}
+        for name, series in (body.get("series") or {}).items():
+            step = float(body.get("step") or 1)
+            start = float(body.get("from") or now - seconds)
+            slots: list[float | None] = [None] * points
+            for ts, avg in zip(series.get("ts", []), series.get("avg", [])):
+                k = int((ts - start) // step)
+                if 0 <= k < points:
+                    slots[k] = avg
+            out[name] = slots
+        return out
+
     async def container_action(self, ref: str, action: str, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
         path = f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/{action}" + (f"?{query}" if query else "")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Static
 
@@ -17,14 +20,24 @@ from tui.widgets.noise_panel import NoisePanel
 from tui.widgets.sensors_panel import SensorsPanel
 
 
+# chart ranges: "live" is the client's own history (the last minutes, backfilled on connect);
+# the others are read from the agent's history store at about 120 points
+RANGES = [("live", 0), ("1 h", 3600), ("24 h", 86400), ("7 d", 7 * 86400)]
+REFRESH_STORED_S = 30.0
+
+
 class MachineScreen(BaseView):
     view = "detail"
+    BINDINGS = [Binding("h", "range", "Chart range")]
 
     def __init__(self, index: int):
         super().__init__()
         self.index = index
         self._gpu_indices: list[int] | None = None
         self._gpu_panels: list[GpuPanel] = []
+        self.range_index = 0
+        self._stored: dict[str, list] | None = None
+        self._stored_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
@@ -69,8 +82,13 @@ class MachineScreen(BaseView):
             self._gpu_panels = [GpuPanel(i) for i in indices]
             box.mount_all(self._gpu_panels)
         box.set_class(len(gpus) > 1, "-multi")
+        label, seconds = RANGES[self.range_index]
+        if seconds and time.monotonic() - self._stored_at > REFRESH_STORED_S:
+            self._stored_at = time.monotonic()
+            self.run_worker(self._load_stored(indices, seconds), exit_on_error=False, group="history", exclusive=True)
         for panel, gpu in zip(self._gpu_panels, gpus):
-            panel.show(cl, gpu, self.size.width, tall=self.size.height >= 40)
+            panel.show(cl, gpu, self.size.width, tall=self.size.height >= 40, stored=self._stored if seconds else None)
+            panel.border_subtitle = f"charts: {label} (h)"
         host = snap["host"]
         self.query_one(CpuPanel).show(host["cpu"])
         self.query_one(MemoryPanel).show(snap)
@@ -78,6 +96,24 @@ class MachineScreen(BaseView):
         self.query_one(SensorsPanel).show(host)
         self.query_one(DisksPanel).show(host)
         self.query_one(NetworkPanel).show(cl)
+
+    def action_range(self) -> None:
+        self.range_index = (self.range_index + 1) % len(RANGES)
+        self._stored, self._stored_at = None, 0.0
+        label = RANGES[self.range_index][0]
+        self.notify(f"charts: {label}" + ("" if label == "live" else " (from the agent's history)"), timeout=2)
+        if self.live_view:
+            self.update_view()
+
+    async def _load_stored(self, indices: list[int], seconds: float) -> None:
+        names = [f"gpu{i}.{k}" for i in indices for k in ("utilization_percent", "power_w", "temperature_c")]
+        try:
+            self._stored = await self.client.stored_history(names, seconds)
+        except Exception as exc:  # an old agent without /api/v1/history, or the network: say so, keep live charts
+            self.notify(f"history unavailable: {exc}", severity="warning", timeout=4)
+            self.range_index, self._stored = 0, None
+        if self.live_view:
+            self.update_view()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width >= 140, "-wide")

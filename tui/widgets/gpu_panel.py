@@ -79,9 +79,10 @@ class GpuPanel(Vertical):
         if self._pending is not None:
             self.show(*self._pending)
 
-    def show(self, client: AgentClient, gpu: dict, width: int, tall: bool = False) -> None:
+    def show(self, client: AgentClient, gpu: dict, width: int, tall: bool = False, stored: dict[str, list] | None = None) -> None:
+        """``stored``: series from the agent's history store for a longer range (else the live history)."""
         if not self._composed:  # just created: fill in once mounted
-            self._pending = (client, gpu, width, tall)
+            self._pending = (client, gpu, width, tall, stored)
             return
         self._pending = None
         self.border_title = f"GPU {gpu['index']}  {gpu.get('name') or ''}"
@@ -103,10 +104,14 @@ class GpuPanel(Vertical):
         for spark in self.query(Spark):
             spark.set_class(tall, "-tall")
         i = gpu["index"]
-        hist = client.history
+        if stored is not None:
+            util, power, temp = (stored.get(f"gpu{i}.{k}") or [] for k in ("utilization_percent", "power_w", "temperature_c"))
+        else:
+            hist = client.history
+            util, power, temp = (hist.series(f"gpu{i}.{k}") for k in ("util", "power", "temp"))
         limit = gpu.get("power_limit_w")
-        peak = max([v for v in hist.series(f"gpu{i}.power") if v is not None] or [0.0])
+        peak = max([v for v in power if v is not None] or [0.0])
         power_hi = limit or max(100.0, peak * 1.1)
-        self.query_one("#spark-util", Spark).show(hist.series(f"gpu{i}.util"), fmt.pct(gpu.get("utilization_gpu_percent")))
-        self.query_one("#spark-power", Spark).show(hist.series(f"gpu{i}.power"), fmt.num(gpu.get("power_w"), " W"), hi=power_hi)
-        self.query_one("#spark-temp", Spark).show(hist.series(f"gpu{i}.temp"), fmt.num(gpu.get("temperature_c"), " °C"))
+        self.query_one("#spark-util", Spark).show(util, fmt.pct(gpu.get("utilization_gpu_percent")))
+        self.query_one("#spark-power", Spark).show(power, fmt.num(gpu.get("power_w"), " W"), hi=power_hi)
+        self.query_one("#spark-temp", Spark).show(temp, fmt.num(gpu.get("temperature_c"), " °C"))
