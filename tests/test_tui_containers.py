@@ -65,7 +65,8 @@ async def test_stop_start_and_logs_round_trip(docker_engine, start_agent):
         await pilot.press("y")
         await until(pilot, lambda: row_state(app, name) == "exited", what="exited in the stream")
         assert docker_engine.cli("inspect", "-f", "{{.State.Status}}", name) == "exited"
-        assert any("stop " + name in str(n.message) for n in app._notifications)
+        # the stream can show the new state before the action's own answer (and its notification) arrives
+        await until(pilot, lambda: any("stop " + name in str(n.message) for n in app._notifications), what="stop notification")
 
         await select(pilot, table, name)
         await pilot.press("s")  # start needs no confirmation
