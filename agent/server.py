@@ -6,6 +6,7 @@ close frame, then the app's lifespan stops the sampler.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import socket
@@ -26,6 +27,10 @@ class AgentServer(uvicorn.Server):
         self.on_ready = on_ready
 
     def handle_exit(self, sig: int, frame) -> None:  # type: ignore[override]
+        if not self.should_exit:
+            # a shutdown that hangs (a stuck driver call, a wedged engine socket) must not outlive
+            # systemd's TimeoutStopSec: dump every thread's stack to the log and leave
+            faulthandler.dump_traceback_later(SHUTDOWN_DEADLINE_S, exit=True)
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after its graceful shutdown; a SIGTERM that
         # shut down cleanly is a clean exit (status 0) for systemd and scripts.
@@ -52,6 +57,7 @@ class AgentServer(uvicorn.Server):
 # ever drops a frame; a fixed small buffer keeps a slow client's view fresh and the
 # memory it can pin small. Accepted sockets inherit it from the listening socket.
 SEND_BUFFER_BYTES = 64 * 1024
+SHUTDOWN_DEADLINE_S = 12.0  # below the unit's TimeoutStopSec=15s
 
 
 def bind(config: uvicorn.Config) -> socket.socket:

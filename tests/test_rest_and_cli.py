@@ -146,7 +146,11 @@ def test_sigterm_closes_streams_with_a_close_frame_and_exits_cleanly(start_agent
 
     code = asyncio.run(watch())
     assert code in (1001, 1012)  # going away / service restart: a real close frame, not a dropped socket
-    assert agent.proc.wait(15) == 0
+    try:
+        rc = agent.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("agent did not exit after SIGTERM:\n" + agent.log()[-4000:]) from None
+    assert rc == 0, agent.log()[-4000:]
     assert "Traceback" not in agent.log()
 
 

@@ -33,10 +33,10 @@ async def test_engine_stopped_and_restarted_mid_stream(docker_engine, dockerd, s
     async with Watcher(agent) as w, open_stream(agent) as ws:
         await next_frame(ws, lambda f: (container_in(f, name) or {}).get("state") == "running", 10, "container listed")
         t_stop = time.monotonic()
-        dockerd.stop()
+        await asyncio.to_thread(dockerd.stop)  # off the test's loop: the watcher keeps timing frames
         down = await next_frame(ws, lambda f: f.get("type") == "snapshot" and f["containers_status"]["state"] == "unavailable", 15, "engine unavailable")
         await asyncio.sleep(3)
-        dockerd.start()
+        await asyncio.to_thread(dockerd.start)
         t_up = time.monotonic()
         await next_frame(ws, lambda f: (container_in(f, name) or {}).get("state") == "running", 30, "container back")
         back_s = time.monotonic() - t_up
@@ -46,7 +46,7 @@ async def test_engine_stopped_and_restarted_mid_stream(docker_engine, dockerd, s
         "dockerd stopped for ~3 s mid-stream, then started again",
         f"frames never stopped (longest gap {gap * 1000:.0f} ms at 4 Hz); containers marked unavailable ('{down['containers_status']['message'][:40]}'), back {back_s:.1f} s after the engine answered",
     )
-    assert gap < 1.5 and back_s <= 5.0
+    assert gap < 1.0 and back_s <= 5.0
     assert all(f["host"]["cpu"] for f in w.since(t_stop))
 
 
