@@ -106,13 +106,16 @@ class HistoryStore:
             except sqlite3.Error:
                 pass
 
-    def _recover(self, exc: Exception) -> None:
+    def _disconnect(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()
             except sqlite3.Error:
                 pass
             self._conn = None
+
+    def _recover(self, exc: Exception) -> None:
+        self._disconnect()
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(self.path) + suffix)
@@ -240,13 +243,5 @@ class HistoryStore:
         return await self._run("query", self._query, names, start, end, step)
 
     def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except sqlite3.Error:
-                    pass
-                self._conn = None
-
-        self._exec.submit(shut)
+        self._exec.submit(self._disconnect)  # on the store's own thread, after any pending write
         self._exec.shutdown(wait=True, cancel_futures=False)
