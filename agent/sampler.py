@@ -112,7 +112,6 @@ class Sampler:
         hub: Hub,
         simulated: bool = False,
         gpu_timeout_s: float = 5.0,
-        start_seq: int = 1,
         containers: ContainerSource | None = None,
     ):
         self.interval_s = interval_s
@@ -122,7 +121,7 @@ class Sampler:
         self.hub = hub
         self.simulated = simulated
         self.containers = containers
-        self.seq = start_seq - 1
+        self.seq = 0  # the history service continues it after a restart
         self._gpu_call = TimeBoxed(gpu.collect, gpu_timeout_s, "nvml")
         self._host_call = TimeBoxed(host.collect, max(gpu_timeout_s, 5.0), "host")
         self._last_host: dict[str, Any] | None = None

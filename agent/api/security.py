@@ -76,17 +76,15 @@ class HostGuard:
         headers = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.accepts(host):
-            body = json.dumps({"error": "bad_host", "detail": "Host header not accepted; add the name to allowed_hosts in the agent's config"}).encode()
+            bad_host = {"error": "bad_host", "detail": "Host header not accepted; add the name to allowed_hosts in the agent's config"}
             if scope["type"] == "websocket":
                 if "websocket.http.response" in scope.get("extensions", {}):
                     await send({"type": "websocket.http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]})
-                    await send({"type": "websocket.http.response.body", "body": body})
+                    await send({"type": "websocket.http.response.body", "body": json.dumps(bad_host).encode()})
                 else:
                     await send({"type": "websocket.close", "code": 1008})
                 return
-            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json"), *SECURITY_HEADERS]})
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await _send_json(send, 400, bad_host)
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         too_large = {"error": "too_large", "detail": f"request body over {self.max_body_bytes} bytes"}

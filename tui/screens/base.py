@@ -71,3 +71,14 @@ class BaseView(Screen):
     def update_view(self) -> None:
         self.query_one("#conn", ConnBar).show(self.client)
         self.set_class(self.client.stale, "-stale")
+
+
+async def forward_port(screen, client, port: int, what: str) -> None:
+    """Forward (over SSH when the agent is reached that way) and copy the local URL."""
+    try:
+        url = await client.forward(port)
+    except Exception as exc:  # SshError and OSError: say it, never crash the UI
+        screen.notify(str(exc), title=f"cannot forward {what}", severity="error")
+        return
+    screen.app.copy_to_clipboard(url)
+    screen.notify(f"{what}: {url} (copied)", title="port forwarded" if client.target.via else "endpoint")

@@ -9,7 +9,7 @@ from textual.widgets import Input, Static
 
 from tui.client import ApiFailure
 from tui.messages import ActionFinished
-from tui.screens.base import BaseView
+from tui.screens.base import BaseView, forward_port
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.containers_table import ContainersTable
 
@@ -125,8 +125,6 @@ class ContainersScreen(BaseView):
         if row is None or not ports:
             self.notify("no container selected" if row is None else "this container publishes no port", severity="warning")
             return
-        from tui.screens.models import forward_port
-
         self.run_worker(forward_port(self, self.client, int(ports[0]), row.get("name") or str(row["id"])[:12]), exit_on_error=False, group="forward")
 
     def action_filter(self) -> None:

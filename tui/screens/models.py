@@ -13,21 +13,9 @@ from textual.widgets import DataTable, Static
 from tui import format as fmt
 from tui.client import ApiFailure
 from tui.messages import ActionFinished
-from tui.screens.base import BaseView
+from tui.screens.base import BaseView, forward_port
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.launch import LaunchScreen
-
-
-async def forward_port(screen, client, port: int, what: str) -> None:
-    """Forward (over SSH when the agent is reached that way) and copy the local URL."""
-    try:
-        url = await client.forward(port)
-    except Exception as exc:  # SshError and OSError: say it, never crash the UI
-        screen.notify(str(exc), title=f"cannot forward {what}", severity="error")
-        return
-    screen.app.copy_to_clipboard(url)
-    screen.notify(f"{what}: {url} (copied)", title="port forwarded" if client.target.via else "endpoint")
-
 
 
 def model_containers(snap: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
