@@ -245,24 +245,35 @@ class ContainerPort(_Model):
 
 
 class Container(_Model):
-    """One container as the engine reports it, with live figures read by the agent."""
+    """One container in a snapshot frame: what a dashboard row needs, with live figures.
 
-    id: str
+    Descriptive fields that never change tick to tick (full id, labels, creation
+    time) are in ``ContainerDetail`` (GET /api/v1/containers) instead: NGC images
+    carry a kilobyte or more of labels, which would be sent every second.
+    """
+
+    id: str = Field(description="short id (12 hex digits, as `docker ps`); every container route accepts it")
     name: str
     image: str | None
     state: str | None = Field(description="created, running, paused, restarting, exited, dead")
     status: str = Field(description="the engine's own words, e.g. 'Up 5 minutes'")
-    created: float | None = Field(description="Unix time")
     ports: list[ContainerPort] = Field(description="published host ports")
-    labels: dict[str, str]
     health: Literal["healthy", "unhealthy", "starting"] | None
     cpu_percent: float | None = Field(description="100 = one core, as docker stats")
     memory_bytes: int | None = Field(description="usage less inactive page cache, as docker stats")
     memory_limit_bytes: int | None = Field(description="null: no limit")
-    net_rx_bytes_s: float | None
-    net_tx_bytes_s: float | None
+    net_rx_bytes_s: int | None
+    net_tx_bytes_s: int | None
     gpu_memory_bytes: int | None = Field(description="sum over the container's GPU processes; null where unknown")
     model: str | None = Field(description="catalog name when started by the model launcher")
+
+
+class ContainerDetail(Container):
+    """A container as GET /api/v1/containers and the action routes answer: the frame's fields and more."""
+
+    full_id: str
+    labels: dict[str, str]
+    created: float | None = Field(description="Unix time")
 
 
 class ContainersStatus(_Model):

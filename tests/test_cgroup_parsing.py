@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
 
 from agent.containers.gpu_map import container_id_from_cgroup, gpu_memory_by_container
-from agent.containers.stats import StatsReader, cgroup_files, figures, parse_cgroup_file, parse_net_dev, read_counters
+from agent.containers.stats import Counters, StatsReader, cgroup_files, figures, parse_cgroup_file, parse_net_dev, read_counters
 
 CID = "8523f9550b4566e697f1050ae8fdf09254cd7ef9ef4dd5e016d24359394f6276"
 OTHER = "3f9c1b0e2d4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344"
@@ -159,3 +160,33 @@ def test_gpu_memory_sums_per_container(tmp_path: Path) -> None:
     # a GPU that cannot list processes: the others still count, but absence means unknown
     assert gpu_memory_by_container([gpus[0], {"processes": None}], str(proc)) == ({CID: 100, OTHER: 7}, False)
 
+
+
+def test_memory_limit_is_reread_every_ten_seconds_not_every_tick(tmp_path: Path) -> None:
+    _fake_proc(tmp_path, 7, V1_CGROUPFS, rx=0, tx=0)
+    mem = tmp_path / "sys/fs/cgroup/memory/docker" / CID
+    _write(tmp_path / "sys/fs/cgroup/cpuacct/docker" / CID / "cpuacct.usage", "1\n")
+    _write(mem / "memory.usage_in_bytes", "2000000\n")
+    _write(mem / "memory.limit_in_bytes", "67108864\n")
+    # a v1 memory.stat has both inactive_file and total_inactive_file: the right one is taken
+    _write(mem / "memory.stat", "inactive_file 5\ntotal_inactive_file 1000000\n")
+    files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
+    assert files is not None
+    first = read_counters(7, files, str(tmp_path / "proc"))
+    assert (first.memory_bytes, first.memory_limit_bytes) == (1000000, 67108864)
+    _write(mem / "memory.limit_in_bytes", "134217728\n")  # docker update --memory 128m
+    assert read_counters(7, files, str(tmp_path / "proc"), first).memory_limit_bytes == 67108864
+    stale = Counters(first.t - 11, *astuple(first)[1:-1], first.limit_t - 11)
+    assert read_counters(7, files, str(tmp_path / "proc"), stale).memory_limit_bytes == 134217728
+
+
+def test_unreadable_or_garbled_files_give_null_not_an_error(tmp_path: Path) -> None:
+    _fake_proc(tmp_path, 7, V2_CGROUPFS, rx=0, tx=0)
+    cg = tmp_path / "sys/fs/cgroup/docker" / CID
+    _write(cg / "cpu.stat", "user_usec 5\n")  # no usage_usec line
+    _write(cg / "memory.current", "garbage\n")
+    files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
+    assert files is not None
+    c = read_counters(7, files, str(tmp_path / "proc"))
+    assert (c.cpu_ns, c.memory_bytes, c.memory_limit_bytes) == (None, None, None)
+    assert (c.rx_bytes, c.tx_bytes) == (0, 0)

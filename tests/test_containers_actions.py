@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agent.protocol import CLOSE_LOG_END, LogEnd, LogLine
+from agent.protocol import CLOSE_LOG_END, ContainerDetail, LogEnd, LogLine
 from containers_helpers import call, wait_for
 
 pytestmark = pytest.mark.docker
@@ -34,7 +34,8 @@ def test_stop_start_restart_remove(docker_engine, start_agent) -> None:
 
     r = call(agent, "POST", f"/api/v1/containers/{name}/stop", tok, params={"timeout_s": 0})
     assert r.status_code == 200, r.text
-    assert r.json()["state"] == "exited" and r.json()["id"] == cid
+    assert r.json()["state"] == "exited" and r.json()["full_id"] == cid and r.json()["id"] == cid[:12]
+    ContainerDetail.model_validate(r.json())
     assert _state(docker_engine, name) == "exited"
 
     r = call(agent, "POST", f"/api/v1/containers/{cid[:12]}/start", tok)  # a short id works too
@@ -56,7 +57,7 @@ def test_stop_start_restart_remove(docker_engine, start_agent) -> None:
     assert _state(docker_engine, name) == "running"
 
     r = call(agent, "POST", f"/api/v1/containers/{name}/remove", tok, params={"force": "true"})
-    assert r.status_code == 200 and r.json() == {"id": cid, "name": name, "state": "removed"}
+    assert r.status_code == 200 and r.json() == {"id": cid[:12], "full_id": cid, "name": name, "state": "removed"}
     assert docker_engine.cli("ps", "-aq", "--filter", f"name=^/{name}$") == ""
     listed = call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]
     assert name not in {c["name"] for c in listed}

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from agent.protocol import Snapshot
+from agent.protocol import ContainerDetail, Snapshot
 from containers_helpers import call, container_in, next_frame, open_stream, wait_for
 
 pytestmark = pytest.mark.docker
@@ -32,7 +32,12 @@ async def test_cli_started_container_appears_within_a_second(docker_engine, star
         Snapshot.model_validate(frame)  # the container rows follow the protocol exactly
         row = container_in(frame, name)
         assert row["state"] == "running" and row["image"] == docker_engine.image
-        assert row["labels"]["sparkdeck.test"] == docker_engine.session and row["model"] is None
+        assert row["model"] is None and len(row["id"]) == 12
+        assert not {"labels", "full_id", "created"} & set(row)  # descriptive fields stay out of the 1 Hz frame
+        detail = {c["name"]: c for c in call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]}[name]
+        ContainerDetail.model_validate(detail)
+        assert detail["labels"]["sparkdeck.test"] == docker_engine.session and detail["full_id"].startswith(row["id"])
+        assert len(detail["full_id"]) == 64 and detail["created"] > 0
 
         docker_engine.cli("stop", "-t", "0", name)
         stopped = time.monotonic()

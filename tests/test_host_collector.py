@@ -60,7 +60,7 @@ def test_no_hwmon_temps_falls_back_to_thermal_zones(tmp_path):
 def test_collect_matches_schema_and_rates_start_null(tmp_path):
     sysroot = spark_like_sys(tmp_path / "sys")
     write(tmp_path / "proc" / "meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB")
-    clock = iter([100.0, 101.0]).__next__
+    clock = iter([100.0, 100.0, 101.0, 101.0]).__next__  # read by the mount-table timer, then by the rates
     c = HostCollector(proc_root=str(tmp_path / "proc"), sys_root=str(sysroot), clock=clock)
     first = c.collect()
     HostTelemetry.model_validate(first)
@@ -90,3 +90,41 @@ def test_only_device_backed_nics_count(tmp_path):
     assert set(physical_nics(counters, str(tmp_path))) == {"enP7s7", "wlP9s9"}
     # a VM with no device-backed interface: everything but loopback
     assert set(physical_nics({"eth0": 1, "lo": 2}, str(tmp_path / "none"))) == {"eth0"}
+
+
+def test_nic_answers_are_cached_per_name_and_forgotten_when_gone(tmp_path):
+    from agent.collectors.host import physical_nics
+
+    (tmp_path / "class" / "net" / "eth0" / "device").mkdir(parents=True)
+    (tmp_path / "class" / "net" / "veth1").mkdir(parents=True)
+    known: dict[str, bool] = {}
+    assert set(physical_nics({"eth0": 1, "veth1": 2}, str(tmp_path), known)) == {"eth0"}
+    assert known == {"eth0": True, "veth1": False}
+    # a veth gone and a new name reusing nothing: the cache follows the live set
+    (tmp_path / "class" / "net" / "eth1" / "device").mkdir(parents=True)
+    assert set(physical_nics({"eth0": 1, "eth1": 3}, str(tmp_path), known)) == {"eth0", "eth1"}
+    assert known == {"eth0": True, "eth1": True}
+
+
+def test_mount_table_is_reread_on_a_timer_and_usage_every_tick(monkeypatch):
+    import psutil
+
+    from agent.collectors import host
+
+    now = [1000.0]
+    calls = []
+    real = psutil.disk_partitions
+
+    def counting(all=False):
+        calls.append(now[0])
+        return real(all=all)
+
+    monkeypatch.setattr(psutil, "disk_partitions", counting)
+    c = host.HostCollector(clock=lambda: now[0])
+    first = c.collect()["disks"]
+    now[0] += 5
+    c.collect()
+    assert calls == [1000.0]
+    now[0] += host.PARTITIONS_REREAD_S
+    assert [d["mount"] for d in c.collect()["disks"]] == [d["mount"] for d in first]
+    assert calls == [1000.0, 1000.0 + 5 + host.PARTITIONS_REREAD_S]

@@ -21,6 +21,7 @@ import psutil
 
 # Filesystems that are not user storage.
 _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "nsfs", "proc", "sysfs", "cgroup2", "autofs"}
+PARTITIONS_REREAD_S = 30.0  # the mount table, with one overlay per container, is parsed at most this often
 
 
 def read_meminfo(proc_root: str = "/proc") -> tuple[int, int] | None:
@@ -147,14 +148,22 @@ def host_info(proc_root: str = "/proc") -> dict[str, Any]:
     }
 
 
-def physical_nics(counters: dict[str, Any], sys_root: str = "/sys") -> dict[str, Any]:
+def physical_nics(counters: dict[str, Any], sys_root: str = "/sys", known: dict[str, bool] | None = None) -> dict[str, Any]:
     """Interfaces backed by a device (Ethernet, Wi-Fi, ConnectX), not veth/bridges/tunnels.
 
     Container traffic crosses a veth, docker0 and the physical NIC: summing every
     interface would count it three times and list one veth per container. Where no
-    interface has a device (some VMs), every interface but lo is used.
+    interface has a device (some VMs), every interface but lo is used. ``known``
+    caches the answer per name (one stat per veth per tick adds up); names that
+    are gone are forgotten.
     """
-    real = {k: v for k, v in counters.items() if os.path.exists(f"{sys_root}/class/net/{k}/device")}
+    cache = known if known is not None else {}
+    for gone in [k for k in cache if k not in counters]:
+        del cache[gone]
+    for k in counters:
+        if k not in cache:
+            cache[k] = os.path.exists(f"{sys_root}/class/net/{k}/device")
+    real = {k: v for k, v in counters.items() if cache[k]}
     return real or {k: v for k, v in counters.items() if k != "lo"}
 
 
@@ -166,12 +175,14 @@ class HostCollector:
         self._prev: tuple[float, Any, Any] | None = None
         self._boot = psutil.boot_time()
         self._hostname = socket.gethostname()
+        self._nic_has_device: dict[str, bool] = {}
+        self._partitions: tuple[float, list[Any]] = (-PARTITIONS_REREAD_S, [])
         psutil.cpu_percent(percpu=True)  # primes psutil's per-call CPU delta
 
     def collect(self) -> dict[str, Any]:
         per_core = psutil.cpu_percent(percpu=True)
         try:
-            load = os.getloadavg()
+            load = tuple(round(x, 2) for x in os.getloadavg())  # two decimals, as uptime(1); the rest is fixed-point noise
         except OSError:
             load = (None, None, None)
         mem = read_meminfo(self.proc_root)
@@ -208,7 +219,10 @@ class HostCollector:
 
     def _disks(self) -> list[dict[str, Any]]:
         out, seen = [], set()
-        for part in psutil.disk_partitions(all=False):
+        now = self.clock()
+        if now - self._partitions[0] >= PARTITIONS_REREAD_S:
+            self._partitions = (now, psutil.disk_partitions(all=False))
+        for part in self._partitions[1]:
             if part.fstype in _SKIP_FSTYPES or part.device in seen or part.mountpoint.startswith(("/snap/", "/boot/efi")):
                 continue
             try:
@@ -234,7 +248,7 @@ class HostCollector:
             disk = psutil.disk_io_counters()
         except Exception:
             disk = None
-        nics = physical_nics(psutil.net_io_counters(pernic=True), self.sys_root)
+        nics = physical_nics(psutil.net_io_counters(pernic=True), self.sys_root, self._nic_has_device)
         prev, self._prev = self._prev, (now, disk, nics)
         disk_io = {"read_bytes_s": None, "write_bytes_s": None}
         net: dict[str, Any] = {"rx_bytes_s": None, "tx_bytes_s": None, "per_nic": {}}

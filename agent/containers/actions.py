@@ -45,11 +45,15 @@ async def run_action(engine: Engine, tracker: ContainerTracker, ref: str, action
             raise Refused("the container is running; stop it first, or pass force=true")
         await engine.call("DELETE", f"containers/{cid}", params={"force": "1" if force else "0"})
         tracker.forget(cid)
-        return {"id": cid, "name": info.get("Name", "").lstrip("/"), "state": "removed"}
+        return _removed(info)
     else:
         raise BadReference(f"unknown action {action!r}")
     entry = await tracker.refresh(cid, new_pid=action in ("start", "restart"))  # the answer and the next frame show the new state
     if entry is None:  # removed meanwhile (e.g. --rm on stop)
-        return {"id": cid, "name": info.get("Name", "").lstrip("/"), "state": "removed"}
-    return entry
+        return _removed(info)
+    return tracker.detail(cid) or entry
+
+
+def _removed(info: dict[str, Any]) -> dict[str, Any]:
+    return {"id": info["Id"][:12], "full_id": info["Id"], "name": info.get("Name", "").lstrip("/"), "state": "removed"}
 

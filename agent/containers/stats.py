@@ -1,7 +1,8 @@
 """Per-container CPU, memory and network figures read straight from cgroup files and procfs.
 
-Measured in docs/containers.md: reading these files costs about 0.25 ms of
-agent CPU per container and nothing in dockerd, while each request to the
+Measured in docs/containers.md: reading these files costs about 0.06 ms of
+agent CPU per container (raw ``os.read``, no text layer; the limit re-read every
+10 s) and nothing in dockerd, while each request to the
 engine's stats endpoint waits up to a second for its collector (two without
 ``one-shot``) and a stats stream per container keeps dockerd and the agent
 busy all the time. ``StatsReader.read_all`` blocks, so the tracker runs it in a
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 UNLIMITED = 1 << 62  # cgroup v1 reports "no limit" as a number near 2**63
+LIMIT_REREAD_S = 10.0  # limits change only with `docker update`; reading them every tick is waste
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Counters:
     memory_limit_bytes: int | None
     rx_bytes: int | None
     tx_bytes: int | None
+    limit_t: float = 0.0  # when memory_limit_bytes was read
 
 
 def parse_cgroup_file(text: str) -> dict[str, str]:
@@ -65,28 +68,49 @@ def cgroup_files(pid: int, proc_root: str = "/proc", sys_root: str = "/sys") -> 
     return None
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> bytes | None:
+    # os.open/os.read: a quarter of the cost of open() with its buffered text layers,
+    # which matters at five small files per container per tick
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
-def _keyed(text: str | None, key: str) -> int | None:
-    for line in (text or "").splitlines():
-        k, _, v = line.partition(" ")
-        if k == key:
-            return int(v)
-    return None
+def _int(raw: bytes | None) -> int | None:
+    raw = raw.strip() if raw else b""
+    return int(raw) if raw.isdigit() else None
 
 
-def parse_net_dev(text: str) -> tuple[int, int]:
+def _keyed(text: bytes | None, key: bytes) -> int | None:
+    """The value of ``key`` in a flat-keyed file (cpu.stat, memory.stat)."""
+    if not text:
+        return None
+    at = text.find(key + b" ")
+    while at > 0 and text[at - 1] != 0x0A:  # a longer key ending in ``key``
+        at = text.find(key + b" ", at + 1)
+    if at < 0:
+        return None
+    end = text.find(b"\n", at)
+    return _int(text[at + len(key) + 1 : end if end >= 0 else None])
+
+
+def parse_net_dev(text: str | bytes) -> tuple[int, int]:
     """(rx, tx) bytes summed over every interface except loopback."""
+    raw = text.encode() if isinstance(text, str) else text
     rx = tx = 0
-    for line in text.splitlines()[2:]:
-        name, _, rest = line.partition(":")
-        if name.strip() == "lo" or not rest:
+    for line in raw.splitlines()[2:]:
+        name, _, rest = line.partition(b":")
+        if name.strip() == b"lo" or not rest:
             continue
         fields = rest.split()
         rx += int(fields[0])
@@ -94,26 +118,31 @@ def parse_net_dev(text: str) -> tuple[int, int]:
     return rx, tx
 
 
-def read_counters(pid: int, files: CgroupFiles, proc_root: str = "/proc") -> Counters:
+def read_counters(pid: int, files: CgroupFiles, proc_root: str = "/proc", prev: Counters | None = None) -> Counters:
+    """One reading; the memory limit is taken from ``prev`` while it is under 10 s old."""
     now = time.monotonic()
     cpu_text = _read(files.cpu)
+    reuse_limit = prev is not None and now - prev.limit_t < LIMIT_REREAD_S
     if files.v2:
-        usec = _keyed(cpu_text, "usage_usec")
+        usec = _keyed(cpu_text, b"usage_usec")
         cpu_ns = usec * 1000 if usec is not None else None
-        usage = _read(f"{files.memory_dir}/memory.current")
-        limit = _read(f"{files.memory_dir}/memory.max")
-        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), "inactive_file")
+        usage = _int(_read(f"{files.memory_dir}/memory.current"))
+        limit = None if reuse_limit else _int(_read(f"{files.memory_dir}/memory.max"))  # "max": no limit
+        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), b"inactive_file")
     else:
-        cpu_ns = int(cpu_text) if cpu_text and cpu_text.strip().isdigit() else None
-        usage = _read(f"{files.memory_dir}/memory.usage_in_bytes")
-        limit = _read(f"{files.memory_dir}/memory.limit_in_bytes")
-        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), "total_inactive_file")
+        cpu_ns = _int(cpu_text)
+        usage = _int(_read(f"{files.memory_dir}/memory.usage_in_bytes"))
+        limit = None if reuse_limit else _int(_read(f"{files.memory_dir}/memory.limit_in_bytes"))
+        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), b"total_inactive_file")
+    if reuse_limit:
+        lim, limit_t = prev.memory_limit_bytes, prev.limit_t  # type: ignore[union-attr]
+    else:
+        lim, limit_t = (limit if limit is not None and limit < UNLIMITED else None), now
     # like `docker stats`: page cache that can be dropped at once is not counted as use
-    mem = int(usage) - (inactive or 0) if usage and usage.strip().isdigit() else None
-    lim = int(limit) if limit and limit.strip().isdigit() and int(limit) < UNLIMITED else None
+    mem = usage - (inactive or 0) if usage is not None else None
     net = _read(f"{proc_root}/{pid}/net/dev")
     rx, tx = parse_net_dev(net) if net else (None, None)
-    return Counters(now, cpu_ns, max(mem, 0) if mem is not None else None, lim, rx, tx)
+    return Counters(now, cpu_ns, max(mem, 0) if mem is not None else None, lim, rx, tx, limit_t)
 
 
 def _rate(a: int | None, b: int | None, dt: float) -> float | None:
@@ -131,8 +160,8 @@ def figures(prev: Counters | None, cur: Counters) -> dict[str, Any]:
         "cpu_percent": round(cpu / 1e9 * 100, 1) if cpu is not None else None,  # 100 = one core, as docker stats
         "memory_bytes": cur.memory_bytes,
         "memory_limit_bytes": cur.memory_limit_bytes,
-        "net_rx_bytes_s": round(rx, 1) if rx is not None else None,
-        "net_tx_bytes_s": round(tx, 1) if tx is not None else None,
+        "net_rx_bytes_s": round(rx) if rx is not None else None,
+        "net_tx_bytes_s": round(tx) if tx is not None else None,
     }
 
 
@@ -155,7 +184,7 @@ class StatsReader:
             files = self._files[key]
             if files is None:
                 continue
-            cur = read_counters(pid, files, self.proc_root)
+            cur = read_counters(pid, files, self.proc_root, self._prev.get(cid))
             out[cid] = figures(self._prev.get(cid), cur)
             self._prev[cid] = cur
         for key in [k for k in self._files if k[0] not in running or running[k[0]] != k[1]]:

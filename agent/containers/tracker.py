@@ -36,6 +36,9 @@ STATS_MIN_INTERVAL_S = 1.0  # like docker stats: faster sampling would cost CPU 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 5.0
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+# descriptive fields kept out of the per-tick frame (they are in GET /api/v1/containers):
+# image labels alone run to a kilobyte or two per NGC container
+DETAIL_ONLY = ("full_id", "labels", "created")
 _EVENTS = {"create", "start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "update", "oom", "health_status"}
 _STAT_FIELDS = ("cpu_percent", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_s", "net_tx_bytes_s")
 
@@ -56,7 +59,8 @@ def entry_from_listing(item: dict[str, Any]) -> dict[str, Any]:
     labels = item.get("Labels") or {}
     names = item.get("Names") or []
     return {
-        "id": item["Id"],
+        "id": item["Id"][:12],  # the short id `docker ps` shows; every route takes it
+        "full_id": item["Id"],
         "name": names[0].lstrip("/") if names else item["Id"][:12],
         "image": item.get("Image"),
         "state": item.get("State"),
@@ -88,22 +92,36 @@ class ContainerTracker:
     # -- ContainerSource ------------------------------------------------------------
     def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         self._last_gpus = gpus
+        return self._rows(gpus, detail=False), self.status
+
+    def _rows(self, gpus: list[dict[str, Any]], *, detail: bool) -> list[dict[str, Any]]:
         if not self.entries:
-            return [], self.status
+            return []
         gpu_mem, complete = gpu_memory_by_container(gpus, self.proc_root) if gpus else ({}, False)
-        out = []
-        for cid, entry in self.entries.items():
-            figs = self.figures.get(cid) if entry["state"] == "running" else None
-            row = {**entry, **{k: (figs or {}).get(k) for k in _STAT_FIELDS}}
-            row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if complete and entry["state"] == "running" else gpu_mem.get(cid)
-            out.append(row)
+        out = [self._row(cid, entry, gpu_mem, complete, detail) for cid, entry in self.entries.items()]
         out.sort(key=lambda r: r["name"])
-        return out, self.status
+        return out
+
+    def _row(self, cid: str, entry: dict[str, Any], gpu_mem: dict[str, int], complete: bool, detail: bool) -> dict[str, Any]:
+        running = entry["state"] == "running"
+        figs = (self.figures.get(cid) if running else None) or {}
+        row = {k: v for k, v in entry.items() if detail or k not in DETAIL_ONLY}
+        row.update({k: figs.get(k) for k in _STAT_FIELDS})
+        row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if complete and running else gpu_mem.get(cid)
+        return row
 
     # -- used by the API -------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        """The list as in the next frame (GPU memory from the last sampled GPUs)."""
-        return self.snapshot(self._last_gpus)[0]
+        """The list as in the next frame plus full id, labels and creation time (GPU memory from the last sampled GPUs)."""
+        return self._rows(self._last_gpus, detail=True)
+
+    def detail(self, cid: str) -> dict[str, Any] | None:
+        """One container as rows() has it; None when it is not tracked."""
+        entry = self.entries.get(cid)
+        if entry is None:
+            return None
+        gpu_mem, complete = gpu_memory_by_container(self._last_gpus, self.proc_root) if self._last_gpus else ({}, False)
+        return self._row(cid, entry, gpu_mem, complete, True)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, wait_s: float = 2.0) -> None:
