@@ -6,6 +6,8 @@ close frame, then the app's lifespan stops the sampler.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import faulthandler
 import logging
 import signal
@@ -26,12 +28,28 @@ class AgentServer(uvicorn.Server):
         self.agent = agent
         self.on_ready = on_ready
 
+    async def main_loop(self) -> None:  # type: ignore[override]
+        # uvicorn polls every 0.1 s for a signal; an agent that idles between 1 Hz samples
+        # wakes once a second instead (the Date header's own period) and at once on a signal
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0  # uvicorn refreshes the Date header when counter % 10 == 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            should_exit = await self.on_tick(counter)
+
     def handle_exit(self, sig: int, frame) -> None:  # type: ignore[override]
         if not self.should_exit:
             # a shutdown that hangs (a stuck driver call, a wedged engine socket) must not outlive
             # systemd's TimeoutStopSec: dump every thread's stack to the log and leave
             faulthandler.dump_traceback_later(SHUTDOWN_DEADLINE_S, exit=True)
         super().handle_exit(sig, frame)
+        loop, wake = getattr(self, "_loop", None), getattr(self, "_wake", None)
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)  # a signal handler may not touch the loop directly
         # uvicorn re-raises the signal after its graceful shutdown; a SIGTERM that
         # shut down cleanly is a clean exit (status 0) for systemd and scripts.
         self.agent.notifier.stopping()

@@ -128,3 +128,28 @@ def test_mount_table_is_reread_on_a_timer_and_usage_every_tick(monkeypatch):
     now[0] += host.PARTITIONS_REREAD_S
     assert [d["mount"] for d in c.collect()["disks"]] == [d["mount"] for d in first]
     assert calls == [1000.0, 1000.0 + 5 + host.PARTITIONS_REREAD_S]
+
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo: 999999 10 0 0 0 0 0 0 999999 10 0 0 0 0 0 0
+enP7s7: {rx} 20 0 0 0 0 0 0 {tx} 15 0 0 0 0 0 0
+veth1a2b: 5000000 20 0 0 0 0 0 0 5000000 15 0 0 0 0 0 0"""
+
+
+def test_swap_and_nic_rates_come_from_one_read_each(tmp_path):
+    sysroot = spark_like_sys(tmp_path / "sys")
+    (sysroot / "class" / "net" / "enP7s7" / "device").mkdir(parents=True)
+    (sysroot / "class" / "net" / "veth1a2b").mkdir(parents=True)
+    proc = tmp_path / "proc"
+    write(proc / "meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\nSwapTotal: 2000 kB\nSwapFree: 1500 kB\nHugePages_Total: 0")
+    write(proc / "net" / "dev", NET_DEV.format(rx=1000, tx=4000))
+    clock = iter([100.0, 100.0, 102.0, 102.0]).__next__
+    c = HostCollector(proc_root=str(proc), sys_root=str(sysroot), clock=clock)
+    first = c.collect()
+    assert first["swap"] == {"total_bytes": 2048000, "used_bytes": 512000, "percent": 25.0}
+    write(proc / "net" / "dev", NET_DEV.format(rx=5000, tx=4000))
+    second = c.collect()
+    HostTelemetry.model_validate(second)
+    # only the device-backed NIC counts: 4000 bytes in 2 s; the veth and lo are left out
+    assert second["net"] == {"rx_bytes_s": 2000.0, "tx_bytes_s": 0.0, "per_nic": {"enP7s7": {"rx_bytes_s": 2000.0, "tx_bytes_s": 0.0}}}

@@ -1,7 +1,7 @@
 """Host telemetry: CPU, memory, disks, network, and hwmon sensors.
 
-psutil for CPU, swap, disks and counters; /proc/meminfo and /sys/class/hwmon read
-directly, because "used" memory must be MemTotal - MemAvailable (the only honest
+psutil for CPU and disks; /proc/meminfo, /proc/net/dev and /sys/class/hwmon read
+directly (each in one read, once per tick), because "used" memory must be MemTotal - MemAvailable (the only honest
 figure on the Spark's unified memory) and because hwmon also carries fan duty and
 ``power*_input`` that psutil does not expose. Every call here blocks: the sampler
 runs ``collect`` in a worker thread. Rates are computed between two samples, so
@@ -24,21 +24,42 @@ _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "nsfs", "proc", "sy
 PARTITIONS_REREAD_S = 30.0  # the mount table, with one overlay per container, is parsed at most this often
 
 
+def meminfo(proc_root: str = "/proc") -> dict[str, int]:
+    """Every ``kB`` field of /proc/meminfo, in bytes; {} if unreadable."""
+    try:
+        with open(f"{proc_root}/meminfo", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for line in raw.splitlines():
+        key, _, rest = line.partition(b":")
+        value = rest.split()
+        if value and value[0].isdigit():
+            out[key.decode("ascii", "replace")] = int(value[0]) * (1024 if value[1:] == [b"kB"] else 1)
+    return out
+
+
 def read_meminfo(proc_root: str = "/proc") -> tuple[int, int] | None:
     """(MemTotal, MemAvailable) in bytes, or None if unreadable."""
-    total = available = None
+    m = meminfo(proc_root)
+    return (m["MemTotal"], m["MemAvailable"]) if "MemTotal" in m and "MemAvailable" in m else None
+
+
+def read_net_dev(proc_root: str = "/proc") -> dict[str, tuple[int, int]]:
+    """{interface: (rx bytes, tx bytes)} from /proc/net/dev: one read, no per-NIC objects."""
     try:
-        with open(f"{proc_root}/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    total = int(line.split()[1]) * 1024
-                elif line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                if total is not None and available is not None:
-                    return total, available
-    except (OSError, ValueError):
-        return None
-    return None
+        with open(f"{proc_root}/net/dev", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for line in raw.splitlines()[2:]:
+        name, _, rest = line.partition(b":")
+        fields = rest.split()
+        if len(fields) >= 9:
+            out[name.strip().decode("ascii", "replace")] = (int(fields[0]), int(fields[8]))
+    return out
 
 
 def _read(path: str) -> str | None:
@@ -185,12 +206,17 @@ class HostCollector:
             load = tuple(round(x, 2) for x in os.getloadavg())  # two decimals, as uptime(1); the rest is fixed-point noise
         except OSError:
             load = (None, None, None)
-        mem = read_meminfo(self.proc_root)
-        if mem is None:
+        m = meminfo(self.proc_root)  # memory and swap from one read (psutil's swap also parses vmstat)
+        if "MemTotal" in m and "MemAvailable" in m:
+            total, available = m["MemTotal"], m["MemAvailable"]
+        else:
             vm = psutil.virtual_memory()
-            mem = (vm.total, vm.available)
-        total, available = mem
-        swap = psutil.swap_memory()
+            total, available = vm.total, vm.available
+        if "SwapTotal" in m and "SwapFree" in m:
+            swap_total, swap_used = m["SwapTotal"], m["SwapTotal"] - m["SwapFree"]
+        else:
+            sw = psutil.swap_memory()
+            swap_total, swap_used = sw.total, sw.used
         sensors = read_hwmon(self.sys_root)
         return {
             "hostname": self._hostname,
@@ -209,7 +235,7 @@ class HostCollector:
                 "used_bytes": total - available,
                 "percent": round((total - available) * 100 / total, 1) if total else 0.0,
             },
-            "swap": {"total_bytes": swap.total, "used_bytes": swap.used, "percent": swap.percent},
+            "swap": {"total_bytes": swap_total, "used_bytes": swap_used, "percent": round(swap_used * 100 / swap_total, 1) if swap_total else 0.0},
             "disks": self._disks(),
             **self._rates(),
             "temperatures": sensors["temperatures"],
@@ -248,7 +274,7 @@ class HostCollector:
             disk = psutil.disk_io_counters()
         except Exception:
             disk = None
-        nics = physical_nics(psutil.net_io_counters(pernic=True), self.sys_root, self._nic_has_device)
+        nics = physical_nics(read_net_dev(self.proc_root), self.sys_root, self._nic_has_device)
         prev, self._prev = self._prev, (now, disk, nics)
         disk_io = {"read_bytes_s": None, "write_bytes_s": None}
         net: dict[str, Any] = {"rx_bytes_s": None, "tx_bytes_s": None, "per_nic": {}}
@@ -267,7 +293,7 @@ class HostCollector:
         for name, c in nics.items():
             p = prev[2].get(name)
             if p is not None:
-                per_nic[name] = {"rx_bytes_s": rate(p.bytes_recv, c.bytes_recv), "tx_bytes_s": rate(p.bytes_sent, c.bytes_sent)}
+                per_nic[name] = {"rx_bytes_s": rate(p[0], c[0]), "tx_bytes_s": rate(p[1], c[1])}
         net = {
             "rx_bytes_s": round(sum(v["rx_bytes_s"] for v in per_nic.values()), 1),
             "tx_bytes_s": round(sum(v["tx_bytes_s"] for v in per_nic.values()), 1),
