@@ -35,7 +35,7 @@ RING_MAX_FRAMES = 3000  # ~4 MB of compressed frames; backfill beyond it comes f
 def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_root: str) -> Any:
     if not settings.containers:
         return None
-    from agent.containers.service import ContainerService  # aiodocker loads only when the engine is first used
+    from agent.containers.service import ContainerService
 
     return ContainerService(
         state_dir=settings.state_dir,

@@ -1,5 +1,5 @@
 """Docker containers: live list, per-container stats and GPU memory, actions, logs, model launcher.
 
-aiodocker is imported lazily (engine.py) so the agent still runs without it; the
-container view then says why it is unavailable.
+The engine client (engine.py) is plain HTTP over the Docker socket; without an engine
+the agent still runs and the container view says why it is unavailable.
 """
