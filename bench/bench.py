@@ -87,6 +87,9 @@ def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) 
         async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22, open_timeout=120) as ws:
             ready.set()
             await start.wait()
+            # frames sampled before this moment sat in this client's own socket buffer while it
+            # waited for the others to connect: their age is the harness's, not the agent's
+            began = time.time()
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 try:
@@ -96,7 +99,8 @@ def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) 
                 now = time.time()
                 if raw.startswith('{"type":"snapshot"'):
                     ts = float(raw[raw.index('"ts":') + 5 : raw.index(",", raw.index('"ts":'))])
-                    lat.append((now - ts) * 1000)
+                    if ts >= began:
+                        lat.append((now - ts) * 1000)
                     sizes.append(len(raw.encode()))
 
     async def main() -> None:

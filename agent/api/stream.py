@@ -15,6 +15,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from agent.api.deps import authenticate_ws
+from agent.api.wsfast import EXTENSION, text_frame
 from agent.hub import Close, Replay, StreamClient
 from agent.protocol import (
     CLOSE_POLICY,
@@ -98,7 +99,21 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
             client.push_control(encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id}))
 
 
+class _WireCache:
+    """The wire bytes of the latest frame: built by the first client to send it, reused by the rest."""
+
+    seq = -1
+    wire = b""
+
+    @classmethod
+    def get(cls, seq: int, text: str) -> bytes:
+        if seq != cls.seq:
+            cls.seq, cls.wire = seq, text_frame(text.encode())
+        return cls.wire
+
+
 async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
+    fast = (ws.scope.get("extensions") or {}).get(EXTENSION, {}).get("send")
     while True:
         item = await client.next()
         if isinstance(item, Close):
@@ -111,7 +126,10 @@ async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
         elif isinstance(item, tuple):
             seq, text = item
             if seq > client.last_sent:
-                await ws.send_text(text)
+                if fast is not None:
+                    await fast(_WireCache.get(seq, text))
+                else:
+                    await ws.send_text(text)
                 client.last_sent = seq
         else:
             await ws.send_text(item)
