@@ -43,10 +43,19 @@ class StreamClient:
         self.dropped = 0
         self.closing = False
         self.remote_closed = False
+        # fast path: a live frame for an idle client (nothing queued, its writer task parked) is
+        # written by publish() itself, sparing a task wake-up per client per frame; ``busy`` is
+        # set by the writer task while it handles an item, so a replay is never overtaken
+        self.direct: Callable[[int, str], bool] | None = None
+        self.busy = False
 
     def offer(self, seq: int, text: str) -> None:
         if self.closing or seq % self.every:
             return
+        if self.direct is not None and not self.busy and not self.live and not self.control and seq > self.last_sent:
+            if self.direct(seq, text):
+                self.last_sent = seq
+                return
         if len(self.live) == self.live.maxlen:
             self.dropped += 1
         self.live.append((seq, text))

@@ -15,7 +15,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from agent.api.deps import authenticate_ws
-from agent.api.wsfast import EXTENSION, text_frame
+from agent.api.wsfast import EXTENSION, WireCache
 from agent.hub import Close, Replay, StreamClient
 from agent.protocol import (
     CLOSE_POLICY,
@@ -99,23 +99,15 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
             client.push_control(encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id}))
 
 
-class _WireCache:
-    """The wire bytes of the latest frame: built by the first client to send it, reused by the rest."""
-
-    seq = -1
-    wire = b""
-
-    @classmethod
-    def get(cls, seq: int, text: str) -> bytes:
-        if seq != cls.seq:
-            cls.seq, cls.wire = seq, text_frame(text.encode())
-        return cls.wire
-
-
 async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
-    fast = (ws.scope.get("extensions") or {}).get(EXTENSION, {}).get("send")
+    ext = (ws.scope.get("extensions") or {}).get(EXTENSION, {})
+    fast, write_now = ext.get("send"), ext.get("write_now")
+    if write_now is not None:  # the hub may write live frames itself while this task is idle
+        client.direct = lambda seq, text: write_now(WireCache.get(seq, text))
     while True:
+        client.busy = False
         item = await client.next()
+        client.busy = True
         if isinstance(item, Close):
             if not client.remote_closed:
                 with contextlib.suppress(Exception):
@@ -127,7 +119,7 @@ async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
             seq, text = item
             if seq > client.last_sent:
                 if fast is not None:
-                    await fast(_WireCache.get(seq, text))
+                    await fast(WireCache.get(seq, text))
                 else:
                     await ws.send_text(text)
                 client.last_sent = seq

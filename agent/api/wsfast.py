@@ -33,10 +33,30 @@ def text_frame(payload: bytes) -> bytes:
     return head + payload
 
 
+class WireCache:
+    """The wire bytes of the latest frame: built for the first client, reused for the rest."""
+
+    seq = -1
+    wire = b""
+
+    @classmethod
+    def get(cls, seq: int, text: str) -> bytes:
+        if seq != cls.seq:
+            cls.seq, cls.wire = seq, text_frame(text.encode())
+        return cls.wire
+
+
 class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event) -> None:  # type: ignore[no-untyped-def]
         super().handle_connect(event)
-        self.scope["extensions"][EXTENSION] = {"send": self.send_frame}  # type: ignore[index]
+        self.scope["extensions"][EXTENSION] = {"send": self.send_frame, "write_now": self.write_now}  # type: ignore[index]
+
+    def write_now(self, wire: bytes) -> bool:
+        """Write at once if the transport takes it; False (nothing written) while paused or closing."""
+        if not self.writable.is_set() or self.disconnected or self.close_sent or not self.handshake_complete:
+            return False
+        self.transport.write(wire)
+        return True
 
     async def send_frame(self, wire: bytes) -> None:
         """Write a frame built by ``text_frame``; raises ClientDisconnected like ASGI send."""
