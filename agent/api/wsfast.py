@@ -53,7 +53,7 @@ class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def write_now(self, wire: bytes) -> bool:
         """Write at once if the transport takes it; False (nothing written) while paused or closing."""
-        if not self.writable.is_set() or self.disconnected or self.close_sent or not self.handshake_complete:
+        if not self.writable.is_set() or self.disconnected or self.close_sent or not self.handshake_complete or self.transport.is_closing():
             return False
         self.transport.write(wire)
         return True
