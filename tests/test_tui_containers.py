@@ -156,3 +156,4 @@ startup_timeout_s = 60
         await pilot.press("y")
         await until(pilot, lambda: row()[1] in ("stopped", "idle"), timeout=30, what="stopped")
     assert docker_engine.cli("ps", "-q", "--filter", "name=^/sparkdeck-sdtest-tui$") == ""  # no longer running
+    docker_engine.cli("rm", "sparkdeck-sdtest-tui")  # stopped, not removed (as a user's stop): leave the engine as found
