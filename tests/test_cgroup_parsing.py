@@ -190,3 +190,16 @@ def test_unreadable_or_garbled_files_give_null_not_an_error(tmp_path: Path) -> N
     c = read_counters(7, files, str(tmp_path / "proc"))
     assert (c.cpu_ns, c.memory_bytes, c.memory_limit_bytes) == (None, None, None)
     assert (c.rx_bytes, c.tx_bytes) == (0, 0)
+
+
+def test_net_dev_longer_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    # a host-network container sees every interface of the host: /proc/PID/net/dev can pass 64 KiB
+    _fake_proc(tmp_path, 7, V2_CGROUPFS, rx=0, tx=0)
+    veths = "".join(f"veth{i:05d}: 1 0 0 0 0 0 0 0 2 0 0 0 0 0 0 0\n" for i in range(2000))
+    _write(tmp_path / "proc/7/net/dev", NET_DEV.format(rx=10, tx=20) + veths)
+    assert (tmp_path / "proc/7/net/dev").stat().st_size > 65536
+    _write(tmp_path / "sys/fs/cgroup/docker" / CID / "cpu.stat", "usage_usec 1\n")
+    files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
+    assert files is not None
+    c = read_counters(7, files, str(tmp_path / "proc"))
+    assert (c.rx_bytes, c.tx_bytes) == (10 + 2000, 20 + 4000)

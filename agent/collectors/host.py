@@ -24,26 +24,36 @@ _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "nsfs", "proc", "sy
 PARTITIONS_REREAD_S = 30.0  # the mount table, with one overlay per container, is parsed at most this often
 
 
-def meminfo(proc_root: str = "/proc") -> dict[str, int]:
-    """Every ``kB`` field of /proc/meminfo, in bytes; {} if unreadable."""
+MEMINFO_KEYS = ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree")
+
+
+def meminfo(proc_root: str = "/proc", keys: tuple[str, ...] = MEMINFO_KEYS) -> dict[str, int]:
+    """The given /proc/meminfo fields in bytes (absent ones left out); {} if unreadable.
+
+    Looked up by key in one read rather than parsing all ~55 lines: the GPU collector (GB10)
+    and the host collector each call this every tick."""
     try:
         with open(f"{proc_root}/meminfo", "rb") as f:
             raw = f.read()
     except OSError:
         return {}
+    text = b"\n" + raw  # every field then starts after a newline, the first one too
     out = {}
-    for line in raw.splitlines():
-        key, _, rest = line.partition(b":")
-        value = rest.split()
+    for key in keys:
+        at = text.find(b"\n" + key.encode() + b":")
+        if at < 0:
+            continue
+        end = text.find(b"\n", at + 1)
+        value = text[at + len(key) + 2 : end if end >= 0 else None].split()
         if value and value[0].isdigit():
-            out[key.decode("ascii", "replace")] = int(value[0]) * (1024 if value[1:] == [b"kB"] else 1)
+            out[key] = int(value[0]) * (1024 if value[1:] == [b"kB"] else 1)
     return out
 
 
 def read_meminfo(proc_root: str = "/proc") -> tuple[int, int] | None:
     """(MemTotal, MemAvailable) in bytes, or None if unreadable."""
-    m = meminfo(proc_root)
-    return (m["MemTotal"], m["MemAvailable"]) if "MemTotal" in m and "MemAvailable" in m else None
+    m = meminfo(proc_root, ("MemTotal", "MemAvailable"))
+    return (m["MemTotal"], m["MemAvailable"]) if len(m) == 2 else None
 
 
 def read_net_dev(proc_root: str = "/proc") -> dict[str, tuple[int, int]]:

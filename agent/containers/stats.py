@@ -76,7 +76,10 @@ def _read(path: str) -> bytes | None:
     except OSError:
         return None
     try:
-        chunks = []
+        data = os.read(fd, 65536)
+        if len(data) < 65536:  # these files come back whole in one read; skip the read that sees EOF
+            return data
+        chunks = [data]
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
         return b"".join(chunks)
