@@ -59,3 +59,48 @@ def test_permission_denied_on_the_socket() -> None:
         for p in d.iterdir():
             p.unlink()
         d.rmdir()
+
+
+async def _socket_server(tmp_path: Path, answer: bytes | None):
+    """A real unix-socket server: reads the request, sends ``answer`` (or nothing), then closes."""
+    import asyncio
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        if answer:
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    path = tmp_path / "engine.sock"
+    return await asyncio.start_unix_server(handle, str(path)), f"unix://{path}"
+
+
+async def test_an_engine_that_hangs_up_without_answering_is_unavailable_not_a_hang(tmp_path: Path) -> None:
+    import asyncio
+
+    from agent.containers.engine import Engine, EngineUnavailable
+
+    server, url = await _socket_server(tmp_path, None)
+    async with server:
+        try:
+            await asyncio.wait_for(Engine(url).call("GET", "version"), 5)
+        except EngineUnavailable as exc:
+            assert "closed the connection" in exc.message and exc.fix
+        else:
+            raise AssertionError("a silent hang-up was taken for an answer")
+
+
+async def test_an_error_answer_carries_the_engines_message(tmp_path: Path) -> None:
+    from agent.containers.engine import Engine, EngineError
+
+    body = b'{"message":"No such container: nope"}'
+    answer = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    server, url = await _socket_server(tmp_path, answer)
+    async with server:
+        try:
+            await Engine(url).call("GET", "containers/nope/json")
+        except EngineError as exc:
+            assert (exc.status, exc.message) == (404, "No such container: nope")
+        else:
+            raise AssertionError("a 404 was taken for an answer")

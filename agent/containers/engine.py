@@ -156,10 +156,18 @@ class Engine:
 
 
 async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+    eof = False
     while True:
-        event = conn.next_event()
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:
+            if eof:  # dockerd restarting, or not an engine at all
+                raise ConnectionResetError("the engine closed the connection without a complete answer") from None
+            raise
         if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(65536))  # b"" at EOF: h11 then says whether that was allowed
+            data = await reader.read(65536)
+            eof = not data
+            conn.receive_data(data)  # b"" at EOF: h11 then says whether that was allowed
             continue
         return event
 
