@@ -157,3 +157,30 @@ startup_timeout_s = 60
         await until(pilot, lambda: row()[1] in ("stopped", "idle"), timeout=30, what="stopped")
     assert docker_engine.cli("ps", "-q", "--filter", "name=^/sparkdeck-sdtest-tui$") == ""  # no longer running
     docker_engine.cli("rm", "sparkdeck-sdtest-tui")  # stopped, not removed (as a user's stop): leave the engine as found
+
+
+@pytest.mark.parametrize(
+    "status, seconds",
+    [
+        ("Up Less than a second", 0),
+        ("Up 1 second", 1),
+        ("Up 42 seconds", 42),
+        ("Up About a minute", 60),
+        ("Up 5 minutes (healthy)", 300),
+        ("Up About an hour", 3600),
+        ("Up 3 hours (Paused)", 3 * 3600),
+        ("Up 2 days", 2 * 86400),
+        ("Up 3 weeks", 3 * 7 * 86400),
+        ("Exited (137) 2 minutes ago", None),
+        ("Restarting (1) 5 seconds ago", None),
+        ("", None),
+    ],
+)
+def test_uptime_sorts_by_the_engines_status_when_the_frame_has_no_start_time(status, seconds) -> None:
+    from tui.widgets.containers_table import sort_value, status_age_s, uptime
+
+    assert status_age_s(status) == seconds
+    row = {"state": "running" if seconds is not None else "exited", "status": status}
+    assert uptime(row, 1e9) == seconds
+    # the frame's container rows carry no created/started time: sorting by uptime still orders them
+    assert sort_value(row, "uptime", 1e9) == ((1, 0, "") if seconds is None else (0, seconds, ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable
 
@@ -38,11 +39,32 @@ def started_at(cont: dict[str, Any]) -> float | None:
     return None
 
 
+_UNIT_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
+_UP = re.compile(r"Up (?:(Less than a second)|About an? (\w+)|(\d+) (\w+?)s?\b)")
+
+
+def status_age_s(status: str) -> float | None:
+    """Seconds in Docker's own words ("Up 5 minutes", "Up About an hour"); None if not "Up ..."."""
+    m = _UP.match(status)
+    if m is None:
+        return None
+    if m.group(1):
+        return 0.0
+    if m.group(2):
+        return _UNIT_S.get(m.group(2))
+    unit = _UNIT_S.get(m.group(4))
+    return None if unit is None else int(m.group(3)) * unit
+
+
 def uptime(cont: dict[str, Any], now: float) -> float | None:
+    """Seconds running: from a start/creation time when the row has one (the REST list), else
+    from the engine's status text, which is what a snapshot frame carries."""
     if cont.get("state") != "running":
         return None
     start = started_at(cont)
-    return None if start is None else max(0.0, now - start)
+    if start is not None:
+        return max(0.0, now - start)
+    return status_age_s(str(cont.get("status") or ""))
 
 
 def uptime_text(cont: dict[str, Any], now: float) -> str:
