@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import psutil
 
+from agent.procfs import line_value, net_dev, read_bytes
+
 # Filesystems that are not user storage.
 _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "nsfs", "proc", "sysfs", "cgroup2", "autofs"}
 PARTITIONS_REREAD_S = 30.0  # the mount table, with one overlay per container, is parsed at most this often
@@ -32,19 +34,10 @@ def meminfo(proc_root: str = "/proc", keys: tuple[str, ...] = MEMINFO_KEYS) -> d
 
     Looked up by key in one read rather than parsing all ~55 lines: the GPU collector (GB10)
     and the host collector each call this every tick."""
-    try:
-        with open(f"{proc_root}/meminfo", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return {}
-    text = b"\n" + raw  # every field then starts after a newline, the first one too
+    text = read_bytes(f"{proc_root}/meminfo")
     out = {}
     for key in keys:
-        at = text.find(b"\n" + key.encode() + b":")
-        if at < 0:
-            continue
-        end = text.find(b"\n", at + 1)
-        value = text[at + len(key) + 2 : end if end >= 0 else None].split()
+        value = (line_value(text, key.encode() + b":") or b"").split()
         if value and value[0].isdigit():
             out[key] = int(value[0]) * (1024 if value[1:] == [b"kB"] else 1)
     return out
@@ -57,19 +50,8 @@ def read_meminfo(proc_root: str = "/proc") -> tuple[int, int] | None:
 
 
 def read_net_dev(proc_root: str = "/proc") -> dict[str, tuple[int, int]]:
-    """{interface: (rx bytes, tx bytes)} from /proc/net/dev: one read, no per-NIC objects."""
-    try:
-        with open(f"{proc_root}/net/dev", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return {}
-    out = {}
-    for line in raw.splitlines()[2:]:
-        name, _, rest = line.partition(b":")
-        fields = rest.split()
-        if len(fields) >= 9:
-            out[name.strip().decode("ascii", "replace")] = (int(fields[0]), int(fields[8]))
-    return out
+    """{interface: (rx bytes, tx bytes)} from one read of /proc/net/dev, no per-NIC objects."""
+    return net_dev(read_bytes(f"{proc_root}/net/dev"))
 
 
 def _read(path: str) -> str | None:

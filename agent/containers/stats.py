@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agent.procfs import line_value, net_dev, read_bytes, to_int
+
 UNLIMITED = 1 << 62  # cgroup v1 reports "no limit" as a number near 2**63
 LIMIT_REREAD_S = 10.0  # limits change only with `docker update`; reading them every tick is waste
 
@@ -68,82 +70,40 @@ def cgroup_files(pid: int, proc_root: str = "/proc", sys_root: str = "/sys") -> 
     return None
 
 
-def _read(path: str) -> bytes | None:
-    # os.open/os.read: a quarter of the cost of open() with its buffered text layers,
-    # which matters at five small files per container per tick
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 65536)
-        if len(data) < 65536:  # these files come back whole in one read; skip the read that sees EOF
-            return data
-        chunks = [data]
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _int(raw: bytes | None) -> int | None:
-    raw = raw.strip() if raw else b""
-    return int(raw) if raw.isdigit() else None
-
-
 def _keyed(text: bytes | None, key: bytes) -> int | None:
     """The value of ``key`` in a flat-keyed file (cpu.stat, memory.stat)."""
-    if not text:
-        return None
-    at = text.find(key + b" ")
-    while at > 0 and text[at - 1] != 0x0A:  # a longer key ending in ``key``
-        at = text.find(key + b" ", at + 1)
-    if at < 0:
-        return None
-    end = text.find(b"\n", at)
-    return _int(text[at + len(key) + 1 : end if end >= 0 else None])
+    return to_int(line_value(text, key + b" "))
 
 
 def parse_net_dev(text: str | bytes) -> tuple[int, int]:
     """(rx, tx) bytes summed over every interface except loopback."""
-    raw = text.encode() if isinstance(text, str) else text
-    rx = tx = 0
-    for line in raw.splitlines()[2:]:
-        name, _, rest = line.partition(b":")
-        if name.strip() == b"lo" or not rest:
-            continue
-        fields = rest.split()
-        rx += int(fields[0])
-        tx += int(fields[8])
-    return rx, tx
+    nics = net_dev(text.encode() if isinstance(text, str) else text)
+    return sum(v[0] for k, v in nics.items() if k != "lo"), sum(v[1] for k, v in nics.items() if k != "lo")
 
 
 def read_counters(pid: int, files: CgroupFiles, proc_root: str = "/proc", prev: Counters | None = None) -> Counters:
     """One reading; the memory limit is taken from ``prev`` while it is under 10 s old."""
     now = time.monotonic()
-    cpu_text = _read(files.cpu)
+    cpu_text = read_bytes(files.cpu)
     reuse_limit = prev is not None and now - prev.limit_t < LIMIT_REREAD_S
     if files.v2:
         usec = _keyed(cpu_text, b"usage_usec")
         cpu_ns = usec * 1000 if usec is not None else None
-        usage = _int(_read(f"{files.memory_dir}/memory.current"))
-        limit = None if reuse_limit else _int(_read(f"{files.memory_dir}/memory.max"))  # "max": no limit
-        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), b"inactive_file")
+        usage = to_int(read_bytes(f"{files.memory_dir}/memory.current"))
+        limit = None if reuse_limit else to_int(read_bytes(f"{files.memory_dir}/memory.max"))  # "max": no limit
+        inactive = _keyed(read_bytes(f"{files.memory_dir}/memory.stat"), b"inactive_file")
     else:
-        cpu_ns = _int(cpu_text)
-        usage = _int(_read(f"{files.memory_dir}/memory.usage_in_bytes"))
-        limit = None if reuse_limit else _int(_read(f"{files.memory_dir}/memory.limit_in_bytes"))
-        inactive = _keyed(_read(f"{files.memory_dir}/memory.stat"), b"total_inactive_file")
+        cpu_ns = to_int(cpu_text)
+        usage = to_int(read_bytes(f"{files.memory_dir}/memory.usage_in_bytes"))
+        limit = None if reuse_limit else to_int(read_bytes(f"{files.memory_dir}/memory.limit_in_bytes"))
+        inactive = _keyed(read_bytes(f"{files.memory_dir}/memory.stat"), b"total_inactive_file")
     if reuse_limit:
         lim, limit_t = prev.memory_limit_bytes, prev.limit_t  # type: ignore[union-attr]
     else:
         lim, limit_t = (limit if limit is not None and limit < UNLIMITED else None), now
     # like `docker stats`: page cache that can be dropped at once is not counted as use
     mem = usage - (inactive or 0) if usage is not None else None
-    net = _read(f"{proc_root}/{pid}/net/dev")
+    net = read_bytes(f"{proc_root}/{pid}/net/dev")
     rx, tx = parse_net_dev(net) if net else (None, None)
     return Counters(now, cpu_ns, max(mem, 0) if mem is not None else None, lim, rx, tx, limit_t)
 
