@@ -61,6 +61,5 @@ class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send_frame(self, wire: bytes) -> None:
         """Write a frame built by ``text_frame``; raises ClientDisconnected like ASGI send."""
         await self.writable.wait()
-        if self.disconnected or self.close_sent or not self.handshake_complete:
+        if not self.write_now(wire):  # writable again, so it is going away
             raise ClientDisconnected()
-        self.transport.write(wire)
