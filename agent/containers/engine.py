@@ -61,6 +61,9 @@ class Engine:
     def __init__(self, url: str | None = None):
         self.url = engine_url(url)
 
+    def _unavailable(self, exc: BaseException) -> EngineUnavailable:
+        return EngineUnavailable(*unavailable_reason(self.url, f"{type(exc).__name__}: {exc}"))
+
     async def close(self) -> None:
         """Nothing is held between requests; kept so owners can close what they open."""
 
@@ -72,7 +75,7 @@ class Engine:
             if parts.scheme in ("tcp", "http") and parts.hostname:
                 return await asyncio.open_connection(parts.hostname, parts.port or 2375)
         except OSError as exc:
-            raise EngineUnavailable(*unavailable_reason(self.url, f"{type(exc).__name__}: {exc}")) from None
+            raise self._unavailable(exc) from None
         raise EngineUnavailable(f"unsupported Docker engine address {self.url}", "use unix:///var/run/docker.sock or tcp://HOST:PORT")
 
     async def _open(self, method: str, path: str, params: dict | None, body: str | bytes | None) -> tuple[h11.Connection, asyncio.StreamReader, asyncio.StreamWriter, h11.Response]:
@@ -119,9 +122,9 @@ class Engine:
         except EngineError:
             raise
         except asyncio.TimeoutError:
-            raise EngineError(504, "the Docker engine did not answer in time") from None
+            raise _no_answer() from None
         except (OSError, h11.ProtocolError, ValueError) as exc:
-            raise EngineUnavailable(*unavailable_reason(self.url, f"{type(exc).__name__}: {exc}")) from None
+            raise self._unavailable(exc) from None
 
     async def ping(self) -> None:
         await self.call("GET", "version", timeout_s=5)
@@ -131,14 +134,14 @@ class Engine:
         try:
             conn, reader, writer, _ = await asyncio.wait_for(self._open(method, path, params, None), REQUEST_TIMEOUT_S)
         except asyncio.TimeoutError:
-            raise EngineError(504, "the Docker engine did not answer in time") from None
+            raise _no_answer() from None
         except (OSError, h11.ProtocolError) as exc:
-            raise EngineUnavailable(*unavailable_reason(self.url, f"{type(exc).__name__}: {exc}")) from None
+            raise self._unavailable(exc) from None
         try:
             async for event in _body(conn, reader):
                 yield event.data
         except (OSError, h11.ProtocolError) as exc:
-            raise EngineUnavailable(*unavailable_reason(self.url, f"{type(exc).__name__}: {exc}")) from None
+            raise self._unavailable(exc) from None
         finally:
             writer.close()
 
@@ -186,3 +189,7 @@ def _message(raw: bytes, status: int) -> str:
         return str(json.loads(raw).get("message", "")).strip() or f"HTTP {status}"
     except (ValueError, AttributeError):
         return raw.decode("utf-8", "replace").strip() or f"HTTP {status}"
+
+
+def _no_answer() -> EngineError:
+    return EngineError(504, "the Docker engine did not answer in time")
