@@ -86,3 +86,23 @@ async def test_ctrl_c_quits_like_other_terminal_tools():
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_a_frame_arriving_while_the_app_shuts_down_is_ignored(monkeypatch):
+    # Shutdown prunes a screen's children before the screen itself; a frame handled in that window
+    # used to reach update_view and fail on the missing connection bar (a CI flake).
+    from tui.messages import MachineChanged
+    from tui.widgets.conn_bar import ConnBar
+
+    cl = spark_client()
+    app = app_for([cl], "models")
+    refreshed = []
+
+    def refresh_during_prune(self) -> None:
+        app.post_message(MachineChanged(0))  # handled once the children are gone, before the screen goes
+        refreshed.append(True)
+
+    monkeypatch.setattr(ConnBar, "on_unmount", refresh_during_prune, raising=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+    assert refreshed  # the frame came in while the screens were torn down, and nothing raised

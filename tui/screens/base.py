@@ -44,8 +44,12 @@ class BaseView(Screen):
 
     @property
     def live_view(self) -> bool:
-        """Composed, mounted and still on the screen stack (not popped)."""
-        return self.ready and self.is_attached and self in self.app.screen_stack
+        """Composed, mounted, still on the screen stack (not popped), and the app not shutting down.
+
+        Shutdown removes a screen's children before the screen, so a frame handled in between
+        would find no connection bar; the app stops running before any of that starts.
+        """
+        return self.ready and self.app.is_running and self.is_attached and self in self.app.screen_stack
 
     def on_screen_resume(self) -> None:
         if self.live_view:
