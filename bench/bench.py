@@ -4,8 +4,10 @@ In one run on this machine:
   1. 20 idle busybox containers are started (label sparkdeck.bench=1);
   2. the agent (simulated GB10, 1 Hz, Docker on) with 10 stream clients for BENCH_SECONDS:
      CPU (% of one core, from /proc/PID/stat) and RSS; bytes per snapshot frame;
-  3. sample -> client receive latency p50/p99 with 1, 100 and 500 clients, the clients spread
-     over several processes so the measuring side is not the bottleneck;
+  3. sample -> client receive latency p50/p99 with 1, 100 and 500 clients, read by lean readers
+     (bench/wsreader.py: handshake, epoll, timestamp at recv) so that the measuring side's own
+     CPU stays out of the figure; the same counts with websockets-library clients are reported
+     next to them, as what a Python client on the same two cores sees;
   4. container start -> seen by a stream client;
   5. Glances 4 (`glances -w --disable-webui -t 1`, from a bench venv) with one client polling
      /api/4/all every second, same containers, same duration: CPU, RSS, bytes per poll.
@@ -142,6 +144,39 @@ def run_clients(agent, total: int, seconds: float, on_ready=None) -> tuple[list[
     return lat, sizes, result
 
 
+def _reader_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue, go) -> None:
+    from bench.wsreader import open_stream, read_streams
+
+    socks = [open_stream(url, token) for _ in range(n)]
+    out.put(("ready", n))
+    go.wait(180)
+    lat, sizes = read_streams(socks, seconds)
+    out.put(("done", lat, sizes[:50]))
+
+
+def run_readers(agent, total: int, seconds: float) -> list[float]:
+    """Fan-out latency with lean readers (bench/wsreader.py): one process per 250 streams, at most one per core."""
+    procs_n = max(1, min(os.cpu_count() or 1, -(-total // 250)))
+    per = [total // procs_n + (1 if i < total % procs_n else 0) for i in range(procs_n)]
+    q: mp.Queue = mp.Queue()
+    go = mp.Event()
+    procs = [mp.Process(target=_reader_worker, args=(agent.ws_url, agent.read_token, k, seconds, q, go)) for k in per if k]
+    for p in procs:
+        p.start()
+    ready = 0
+    while ready < len(procs):
+        kind, *_ = q.get(timeout=180)
+        ready += kind == "ready"
+    go.set()
+    lat: list[float] = []
+    for _ in procs:
+        _, l, _ = q.get(timeout=seconds + 120)
+        lat += l
+    for p in procs:
+        p.join(10)
+    return lat
+
+
 # ---- measurements ----------------------------------------------------------------------------
 
 
@@ -263,8 +298,12 @@ def main() -> dict:
                 results["agent"] = agent_idle(agent, clients, seconds)
                 results["latency"] = []
                 for n in fanout:
-                    lat, _, _ = run_clients(agent, n, 15)
-                    results["latency"].append({"clients": n, "frames": len(lat), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)})
+                    lat = run_readers(agent, n, 15)
+                    lib, _, _ = run_clients(agent, n, 15)
+                    results["latency"].append({
+                        "clients": n, "frames": len(lat), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+                        "library_clients": {"frames": len(lib), "p50_ms": pct(lib, 0.5), "p99_ms": pct(lib, 0.99)},
+                    })
                 if have_docker:
                     results["container_start_seen"] = container_seen_latency(agent)
                 results["agent"]["rss_mb_after_fanout"] = round(rss_bytes(agent.proc.pid) / 2**20, 1)
@@ -290,7 +329,11 @@ def report(res: dict) -> None:
     print(f"sparkdeck agent, 1 Hz, {res['containers']} containers, {a['clients']} clients, {res['seconds']:.0f} s:")
     print(f"  CPU {a['cpu_percent_of_one_core']} % of one core, RSS {a['rss_mb_max']} MB (target <= {TARGETS['rss_mb_max']}), frame {a['frame_bytes_median']} B (target <= {TARGETS['frame_bytes_max']})")
     for lat in res["latency"]:
-        print(f"  {lat['clients']:>4} clients: sample -> receive p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['frames']} frames)")
+        lib = lat["library_clients"]
+        print(
+            f"  {lat['clients']:>4} clients: sample -> bytes received p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['frames']} frames);"
+            f" websockets-library clients on the same cores: p50 {lib['p50_ms']}, p99 {lib['p99_ms']} ms"
+        )
     if "container_start_seen" in res:
         print(f"  container start -> seen in the stream: median {res['container_start_seen']['median_from_cli_return_ms']} ms after `docker run` returned")
     g = res.get("glances")

@@ -1,0 +1,1 @@
+"""Benchmarks (make bench, make soak) and their helpers."""
