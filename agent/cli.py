@@ -111,8 +111,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.setup(settings.log_level)
     from agent.runtime import Agent
-    from agent.server import bind, build_server
+    from agent.server import bind, build_server, raise_open_files_limit
 
+    raise_open_files_limit()
     agent = Agent(settings)
     if settings.simulate:
         import logging

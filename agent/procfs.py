@@ -31,6 +31,45 @@ def read_bytes(path: str) -> bytes | None:
         os.close(fd)
 
 
+class KeptFile:
+    """A procfs/sysfs/cgroup file held open and re-read with ``pread`` at offset 0.
+
+    These are seq_files: a read from offset 0 regenerates the content, so a file read every
+    tick needs neither the path walk nor the open and close (44 against 15 µs for a container's
+    four files). Opened lazily; any error closes it (a removed cgroup answers ENODEV) and the
+    next read opens it afresh. The owner must ``close()`` it when done.
+    """
+
+    __slots__ = ("path", "fd")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def read(self) -> bytes | None:
+        if self.fd < 0:
+            try:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+        try:
+            data = os.pread(self.fd, _CHUNK, 0)
+            if len(data) < _CHUNK:
+                return data
+            chunks = [data]
+            while chunk := os.pread(self.fd, _CHUNK, _CHUNK * len(chunks)):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError:
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
 def to_int(raw: bytes | None) -> int | None:
     raw = raw.strip() if raw else b""
     return int(raw) if raw.isdigit() else None

@@ -79,6 +79,24 @@ SEND_BUFFER_BYTES = 64 * 1024
 SHUTDOWN_DEADLINE_S = 12.0  # below the unit's TimeoutStopSec=15s
 
 
+def raise_open_files_limit(want: int = 65536) -> int:
+    """Lift the soft RLIMIT_NOFILE towards the hard one, as Go and nginx do; returns the soft limit.
+
+    Every stream client is a socket and every running container keeps four stats files open,
+    so the 1,024 a systemd service gets by default would run out near 500 clients and 100
+    containers; the hard limit (524,288 under systemd) is the real bound.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+    return soft
+
+
 def bind(config: uvicorn.Config) -> socket.socket:
     sock = config.bind_socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)

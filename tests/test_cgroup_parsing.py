@@ -96,7 +96,7 @@ def test_v2_files_give_cpu_memory_and_net(tmp_path: Path) -> None:
     _write(cg / "memory.stat", "anon 50000000\nfile 60000000\ninactive_file 4857600\n")
     files = cgroup_files(42, str(tmp_path / "proc"), str(tmp_path / "sys"))
     assert files is not None and files.v2
-    first = read_counters(42, files, str(tmp_path / "proc"))
+    first = read_counters(files)
     assert first.cpu_ns == 2_000_000_000
     assert first.memory_bytes == 100 * 1024 * 1024 - 4857600  # inactive page cache is not use
     assert first.memory_limit_bytes is None  # "max" = no limit, not a made-up number
@@ -104,7 +104,7 @@ def test_v2_files_give_cpu_memory_and_net(tmp_path: Path) -> None:
 
     _write(cg / "cpu.stat", "usage_usec 2500000\n")
     _fake_proc(tmp_path, 42, V2_SYSTEMD, rx=3000, tx=1500)
-    second = read_counters(42, files, str(tmp_path / "proc"))
+    second = read_counters(files)
     object.__setattr__(second, "t", first.t + 0.5)  # pin the clock: 0.5 s later
     figs = figures(first, second)
     assert figs["cpu_percent"] == 100.0  # 0.5 s of CPU in 0.5 s = one core
@@ -120,22 +120,30 @@ def test_v1_files_and_limit(tmp_path: Path) -> None:
     _write(base / "memory" / "docker" / CID / "memory.stat", "cache 100\ntotal_inactive_file 1000000\n")
     files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
     assert files is not None and not files.v2
-    c = read_counters(7, files, str(tmp_path / "proc"))
+    c = read_counters(files)
     assert (c.cpu_ns, c.memory_bytes, c.memory_limit_bytes) == (123456789, 1000000, 67108864)
     assert figures(None, c)["cpu_percent"] is None  # no rate from one reading
 
     _write(base / "memory" / "docker" / CID / "memory.limit_in_bytes", "9223372036854771712\n")
-    assert read_counters(7, files, str(tmp_path / "proc")).memory_limit_bytes is None
+    assert read_counters(files).memory_limit_bytes is None
 
 
 def test_stats_reader_forgets_gone_containers(tmp_path: Path) -> None:
     _fake_proc(tmp_path, 7, V2_CGROUPFS, rx=0, tx=0)
     _write(tmp_path / "sys/fs/cgroup/docker" / CID / "cpu.stat", "usage_usec 1\n")
+    _fake_proc(tmp_path, 8, V2_CGROUPFS, rx=0, tx=0)
     reader = StatsReader(str(tmp_path / "proc"), str(tmp_path / "sys"))
     assert set(reader.read_all({CID: 7})) == {CID}
+    first = reader._files[(CID, 7)]
+    assert first is not None and first.cpu.fd >= 0 and first.net.fd >= 0  # kept open between ticks
+    assert set(reader.read_all({CID: 8})) == {CID}  # restarted: a new init pid
+    assert first.cpu.fd == first.net.fd == -1  # the old pid's files are closed
     assert reader.read_all({}) == {}
     assert reader._prev == {} and reader._files == {}
     assert reader.read_all({OTHER: 999}) == {}  # no such pid: no figures rather than an error
+    assert set(reader.read_all({CID: 8})) == {CID}
+    kept = reader._files[(CID, 8)]
+    assert reader.close() and kept.cpu.fd == -1 and reader._files == {}
 
 
 def test_parse_net_dev_skips_loopback() -> None:
@@ -172,12 +180,12 @@ def test_memory_limit_is_reread_every_ten_seconds_not_every_tick(tmp_path: Path)
     _write(mem / "memory.stat", "inactive_file 5\ntotal_inactive_file 1000000\n")
     files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
     assert files is not None
-    first = read_counters(7, files, str(tmp_path / "proc"))
+    first = read_counters(files)
     assert (first.memory_bytes, first.memory_limit_bytes) == (1000000, 67108864)
     _write(mem / "memory.limit_in_bytes", "134217728\n")  # docker update --memory 128m
-    assert read_counters(7, files, str(tmp_path / "proc"), first).memory_limit_bytes == 67108864
+    assert read_counters(files, first).memory_limit_bytes == 67108864
     stale = Counters(first.t - 11, *astuple(first)[1:-1], first.limit_t - 11)
-    assert read_counters(7, files, str(tmp_path / "proc"), stale).memory_limit_bytes == 134217728
+    assert read_counters(files, stale).memory_limit_bytes == 134217728
 
 
 def test_unreadable_or_garbled_files_give_null_not_an_error(tmp_path: Path) -> None:
@@ -187,7 +195,7 @@ def test_unreadable_or_garbled_files_give_null_not_an_error(tmp_path: Path) -> N
     _write(cg / "memory.current", "garbage\n")
     files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
     assert files is not None
-    c = read_counters(7, files, str(tmp_path / "proc"))
+    c = read_counters(files)
     assert (c.cpu_ns, c.memory_bytes, c.memory_limit_bytes) == (None, None, None)
     assert (c.rx_bytes, c.tx_bytes) == (0, 0)
 
@@ -201,5 +209,5 @@ def test_net_dev_longer_than_one_read_is_read_whole(tmp_path: Path) -> None:
     _write(tmp_path / "sys/fs/cgroup/docker" / CID / "cpu.stat", "usage_usec 1\n")
     files = cgroup_files(7, str(tmp_path / "proc"), str(tmp_path / "sys"))
     assert files is not None
-    c = read_counters(7, files, str(tmp_path / "proc"))
+    c = read_counters(files)
     assert (c.rx_bytes, c.tx_bytes) == (10 + 2000, 20 + 4000)

@@ -195,3 +195,20 @@ def test_request_body_limit(start_agent):
     r = httpx.post(agent.url + "/api/v1/health", content=chunks())  # chunked: no Content-Length
     assert r.status_code in (405, 413)  # health takes no body: either answer is a clean 4xx with JSON
     assert r.json()["error"] in ("too_large", "method_not_allowed")
+
+
+def test_the_agent_lifts_a_low_open_files_limit(start_agent):
+    # systemd gives services a soft limit of 1,024; 500 stream clients and 100 containers'
+    # kept stats files would run out of it
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 4096, "this check needs a hard limit above the lowered soft one"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        agent = start_agent("--simulate", "gb10")  # inherits the 256
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = open(f"/proc/{agent.proc.pid}/limits").read()
+    line = next(ln for ln in limits.splitlines() if ln.startswith("Max open files"))
+    assert int(line.split()[3]) == min(65536, hard)

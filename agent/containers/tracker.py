@@ -136,6 +136,7 @@ class ContainerTracker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+        await asyncio.to_thread(self._stats.close)
         await self.engine.close()
 
     async def _watch_forever(self) -> None:
