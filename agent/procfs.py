@@ -11,6 +11,18 @@ import os
 _CHUNK = 65536
 
 
+def _whole(fd: int) -> bytes:
+    """The whole file from offset 0; these files come back whole in one read, so there is no
+    extra read just to see EOF."""
+    data = os.pread(fd, _CHUNK, 0)
+    if len(data) < _CHUNK:
+        return data
+    chunks = [data]
+    while chunk := os.pread(fd, _CHUNK, _CHUNK * len(chunks)):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def read_bytes(path: str) -> bytes | None:
     """The whole file, or None if it cannot be read."""
     try:
@@ -18,13 +30,7 @@ def read_bytes(path: str) -> bytes | None:
     except OSError:
         return None
     try:
-        data = os.read(fd, _CHUNK)
-        if len(data) < _CHUNK:  # these files come back whole in one read; skip the read that sees EOF
-            return data
-        chunks = [data]
-        while chunk := os.read(fd, _CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return _whole(fd)
     except OSError:
         return None
     finally:
@@ -53,13 +59,7 @@ class KeptFile:
             except OSError:
                 return None
         try:
-            data = os.pread(self.fd, _CHUNK, 0)
-            if len(data) < _CHUNK:
-                return data
-            chunks = [data]
-            while chunk := os.pread(self.fd, _CHUNK, _CHUNK * len(chunks)):
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return _whole(self.fd)
         except OSError:
             self.close()
             return None

@@ -121,26 +121,37 @@ def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) 
     asyncio.run(main())
 
 
-def run_clients(agent, total: int, seconds: float, on_ready=None) -> tuple[list[float], list[int]]:
-    procs_n = max(1, min(8, total // 50 + 1))
+def _start_workers(target, agent, total: int, procs_n: int, seconds: float, *extra) -> tuple[list[mp.Process], mp.Queue]:
+    """``total`` streams over ``procs_n`` worker processes; returns once every worker is connected."""
     per = [total // procs_n + (1 if i < total % procs_n else 0) for i in range(procs_n)]
     q: mp.Queue = mp.Queue()
-    procs = [mp.Process(target=_client_worker, args=(agent.ws_url, agent.read_token, k, seconds, q)) for k in per if k]
+    procs = [mp.Process(target=target, args=(agent.ws_url, agent.read_token, k, seconds, q, *extra)) for k in per if k]
     for p in procs:
         p.start()
     ready = 0
     while ready < len(procs):
         kind, *_ = q.get(timeout=180)
         ready += kind == "ready"
-    result = on_ready() if on_ready else None
+    return procs, q
+
+
+def _collect(procs: list[mp.Process], q: mp.Queue, seconds: float) -> tuple[list[float], list[int]]:
     lat: list[float] = []
     sizes: list[int] = []
     for _ in procs:
-        kind, l, s = q.get(timeout=seconds + 120)
+        _, l, s = q.get(timeout=seconds + 120)
         lat += l
         sizes += s
     for p in procs:
         p.join(10)
+    return lat, sizes
+
+
+def run_clients(agent, total: int, seconds: float, on_ready=None) -> tuple[list[float], list[int], object]:
+    """websockets-library clients, up to eight processes."""
+    procs, q = _start_workers(_client_worker, agent, total, max(1, min(8, total // 50 + 1)), seconds)
+    result = on_ready() if on_ready else None
+    lat, sizes = _collect(procs, q, seconds)
     return lat, sizes, result
 
 
@@ -156,25 +167,10 @@ def _reader_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue, 
 
 def run_readers(agent, total: int, seconds: float) -> list[float]:
     """Fan-out latency with lean readers (bench/wsreader.py): one process per 250 streams, at most one per core."""
-    procs_n = max(1, min(os.cpu_count() or 1, -(-total // 250)))
-    per = [total // procs_n + (1 if i < total % procs_n else 0) for i in range(procs_n)]
-    q: mp.Queue = mp.Queue()
     go = mp.Event()
-    procs = [mp.Process(target=_reader_worker, args=(agent.ws_url, agent.read_token, k, seconds, q, go)) for k in per if k]
-    for p in procs:
-        p.start()
-    ready = 0
-    while ready < len(procs):
-        kind, *_ = q.get(timeout=180)
-        ready += kind == "ready"
+    procs, q = _start_workers(_reader_worker, agent, total, max(1, min(os.cpu_count() or 1, -(-total // 250))), seconds, go)
     go.set()
-    lat: list[float] = []
-    for _ in procs:
-        _, l, _ = q.get(timeout=seconds + 120)
-        lat += l
-    for p in procs:
-        p.join(10)
-    return lat
+    return _collect(procs, q, seconds)[0]
 
 
 # ---- measurements ----------------------------------------------------------------------------
