@@ -115,11 +115,28 @@ def snapshot_ts(payload: bytes) -> float | None:
 def read_streams(socks: list[tuple[socket.socket, bytes]], seconds: float) -> tuple[list[float], list[int]]:
     """Read every stream for ``seconds``; latency (ms) of each snapshot sampled after the start, and sizes."""
     sel = selectors.DefaultSelector()
-    for sock, rest in socks:
-        sel.register(sock, selectors.EVENT_READ, FrameBuffer(rest))
     lat: list[float] = []
     sizes: list[int] = []
     began = time.time()  # frames sampled earlier waited in this side's buffers, not in the agent
+
+    def handle(sock: socket.socket, frames: FrameBuffer, now: float) -> None:
+        for opcode, payload in frames.messages():
+            if opcode == 9:
+                sock.sendall(masked(10, payload))
+            elif opcode == 8:
+                sel.unregister(sock)
+                return
+            elif opcode == 1:
+                ts = snapshot_ts(payload)
+                if ts is not None:
+                    sizes.append(len(payload))
+                    if ts >= began:
+                        lat.append((now - ts) * 1000)
+
+    for sock, rest in socks:
+        frames = FrameBuffer(rest)
+        sel.register(sock, selectors.EVENT_READ, frames)
+        handle(sock, frames, time.time())  # what came with the handshake's answer (a ping waits for its pong)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -134,18 +151,7 @@ def read_streams(socks: list[tuple[socket.socket, bytes]], seconds: float) -> tu
                     sel.unregister(sock)
                     continue
                 frames.buf += chunk
-                for opcode, payload in frames.messages():
-                    if opcode == 9:
-                        sock.sendall(masked(10, payload))
-                    elif opcode == 8:
-                        sel.unregister(sock)
-                        break
-                    elif opcode == 1:
-                        ts = snapshot_ts(payload)
-                        if ts is not None:
-                            sizes.append(len(payload))
-                            if ts >= began:
-                                lat.append((now - ts) * 1000)
+                handle(sock, frames, now)
     finally:
         sel.close()
         for sock, _ in socks:

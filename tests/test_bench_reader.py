@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -55,3 +56,19 @@ def test_frame_lengths_at_every_header_size_and_masked_server_frames_refused():
     assert snapshot_ts(payloads[0]) == 1.5 and snapshot_ts(b'{"type":"hello"}') is None
     with pytest.raises(ValueError, match="masked"):
         FrameBuffer(b"\x81\x85abcd12345").messages()
+
+
+def test_a_ping_that_came_with_the_handshake_answer_is_answered():
+    # bytes read past the 101 answer are parsed at once: a ping there gets its pong even if
+    # nothing else arrives (the CI failure of the first version of this reader)
+    from bench.wsreader import FrameBuffer as Frames
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    read_streams([(ours, b"\x89\x04ping")], 0.2)
+    wire = peer.recv(64)
+    peer.close()
+    assert wire[0] == 0x8A and wire[1] == 0x84  # a masked pong of four bytes
+    mask = wire[2:6]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(wire[6:10])) == b"ping"
+    assert Frames(b"\x89\x04ping").messages() == [(9, b"ping")]
