@@ -85,6 +85,8 @@ def stop_containers() -> None:
 def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) -> None:
     from websockets.asyncio.client import connect
 
+    from bench.wsreader import snapshot_ts
+
     async def one(lat: list[float], sizes: list[int], ready: asyncio.Event, start: asyncio.Event) -> None:
         async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22, open_timeout=120) as ws:
             ready.set()
@@ -99,11 +101,12 @@ def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) 
                 except asyncio.TimeoutError:
                     continue
                 now = time.time()
-                if raw.startswith('{"type":"snapshot"'):
-                    ts = float(raw[raw.index('"ts":') + 5 : raw.index(",", raw.index('"ts":'))])
+                data = raw.encode()
+                ts = snapshot_ts(data)
+                if ts is not None:
                     if ts >= began:
                         lat.append((now - ts) * 1000)
-                    sizes.append(len(raw.encode()))
+                    sizes.append(len(data))
 
     async def main() -> None:
         lat: list[float] = []

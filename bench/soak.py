@@ -17,11 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 
-from bench import _client_worker, start_containers, stop_containers  # noqa: E402
+from bench.bench import _client_worker, start_containers, stop_containers  # noqa: E402
 from tests.conftest import launch_agent  # noqa: E402
 
 
