@@ -56,6 +56,37 @@ class NoiseSettings(BaseModel):
         return NoiseConfig(**self.model_dump())
 
 
+class MemorySettings(BaseModel):
+    reserve_gib: float = Field(default=8.0, ge=0, le=1024)
+    """Safety floor (GiB) kept free of models: `models_available_bytes` = MemAvailable − this. On the
+    Spark's shared memory the kernel itself, the desktop, page tables and the CUDA driver's own
+    allocations need a few GiB; below that the box freezes instead of OOM-killing."""
+
+
+class MemoryGuardSettings(BaseModel):
+    enabled: bool | None = None
+    """Watch for memory exhaustion and act. Default (None): on where GPU memory is unified (the Spark), off elsewhere."""
+    action: str = "stop-newest-model"
+    """warn, stop-newest-model (the most recently started sparkdeck model, then the next) or stop-largest."""
+    psi_full: float = Field(default=20.0, ge=0, le=100)
+    """Act when /proc/pressure/memory `full avg10` stays at or above this (%) for hold_s."""
+    hold_s: float = Field(default=3.0, ge=0, le=600)
+    """How long pressure must stay above psi_full before the guard acts."""
+    poll_s: float = Field(default=0.25, ge=0.02, le=5)
+    """How often the guard reads MemAvailable on its own (between the 1 s samples)."""
+    stop_timeout_s: float = Field(default=2.0, ge=0, le=60)
+    """Grace before a stopped container is killed: a freezing box has no time for a 30 s grace."""
+    any_container: bool = False
+    """stop-largest may pick any container, not only sparkdeck-launched or `sparkdeck.guard=allow` ones."""
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, v: str) -> str:
+        if v not in ("warn", "stop-newest-model", "stop-largest"):
+            raise ValueError("memory_guard.action must be warn, stop-newest-model or stop-largest")
+        return v
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPARKDECK_", env_nested_delimiter="__", extra="forbid")
 
@@ -115,6 +146,21 @@ class AgentSettings(BaseSettings):
     """Your model catalog (TOML); default ~/.config/sparkdeck/models.toml. Entries override built-ins by name."""
     secrets_file: Path | None = None
     """KEY=VALUE lines for ${VAR} in model env, used after the agent's environment; default <state_dir>/secrets.env."""
+    models_home: Path | None = None
+    """Home directory that `~` in a model's volumes means (the owner's Hugging Face cache); default the agent user's home.
+    install-service sets it to the invoking user's home."""
+    models_bind_allowed: list[str] = ["127.0.0.1"]
+    """Addresses a model container may publish its ports on (template or launch `bind`); loopback only by default."""
+    max_streams_per_token: int = Field(default=32, ge=1, le=100000)
+    """Open WebSocket streams allowed per token; the next handshake answers 429."""
+    max_connections: int = Field(default=1024, ge=8, le=1000000)
+    """Open connections allowed overall; beyond it new connections are refused."""
+    audit_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    """audit.log is rotated past this size (audit.log.1 … .3 kept)."""
+    memory: MemorySettings = MemorySettings()
+    """The memory picture: the safety reserve kept free of models."""
+    memory_guard: MemoryGuardSettings = MemoryGuardSettings()
+    """What the agent does when shared memory runs out (the Spark freezes instead of OOM-killing)."""
 
     @model_validator(mode="before")
     @classmethod
