@@ -90,22 +90,16 @@ class TokenStore:
 
     # -- writing (CLI) ---------------------------------------------------------------
     def _write(self, mutate) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from agent import statefiles  # 0600 and the state dir's owner, also when root runs the CLI
+
         lock_path = self.path.with_suffix(".lock")
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = statefiles.open_file(lock_path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._stamp = None
             entries = [dict(e) for e in self._load()]
             entries = mutate(entries)
-            tmp = self.path.with_suffix(".tmp")
-            wfd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-            with os.fdopen(wfd, "w", encoding="utf-8") as f:
-                json.dump({"version": 1, "tokens": entries}, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            statefiles.write_file(self.path, json.dumps({"version": 1, "tokens": entries}, indent=1).encode())
             self._stamp = None
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     inst = sub.add_parser("install-service", help="install and start the systemd service (root)")
     inst.add_argument("--dry-run", action="store_true", help="print every file and command instead")
-    inst.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address the service listens on (default 127.0.0.1)")
-    inst.add_argument("--port", type=int, default=DEFAULT_PORT)
+    inst.add_argument("--bind", metavar="ADDR", help="address the service listens on, for a new agent.toml (default 127.0.0.1; later, edit host there)")
+    inst.add_argument("--port", type=int, help=f"port, for a new agent.toml (default {DEFAULT_PORT})")
+    inst.add_argument(
+        "--models-home", metavar="DIR", help="home whose ~/.cache model volumes use (default: the home of $SUDO_USER); recorded as models_home in agent.toml"
+    )
     inst.add_argument("--root", default="/", help=argparse.SUPPRESS)  # relocate every path (tests, image builds)
     uninst = sub.add_parser("uninstall-service", help="stop and remove the systemd service (root)")
     uninst.add_argument("--purge", action="store_true", help="also remove /var/lib/sparkdeck, /etc/sparkdeck and the user")
@@ -76,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, **extra) -> AgentSettings:
     return load_settings(args.config, state_dir=args.state_dir, **extra)
+
+
+def _admin_settings(args: argparse.Namespace, **extra) -> AgentSettings:
+    """token/tls/doctor: as root or the service user with nothing chosen, the installed service's config and state dir."""
+    from agent import installed
+
+    args.config, args.state_dir = installed.defaults(args.config, args.state_dir)
+    return _settings(args, **extra)
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -133,10 +144,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from agent import installed
     from agent.auth import TokenError, TokenStore
 
-    store = TokenStore(_settings(args).tokens_file)
+    settings = _admin_settings(args)
+    store = TokenStore(settings.tokens_file)
     try:
+        installed.check(settings.state_dir, args.config)
+        installed.check_readable(store.path)
         if args.token_command == "add":
             token = store.add(args.name, args.scope)
             print(f"Created {args.scope} token {args.name!r} in {store.path}. It is shown once; store it now:")
@@ -153,22 +168,25 @@ def cmd_token(args: argparse.Namespace) -> int:
         elif args.token_command == "revoke":
             store.revoke(args.name)
             print(f"Revoked {args.name!r}; its open streams close within a second.")
-    except TokenError as exc:
+    except (TokenError, installed.InstalledError) as exc:
         return _fail(str(exc))
     except PermissionError as exc:
-        return _fail(f"cannot write {exc.filename}: permission denied (run as the agent's user, or pass --state-dir)")
+        return _fail(f"cannot write {exc.filename}: permission denied; run this with sudo, or as the state dir's owner (sudo -u {installed.USER} for the service)")
     return 0
 
 
 def cmd_tls(args: argparse.Namespace) -> int:
-    from agent import tls
+    from agent import installed, tls
 
-    settings = _settings(args)
+    settings = _admin_settings(args)
     if args.tls_command == "init":
         try:
+            installed.check(settings.state_dir, args.config)
             cert, key, fp = tls.init(settings.state_dir, args.name, force=args.force)
-        except FileExistsError as exc:
+        except (FileExistsError, installed.InstalledError) as exc:
             return _fail(str(exc))
+        except PermissionError as exc:
+            return _fail(f"cannot write {exc.filename}: permission denied; run this with sudo")
         print(f"Wrote {cert} and {key} (0600). Serve it with `sparkdeck-agent serve --tls` (or tls = true).")
         print("Clients pin this fingerprint on first connection; compare it:")
         print(fp)
@@ -185,7 +203,7 @@ def cmd_service(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "install-service":
-            plan = service.install(bind=args.bind, port=args.port, dry_run=args.dry_run, root=Path(args.root))
+            plan = service.install(bind=args.bind, port=args.port, models_home=Path(args.models_home) if args.models_home else None, dry_run=args.dry_run, root=Path(args.root))
         else:
             plan = service.uninstall(purge=args.purge, dry_run=args.dry_run, root=Path(args.root))
     except service.ServiceError as exc:
@@ -200,7 +218,7 @@ def cmd_service(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agent import doctor
 
-    checks = doctor.run_checks(_settings(args, simulate=args.simulate))
+    checks = doctor.run_checks(_admin_settings(args, simulate=args.simulate), config=args.config)
     if args.json:
         print(json.dumps(doctor.as_json(checks), indent=1))
     else:

@@ -11,6 +11,7 @@ from typing import Any
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
 from agent.collectors.nvml import load_nvml
+from agent import statefiles
 from agent.settings import AgentSettings
 
 
@@ -60,7 +61,7 @@ def check_docker() -> Check:
     return Check("docker", ok, f"engine answers at {path}" if ok else f"engine at {path} answered {resp.status}")
 
 
-def run_checks(settings: AgentSettings) -> list[Check]:
+def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check]:
     checks: list[Check] = []
     gpu = GpuCollector(load_nvml(settings.simulate), simulated=bool(settings.simulate))
     gpus, status = gpu.collect()
@@ -96,11 +97,12 @@ def run_checks(settings: AgentSettings) -> list[Check]:
     checks.append(check_docker())
     state = settings.state_dir
     try:
-        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        statefiles.ensure_dir(state)
         writable = os.access(state, os.W_OK)
     except OSError:
         writable = False
     checks.append(Check("state_dir", writable, str(state), None if writable else f"make {state} writable by the agent's user, or pass --state-dir"))
+    checks += check_state_files(settings, config)
     from agent.auth import TokenStore
 
     n = len(TokenStore(settings.tokens_file).list())
@@ -114,6 +116,24 @@ def run_checks(settings: AgentSettings) -> list[Check]:
             None if safe else "bind 127.0.0.1 and reach it over SSH, or configure TLS",
         )
     )
+    return checks
+
+
+def check_state_files(settings: AgentSettings, config: str | None) -> list[Check]:
+    """Modes (0600/0700) of everything in the state dir; as root, also its owner (the service user)."""
+    from agent import installed
+
+    owner = None
+    if os.geteuid() == 0:
+        owner = installed.USER if installed.is_service_state(settings.state_dir, config) else None
+    problems = statefiles.audit(settings.state_dir, owner)
+    checks = [Check("state_files", False, p.what, p.fix) for p in problems]
+    if not problems:
+        whose = f", owned by {owner}" if owner else ""
+        checks.append(Check("state_files", True, f"every file in {settings.state_dir} is 0600 (dirs 0700){whose}"))
+    secrets = settings.secrets_file or settings.state_dir / "secrets.env"
+    if statefiles.readable_by_others(secrets):
+        checks.append(Check("secrets", False, f"{secrets} is readable by other users (it holds HF_TOKEN/NGC keys)", f"chmod 600 {secrets}"))
     return checks
 
 

@@ -13,7 +13,7 @@ import logging
 import math
 from typing import Any
 
-from agent import __version__
+from agent import __version__, statefiles
 from agent.auth import FailedAuthLimiter, TokenStore
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector, host_info
@@ -44,6 +44,7 @@ def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_ro
         interval_s=settings.interval_s,
         models_file=settings.models_file,
         secrets_file=settings.secrets_file,
+        models_home=settings.models_home,
         proc_root=proc_root,
         sys_root=sys_root,
     )
@@ -83,7 +84,7 @@ class Agent:
             self.sampler.before_publish.append(self.history.before_publish)
 
     async def start(self) -> None:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        statefiles.ensure_dir(self.settings.state_dir)
         if self.container_service:
             await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
         if self.history:

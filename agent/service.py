@@ -18,14 +18,20 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from agent.installed import CONFIG_DIR, STATE_DIR, USER
 from agent.settings import DEFAULT_PORT, is_loopback
 
-USER = "sparkdeck"
 UNIT_NAME = "sparkdeck-agent.service"
 UNIT_DIR = Path("/etc/systemd/system")
-CONFIG_DIR = Path("/etc/sparkdeck")
-STATE_DIR = Path("/var/lib/sparkdeck")
+DROPIN = UNIT_DIR / (UNIT_NAME + ".d") / "lan.conf"
 TEMPLATE_EXEC = "/opt/sparkdeck/bin/sparkdeck-agent"
+# Written only while agent.toml binds beyond loopback: the unit itself keeps IPAddressAllow=localhost
+# (and its security rating) for the default bind. An allow entry wins over IPAddressDeny=any.
+LAN_DROPIN = """# Written by `sparkdeck-agent install-service` because /etc/sparkdeck/agent.toml binds {host}
+# (beyond loopback, with TLS): let LAN clients reach it. Removed again when the bind is loopback.
+[Service]
+IPAddressAllow=any
+"""
 
 
 class ServiceError(RuntimeError):
@@ -102,22 +108,45 @@ def agent_executable() -> Path:
     return exe
 
 
-def render_unit(exe: Path, *, bind: str, docker_group: bool) -> str:
+def render_unit(exe: Path, *, docker_group: bool) -> str:
     text = resources.files("agent").joinpath("sparkdeck-agent.service").read_text()
     text = text.replace(TEMPLATE_EXEC, str(exe))
     if not docker_group:
         text = text.replace("SupplementaryGroups=docker\n", "# SupplementaryGroups=docker   (no docker group on this machine when installed)\n")
-    if not is_loopback(bind):
-        text = text.replace("IPAddressAllow=localhost\n", "IPAddressAllow=any\n")
     return text
 
 
-def render_config(bind: str, port: int) -> str:
+def invoking_home() -> Path | None:
+    """The home of the user who ran sudo: where their model cache (~/.cache/huggingface) is."""
+    name = os.environ.get("SUDO_USER")
+    if not name or name == "root":
+        return None
+    try:
+        return Path(pwd.getpwnam(name).pw_dir)
+    except KeyError:
+        return None
+
+
+def _models_home_line(home: Path) -> str:
+    return f'# `~` in model volumes means this home (its ~/.cache/huggingface), not the service user\'s.\nmodels_home = "{home}"\n'
+
+
+def with_models_home(text: str, home: Path) -> str:
+    """The config with a models_home line added before its first table (a key after one would land in it)."""
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    if at == len(lines) and lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines[:at] + [_models_home_line(home)] + lines[at:])
+
+
+def render_config(bind: str, port: int, models_home: Path | None = None) -> str:
     return (
         "# sparkdeck agent configuration; see `sparkdeck-agent serve --help` and the README.\n"
         f'host = "{bind}"\n'
         f"port = {port}\n"
         "interval_s = 1.0\n"
+        + (_models_home_line(models_home) if models_home else "")
         + (
             ""
             if is_loopback(bind)
@@ -126,7 +155,24 @@ def render_config(bind: str, port: int) -> str:
     )
 
 
-def install(*, bind: str = "127.0.0.1", port: int = DEFAULT_PORT, dry_run: bool = False, root: Path = Path("/"), exe: Path | None = None) -> Plan:
+def _read_config(path: Path) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"cannot read {path}: {exc}; fix it or move it aside, then run install-service again") from None
+
+
+def install(
+    *,
+    bind: str | None = None,
+    port: int | None = None,
+    models_home: Path | None = None,
+    dry_run: bool = False,
+    root: Path = Path("/"),
+    exe: Path | None = None,
+) -> Plan:
     plan = Plan(root=root, dry_run=dry_run)
     exe = exe or agent_executable()
     if str(exe).startswith(("/home/", "/root/")):
@@ -152,12 +198,23 @@ def install(*, bind: str = "127.0.0.1", port: int = DEFAULT_PORT, dry_run: bool 
                 if d == STATE_DIR and root == Path("/"):
                     shutil_chown(real, USER)
     config = plan.path(CONFIG_DIR / "agent.toml")
+    models_home = models_home or invoking_home()
     if config.exists():
-        plan.say(f"unchanged  {CONFIG_DIR / 'agent.toml'} (kept: it is yours)")
+        current = _read_config(config)
+        host = str(current.get("host", "127.0.0.1"))
+        if bind is not None and bind != host:
+            raise ServiceError(f"{CONFIG_DIR / 'agent.toml'} binds {host}; set host = \"{bind}\" there (it is yours, install-service keeps it), then run install-service again")
+        if models_home and "models_home" not in current:
+            plan.write(CONFIG_DIR / "agent.toml", with_models_home(config.read_text(encoding="utf-8"), models_home), 0o644)
+        else:
+            plan.say(f"unchanged  {CONFIG_DIR / 'agent.toml'} (kept: it is yours)")
     else:
-        plan.write(CONFIG_DIR / "agent.toml", render_config(bind, port), 0o644)
+        host = bind or "127.0.0.1"
+        plan.write(CONFIG_DIR / "agent.toml", render_config(host, port or DEFAULT_PORT, models_home), 0o644)
+    _repair_state(plan)
     _first_token(plan)
-    changed = plan.write(UNIT_DIR / UNIT_NAME, render_unit(exe, bind=bind, docker_group=_group_exists("docker")), 0o644)
+    changed = plan.write(UNIT_DIR / UNIT_NAME, render_unit(exe, docker_group=_group_exists("docker")), 0o644)
+    changed = _lan_dropin(plan, host) or changed
     wants = plan.path(Path("/etc/systemd/system/multi-user.target.wants") / UNIT_NAME)
     enabled = wants.is_symlink() or wants.exists()  # under --root the link points outside the root
     if root != Path("/"):
@@ -175,6 +232,30 @@ def install(*, bind: str = "127.0.0.1", port: int = DEFAULT_PORT, dry_run: bool 
     else:
         plan.say(f"unchanged  {UNIT_NAME} enabled")
     return plan
+
+
+def _lan_dropin(plan: Plan, host: str) -> bool:
+    """The drop-in that opens the IP allow list, present exactly while the config binds beyond loopback."""
+    if not is_loopback(host):
+        return plan.write(DROPIN, LAN_DROPIN.format(host=host), 0o644)
+    real = plan.path(DROPIN)
+    if not real.exists():
+        return False
+    plan.say(f"remove     {DROPIN} (the config binds loopback again)")
+    if not plan.dry_run:
+        real.unlink()
+    return True
+
+
+def _repair_state(plan: Plan) -> None:
+    """Give every file in the state dir back to the service user, 0600/0700 (an older CLI run as root left some root's)."""
+    from agent import statefiles
+
+    if plan.root != Path("/") or not plan.path(STATE_DIR).is_dir() or not _user_exists(USER):
+        return
+    for problem in statefiles.audit(STATE_DIR, USER):
+        plan.say(f"fix        {problem.what}")
+        plan.run(*shlex.split(problem.fix))
 
 
 def _first_token(plan: Plan) -> None:
@@ -208,6 +289,11 @@ def uninstall(*, purge: bool = False, dry_run: bool = False, root: Path = Path("
         plan.say(f"remove     {UNIT_DIR / UNIT_NAME}")
         if not dry_run:
             unit.unlink()
+        if plan.path(DROPIN).exists():
+            plan.say(f"remove     {DROPIN}")
+            if not dry_run:
+                plan.path(DROPIN).unlink()
+                plan.path(DROPIN.parent).rmdir()
         if root == Path("/"):
             plan.run("systemctl", "daemon-reload")
     else:

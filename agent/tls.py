@@ -12,7 +12,6 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import socket
 from pathlib import Path
 
@@ -69,9 +68,9 @@ def init(state_dir: Path, names: list[str] | None = None, *, force: bool = False
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(key_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    from agent import statefiles  # 0600, owned by the state dir's owner when root runs `tls init`
+
+    statefiles.ensure_dir(d)
+    statefiles.write_file(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    statefiles.write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path, fingerprint_der(cert.public_bytes(serialization.Encoding.DER))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import re
 import shutil
 import ssl
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -60,12 +64,57 @@ def test_install_is_idempotent_and_the_installed_unit_verifies(tmp_path):
     assert "sdk_" not in second.stdout
 
 
-def test_non_loopback_bind_opens_the_ip_allow_list_and_asks_for_tls(tmp_path):
+def test_non_loopback_bind_opens_the_ip_allow_list_in_a_drop_in_and_asks_for_tls(tmp_path):
     out = cli("install-service", "--root", str(tmp_path), "--bind", "0.0.0.0")
     assert out.returncode == 0, out.stderr
     unit = (tmp_path / "etc/systemd/system/sparkdeck-agent.service").read_text()
-    assert "IPAddressAllow=any\n" in unit and "IPAddressAllow=localhost\n" not in unit
-    assert "tls = true" in (tmp_path / "etc/sparkdeck/agent.toml").read_text()
+    assert "IPAddressAllow=localhost\n" in unit  # the unit itself is the same for every bind
+    dropin = tmp_path / "etc/systemd/system/sparkdeck-agent.service.d/lan.conf"
+    assert "[Service]\nIPAddressAllow=any\n" in dropin.read_text()
+    config = tmp_path / "etc/sparkdeck/agent.toml"
+    assert "tls = true" in config.read_text()
+    # back to loopback in the config (it is the user's): install-service again removes the drop-in
+    config.write_text(config.read_text().replace('host = "0.0.0.0"', 'host = "127.0.0.1"'))
+    again = cli("install-service", "--root", str(tmp_path))
+    assert again.returncode == 0 and "remove     /etc/systemd/system/sparkdeck-agent.service.d/lan.conf" in again.stdout, again.stdout
+    assert not dropin.exists()
+    # and to a LAN address again, by editing the config only
+    config.write_text(config.read_text().replace('host = "127.0.0.1"', 'host = "192.168.7.5"'))
+    assert cli("install-service", "--root", str(tmp_path)).returncode == 0
+    assert "binds 192.168.7.5" in dropin.read_text()
+    clash = cli("install-service", "--root", str(tmp_path), "--bind", "127.0.0.1")
+    assert clash.returncode == 2 and "binds 192.168.7.5; set host" in clash.stderr and clash.stderr.count("\n") == 1
+
+
+def test_lan_drop_in_is_separate_and_the_loopback_unit_rates_at_most_3_5(tmp_path):
+    """The rating is for the unit as installed for loopback; the LAN drop-in only opens the IP allow list."""
+    assert cli("install-service", "--root", str(tmp_path), "--bind", "0.0.0.0").returncode == 0
+    assert (tmp_path / "etc/systemd/system/sparkdeck-agent.service.d/lan.conf").is_file()
+    tool = shutil.which("systemd-analyze") or "systemd-analyze"
+    loop = tmp_path / "loop"
+    assert cli("install-service", "--root", str(loop)).returncode == 0
+    r = subprocess.run([tool, "security", "--offline=yes", str(loop / "etc/systemd/system/sparkdeck-agent.service")], capture_output=True, text=True)
+    score = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout + r.stderr).group(1))
+    print(f"loopback unit as installed: exposure {score}")
+    assert score <= 3.5
+
+
+def test_models_home_comes_from_sudo_user_or_the_flag_and_is_added_before_any_table(tmp_path):
+    me = pwd.getpwnam("nobody")  # any user but root, as sudo sets it
+    env = {**os.environ, "SUDO_USER": me.pw_name}
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "install-service", "--root", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    config = tmp_path / "etc/sparkdeck/agent.toml"
+    assert tomllib.loads(config.read_text())["models_home"] == me.pw_dir
+    # a config the user wrote, ending in a table: the key goes above the table, not into it
+    other = tmp_path / "other"
+    (other / "etc/sparkdeck").mkdir(parents=True)
+    (other / "etc/sparkdeck/agent.toml").write_text('port = 8700\n\n[noise]\nidle_dba = 18\n')
+    out = cli("install-service", "--root", str(other), "--models-home", "/home/alice")
+    assert out.returncode == 0, out.stderr
+    data = tomllib.loads((other / "etc/sparkdeck/agent.toml").read_text())
+    assert data["models_home"] == "/home/alice" and data["noise"] == {"idle_dba": 18} and data["port"] == 8700
+    assert cli("install-service", "--root", str(other), "--models-home", "/home/alice").stdout.count("unchanged  /etc/sparkdeck/agent.toml") == 1
 
 
 def test_uninstall_keeps_state_unless_purged(tmp_path):

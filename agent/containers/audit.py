@@ -13,6 +13,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from agent import statefiles
+
 
 class AuditLog:
     def __init__(self, path: Path):
@@ -23,8 +25,7 @@ class AuditLog:
         if detail:
             entry["detail"] = detail
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = statefiles.open_file(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line)
         finally:

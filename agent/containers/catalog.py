@@ -219,7 +219,9 @@ def _check_param(name: str, value: Any) -> str:
     return text
 
 
-def render(t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None = None, port: int | None = None) -> LaunchSpec:
+def render(
+    t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None = None, port: int | None = None, home: Path | None = None
+) -> LaunchSpec:
     values = {k: str(v) for k, v in t.params.items()}
     for key, value in (params or {}).items():
         if key not in t.params:
@@ -260,7 +262,7 @@ def render(t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None 
         env.append(f"{key}={resolved}")
     host_config: dict[str, Any] = {
         "PortBindings": {k: [{"HostIp": "", "HostPort": str(v)}] for k, v in ports.items()},
-        "Binds": [os.path.expanduser(v) if v.startswith("~") else v for v in t.volumes],
+        "Binds": [expand_home(v, home) for v in t.volumes],
         "Ulimits": [{"Name": k, "Soft": v, "Hard": v} for k, v in t.ulimits.items()],
     }
     if t.ipc:
@@ -282,6 +284,13 @@ def render(t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None 
         body["Entrypoint"] = entrypoint
     health = (ports[t.health.port], t.health.path) if t.health else None
     return LaunchSpec(t.name, t.image, body, sorted(set(ports.values())), health, t.startup_timeout_s, secret_values)
+
+
+def expand_home(volume: str, home: Path | None) -> str:
+    """`~/x:/y` with ~ as ``home`` (models_home: the owner's cache, not the service user's), else the agent's own home."""
+    if not volume.startswith("~/") and not volume.startswith("~:") and volume != "~":
+        return os.path.expanduser(volume) if volume.startswith("~") else volume
+    return (str(home) if home is not None else os.path.expanduser("~")) + volume[1:]
 
 
 def _parse(text: str, origin: str) -> tuple[dict[str, ModelTemplate], list[str], dict[str, str]]:

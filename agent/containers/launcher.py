@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from agent.containers import logs
@@ -95,6 +96,7 @@ class Launcher:
         self.catalog = catalog
         self.secrets = secrets
         self.broadcast = broadcast
+        self.models_home: Path | None = None  # what `~` in a volume means (settings.models_home)
         self.states: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._lock = asyncio.Lock()
@@ -130,7 +132,7 @@ class Launcher:
             if task is not None and not task.done():
                 raise LaunchError(409, "already_starting", f"model {name!r} is already {self.states[name]['state']}")
             try:
-                spec = render(template, self.secrets, params=params, port=port)
+                spec = render(template, self.secrets, params=params, port=port, home=self.models_home)
             except RenderError as exc:
                 raise LaunchError(400, exc.code, exc.message) from None
             try:

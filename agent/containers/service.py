@@ -22,6 +22,7 @@ class ContainerService:
         interval_s: float = 1.0,
         models_file: Path | None = None,
         secrets_file: Path | None = None,
+        models_home: Path | None = None,
         proc_root: str = "/proc",
         sys_root: str = "/sys",
     ):
@@ -30,6 +31,7 @@ class ContainerService:
         self.catalog = Catalog(models_file or default_models_file())
         self.secrets = Secrets(secrets_file or state_dir / "secrets.env")
         self.launcher = Launcher(self.engine, self.tracker, self.catalog, self.secrets, broadcast)
+        self.launcher.models_home = models_home
         self.audit = AuditLog(state_dir / "audit.log")
 
     async def start(self) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from agent import statefiles
+
 
 class SeqFile:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = statefiles.open_file(self.path, os.O_RDWR)
 
     def last(self) -> int:
         try:

@@ -17,11 +17,14 @@ import asyncio
 import json
 import logging
 import math
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from agent import statefiles
 
 log = logging.getLogger("sparkdeck.history")
 
@@ -72,12 +75,18 @@ class HistoryStore:
     # -- thread side ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Created 0600 before SQLite opens it: SQLite gives -wal/-shm the main file's mode and owner.
+            try:
+                os.close(statefiles.open_file(self.path, os.O_RDWR))
+            except OSError as exc:  # reported like any storage failure; the stream goes on
+                raise sqlite3.OperationalError(f"cannot open {self.path}: {exc.strerror}") from None
             conn = sqlite3.connect(self.path, timeout=0.1, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(SCHEMA)
+                for suffix in ("-wal", "-shm"):  # left over from an agent that ran with another umask
+                    statefiles.secure_existing(Path(str(self.path) + suffix))
             except sqlite3.Error:
                 conn.close()
                 raise
