@@ -13,7 +13,7 @@ import logging
 import math
 from typing import Any
 
-from agent import __version__, statefiles
+from agent import __version__, statefiles, testhooks
 from agent.auth import FailedAuthLimiter, TokenStore
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector, host_info
@@ -85,6 +85,7 @@ class Agent:
 
     async def start(self) -> None:
         statefiles.ensure_dir(self.settings.state_dir)
+        testhooks.install(asyncio.get_running_loop())
         if self.container_service:
             await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
         if self.history:

@@ -1,0 +1,166 @@
+"""A booted Debian 12 systemd in systemd-nspawn, for testing the real service.
+
+The rootfs (mmdebstrap, ~1.5 min) and a wheelhouse of the project's dependencies for
+the container's Python 3.11 are cached outside the repo in CACHE and reused; the
+project's own wheel is built fresh each run. The container gets its own network
+namespace (--network-veth) with one veth pair: HOST_IP on the host side, GUEST_IP in
+the container; everything else in it talks over its own loopback. Commands run in it
+with `nsenter -a` (its mounts, users, network); clients run with `nsenter -n` only
+(this venv's Python in its network). `close()` powers it off and removes the tree,
+also after a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
+ROOTFS_TAR = CACHE / "bookworm-rootfs.tar"
+PROBE = Path(__file__).with_name("probe.py")
+HOST_IP, GUEST_IP = "10.213.7.1", "10.213.7.2"
+INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
+
+
+class BootError(RuntimeError):
+    pass
+
+
+def _run(cmd: list[str], timeout: float = 120, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise BootError(f"{shlex.join(cmd)} -> {r.returncode}: {(r.stderr or r.stdout).strip()[-2000:]}")
+    return r
+
+
+def ensure_rootfs() -> Path:
+    if ROOTFS_TAR.is_file():
+        return ROOTFS_TAR
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = CACHE / "bookworm-rootfs.partial.tar"  # mmdebstrap picks the format from the name: keep .tar
+    _run(["mmdebstrap", "--variant=apt", f"--include={INCLUDE}", "bookworm", str(tmp)], timeout=600)
+    os.replace(tmp, ROOTFS_TAR)
+    return ROOTFS_TAR
+
+
+def ensure_wheels(dest: Path) -> None:
+    """Dependencies from the cache (keyed by pyproject.toml), the project's wheel built now."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    key = hashlib.sha256(json.dumps(project.get("dependencies", [])).encode()).hexdigest()[:16]
+    deps = CACHE / f"wheelhouse-cp311-{os.uname().machine}-{key}"
+    pip = [sys.executable, "-m", "pip", "-q", "wheel", "--disable-pip-version-check"]
+    if not deps.is_dir():
+        partial = Path(str(deps) + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        _run([*pip, str(ROOT), "-w", str(partial)], timeout=600)
+        for w in partial.glob("sparkdeck-*.whl"):
+            w.unlink()
+        os.replace(partial, deps)
+    dest.mkdir(parents=True, exist_ok=True)
+    for w in deps.glob("*.whl"):
+        shutil.copy2(w, dest)
+    with tempfile.TemporaryDirectory() as build:  # the build's scratch stays out of the repo
+        _run([*pip, "--no-deps", str(ROOT), "-w", str(dest)], timeout=300, cwd=build)
+
+
+class Machine:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sparkdeck-booted-", dir="/var/tmp"))
+        self.name = f"sdk{os.getpid() % 100000}"
+        self.veth = f"ve-{self.name}"
+        self.nspawn: subprocess.Popen | None = None
+        self.leader: int | None = None
+        self.log = self.dir / "nspawn.log"
+
+    # -- lifecycle ------------------------------------------------------------------
+    def boot(self) -> None:
+        tar = ensure_rootfs()
+        self.tree = self.dir / "root"
+        self.tree.mkdir()
+        _run(["tar", "-xf", str(tar), "-C", str(self.tree)], timeout=180)
+        ensure_wheels(self.tree / "root/wheels")
+        shutil.copy2(PROBE, self.tree / "root/probe.py")
+        cmd = [
+            "systemd-nspawn", "-D", str(self.tree), "-b", "--register=no", "--keep-unit", "--console=passive",
+            f"--machine={self.name}", "--network-veth", "--bind=/var/run/docker.sock",
+        ]  # fmt: skip
+        with open(self.log, "wb") as log:
+            self.nspawn = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while self.leader is None:
+            if self.nspawn.poll() is not None or time.monotonic() > deadline:
+                raise BootError(f"systemd-nspawn did not start a container: {self.log.read_text()[-2000:]}")
+            self.leader = self._child_of(self.nspawn.pid)
+            time.sleep(0.2)
+        while True:
+            r = self.sh("systemctl is-system-running", check=False)
+            if r.stdout.strip() in ("running", "degraded"):
+                break
+            if time.monotonic() > deadline:
+                raise BootError(f"the container's systemd did not finish booting: {r.stdout.strip()}")
+            time.sleep(0.5)
+        # the one veth pair: the host is the "LAN", the container the machine sparkdeck runs on
+        _run(["ip", "addr", "add", f"{HOST_IP}/30", "dev", self.veth])
+        _run(["ip", "link", "set", self.veth, "up"])
+        self.net("ip addr add %s/30 dev host0 && ip link set host0 up && ip link set lo up" % GUEST_IP)
+
+    @staticmethod
+    def _child_of(pid: int) -> int | None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                return int(entry)
+        return None
+
+    def close(self) -> None:
+        if self.nspawn is not None and self.nspawn.poll() is None:
+            self.sh("systemctl poweroff --no-block", check=False, timeout=10)
+            try:
+                self.nspawn.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.nspawn.pid, signal.SIGKILL)  # the group we started, nothing else
+                self.nspawn.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- inside ---------------------------------------------------------------------
+    def sh(self, script: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """A shell command inside the container (all its namespaces), with a clean PATH."""
+        prefix = "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; "
+        prefix += "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
+        return _run(["nsenter", "-t", str(self.leader), "-a", "sh", "-c", prefix + script], timeout=timeout, check=check, env={"LANG": "C.UTF-8"})
+
+    def net(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        """A host command in the container's network namespace only."""
+        return _run(["nsenter", "-t", str(self.leader), "-n", "sh", "-c", script], timeout=timeout, check=check)
+
+    def probe(self, *args: str, timeout: float = 60) -> dict:
+        """probe.py with this venv's Python, inside the container's network (its loopback)."""
+        r = _run(["nsenter", "-t", str(self.leader), "-n", sys.executable, str(PROBE), *args], timeout=timeout)
+        return json.loads(r.stdout)
+
+    def show(self, *props: str, unit: str = "sparkdeck-agent.service") -> dict[str, str]:
+        out = self.sh(f"systemctl show {unit} " + " ".join(f"-p {p}" for p in props)).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def path(self, p: str) -> Path:
+        return self.tree / p.lstrip("/")
+
+    def journal(self, lines: int = 60) -> str:
+        return self.sh(f"journalctl -u sparkdeck-agent --no-pager -n {lines}", check=False).stdout
