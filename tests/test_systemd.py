@@ -160,3 +160,39 @@ def test_notifier_abstract_socket_and_disabled_outside_systemd():
         srv.recv(100)
     # WATCHDOG_PID for another process: not ours to ping
     assert Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_interval_s is None
+
+
+def test_the_test_hook_blocks_the_live_event_loop_and_the_pings_stop(tmp_path):
+    """SIGSTOP stops the whole process; this hook keeps it running with its loop stuck (the case the watchdog is for)."""
+    ns = NotifySocket(tmp_path / "notify.sock")
+    env = {"NOTIFY_SOCKET": str(ns.path), "WATCHDOG_USEC": "1000000", "SPARKDECK_TEST_HOOKS": "1"}
+    agent = launch_agent(tmp_path / "state", "--simulate", "gb10", "--interval", "0.2", env=env)
+    try:
+        ns.wait_for("WATCHDOG=1")
+        assert "test hooks are on" in agent.log()
+        os.kill(agent.proc.pid, signal.SIGUSR2)
+        time.sleep(0.5)
+        while True:  # drain what was sent before the block
+            try:
+                ns.sock.recv(4096)
+            except socket.timeout:
+                break
+        with pytest.raises(AssertionError):
+            ns.wait_for("WATCHDOG=1", timeout=2.5)
+        state = Path(f"/proc/{agent.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert agent.proc.poll() is None and state in ("S", "R", "D")  # alive and not stopped: only the loop is stuck
+    finally:
+        agent.proc.kill()
+        agent.proc.wait(10)
+
+
+def test_test_hooks_are_off_by_default():
+    import asyncio
+
+    from agent import testhooks
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert testhooks.install(loop, {}) is False
+    finally:
+        loop.close()

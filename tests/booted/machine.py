@@ -76,7 +76,8 @@ def ensure_wheels(dest: Path) -> None:
 
 
 class Machine:
-    def __init__(self) -> None:
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
         self.dir = Path(tempfile.mkdtemp(prefix="sparkdeck-booted-", dir="/var/tmp"))
         self.name = f"sdk{os.getpid() % 100000}"
         self.veth = f"ve-{self.name}"
@@ -94,7 +95,7 @@ class Machine:
         shutil.copy2(PROBE, self.tree / "root/probe.py")
         cmd = [
             "systemd-nspawn", "-D", str(self.tree), "-b", "--register=no", "--keep-unit", "--console=passive",
-            f"--machine={self.name}", "--network-veth", "--bind=/var/run/docker.sock",
+            f"--machine={self.name}", "--network-veth", "--bind=/var/run/docker.sock", *self.extra_args,
         ]  # fmt: skip
         with open(self.log, "wb") as log:
             self.nspawn = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

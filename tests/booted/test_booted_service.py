@@ -59,7 +59,9 @@ def _need_root_and_tools() -> None:
 @pytest.fixture(scope="module")
 def m():
     _need_root_and_tools()
-    machine = Machine()
+    # bpf() allowed and CAP_BPF: the container's systemd can then load IPAddressDeny='s cgroup filter (without them it
+    # silently runs unfiltered, and the LAN test could only read the unit)
+    machine = Machine(extra_args=("--system-call-filter=bpf", "--capability=CAP_BPF,CAP_NET_ADMIN"))
     state = {"tokens": {}}
     try:
         t0 = time.monotonic()
