@@ -5,7 +5,9 @@ A token is ``sdk_`` + 43 random URL-safe characters (256 bits). The state dir's
 SHA-256(salt || token): with that much entropy a slow KDF adds nothing, and the
 file never holds a usable secret. Verification compares against every entry in
 constant time. The file is re-read when it changes, so ``token revoke`` in another
-process takes effect on the next request without a restart.
+process takes effect on the next request without a restart. A file that cannot be read
+or parsed fails closed (no token is valid), is logged at most once a minute, and is
+re-read on failed lookups, so fixing its mode or content needs no restart.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -23,10 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from agent.ratelog import RateLimitedLog
+
 Scope = Literal["read", "control"]
 SCOPES: tuple[Scope, ...] = ("read", "control")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOKEN_PREFIX = "sdk_"
+RETRY_S = 1.0  # a broken tokens.json is re-read at most this often, on failed lookups
+log = logging.getLogger("sparkdeck.auth")
 
 
 class TokenError(ValueError):
@@ -53,28 +60,63 @@ class TokenStore:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._entries: list[dict] = []
+        self.broken: str | None = None  # why the file cannot be used, while it cannot
+        self.clock = time.monotonic
+        self._retried = -RETRY_S
+        self._complaints = RateLimitedLog(log, period_s=60.0)
 
     # -- reading -------------------------------------------------------------------
     def _load(self) -> list[dict]:
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            self._stamp, self._entries = None, []
+            self._stamp, self._entries, self.broken = None, [], None
             return self._entries
+        except OSError as exc:  # e.g. the state dir lost its x bit
+            return self._broken(f"cannot stat it: {exc.strerror or exc}")
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp != self._stamp:
             with self._lock:
+                self._stamp = stamp
                 try:
                     data = json.loads(self.path.read_text(encoding="utf-8"))
-                    self._entries = list(data.get("tokens", []))
-                except (OSError, ValueError, AttributeError):
-                    self._entries = []  # unreadable file: fail closed
-                self._stamp = stamp
+                    self._entries = list(data["tokens"])
+                    if not all(isinstance(e, dict) for e in self._entries):
+                        raise ValueError("an entry is not an object")
+                except OSError as exc:
+                    return self._broken(f"cannot read it: {exc.strerror or exc}")
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    return self._broken(f"it is not a valid token file ({type(exc).__name__}: {str(exc)[:80]})")
+                if self.broken:
+                    self.broken = None
+                    log.info("%s is readable again: %d token(s) loaded", self.path, len(self._entries))
+        return self._entries
+
+    def _broken(self, why: str) -> list[dict]:
+        """Fail closed: no token is valid until the file can be read again (see ``verify``)."""
+        self.broken, self._entries = why, []
+        self._complaints.log(
+            logging.ERROR,
+            "%s: %s; every request is refused (401) until it is fixed. Fix: make it readable by the agent's user "
+            "(`chmod 600` and `chown` it to that user) or, if it is corrupt, move it aside and re-create tokens "
+            "with `sparkdeck-agent token add NAME`",
+            self.path,
+            why,
+        )
         return self._entries
 
     def verify(self, token: str | None) -> TokenInfo | None:
         if not token or len(token) > 200:
             return None
+        found = self._match(token)
+        if found is None and self.broken and self.clock() - self._retried >= RETRY_S:
+            # a chmod/chown back does not change the mtime: re-read on a failed lookup (at most
+            # once per RETRY_S) so the agent recovers without a restart
+            self._retried, self._stamp = self.clock(), None
+            found = self._match(token)
+        return found
+
+    def _match(self, token: str) -> TokenInfo | None:
         found = None
         for entry in self._load():
             try:

@@ -17,6 +17,7 @@ from typing import Callable
 import uvicorn
 
 from agent.api.app import create_app
+from agent.api.httpguard import KEEPALIVE_S, GuardedH11Protocol
 from agent.api.wsfast import FanoutWebSocketProtocol
 from agent.runtime import Agent
 
@@ -110,6 +111,9 @@ def build_server(agent: Agent, *, on_ready: list[Callable[[str], None]] | None =
         host=s.host,
         port=s.port,
         ws=FanoutWebSocketProtocol,  # websockets-sansio, plus one-write fan-out of snapshot frames
+        # h11 with a header deadline (slowloris) and the max_connections cap, whatever else is installed
+        http=type("AgentHttpProtocol", (GuardedH11Protocol,), {"max_connections": s.max_connections}),
+        timeout_keep_alive=KEEPALIVE_S,
         ws_max_size=s.max_message_bytes,
         # permessage-deflate compresses every frame once per client: profiling showed it at 45 %
         # of the agent's CPU with 100 clients, undoing "encode once". Frames are ~4 KB.

@@ -70,7 +70,8 @@ def _pump(proc: subprocess.Popen, lines: list[str], ready: threading.Event) -> N
     ready.set()
 
 
-def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, tokens: tuple[str, str] | None = None) -> RunningAgent:
+def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, tokens: tuple[str, str] | None = None, wrap: tuple[str, ...] = ()) -> RunningAgent:
+    # wrap: a command the agent runs under, e.g. ("setpriv", "--bounding-set=-dac_override")
     store = TokenStore(state_dir / "tokens.json")
     if tokens is None:
         tokens = (store.add("reader", "read"), store.add("controller", "control"))
@@ -78,7 +79,7 @@ def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("SPARKDECK_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "serve", "--port", str(port), "--state-dir", str(state_dir), *args],
+        [*wrap, sys.executable, "-m", "agent.cli", "serve", "--port", str(port), "--state-dir", str(state_dir), *args],
         cwd=ROOT,
         env=full_env,
         stdout=subprocess.PIPE,

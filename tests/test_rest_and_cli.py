@@ -167,19 +167,22 @@ def test_failed_auth_is_rate_limited_per_address(start_agent):
     agent = start_agent("--simulate", "gb10", env={"SPARKDECK_AUTH_FAIL_LIMIT": "5"})
     codes = [httpx.get(agent.url + "/api/v1/info", headers=agent.headers("sdk_guess%d" % i)).status_code for i in range(7)]
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
-    r = httpx.get(agent.url + "/api/v1/info", headers=agent.headers(agent.read_token))
+    r = httpx.get(agent.url + "/api/v1/info", headers=agent.headers("sdk_guess7"))
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and r.json()["error"] == "rate_limited"
+    # a valid token is always served: only failures are slowed (issue 12)
+    assert httpx.get(agent.url + "/api/v1/info", headers=agent.headers(agent.read_token)).status_code == 200
 
-    async def ws_status() -> int:
+    async def ws_status(token: str) -> int:
         from websockets.exceptions import InvalidStatus
 
         try:
-            async with connect(agent.ws_url, additional_headers=agent.headers(agent.read_token)):
+            async with connect(agent.ws_url, additional_headers=agent.headers(token)):
                 return 101
         except InvalidStatus as exc:
             return exc.response.status_code
 
-    assert asyncio.run(ws_status()) == 429  # the stream is behind the same limit
+    assert asyncio.run(ws_status("sdk_guess8")) == 429  # the stream is behind the same limit
+    assert asyncio.run(ws_status(agent.read_token)) == 101
     assert httpx.get(agent.url + "/api/v1/health").status_code == 200  # health stays open
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from agent import __version__
 from agent.api import history, metrics, containers, errors, models, rest, stream
+from agent.api.deps import StreamSlots
 from agent.api.security import HostGuard
 from agent.runtime import Agent
 
@@ -33,6 +34,7 @@ def create_app(agent: Agent) -> FastAPI:
         redoc_url=None,
     )
     app.state.agent = agent
+    app.state.stream_slots = StreamSlots(agent.settings.max_streams_per_token)
     errors.install(app)
     app.include_router(rest.router)
     app.include_router(stream.router)

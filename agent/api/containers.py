@@ -13,12 +13,11 @@ import contextlib
 from typing import Any, Awaitable
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
-from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from agent.api.deps import get_agent, require_control, require_read
+from agent.api.deps import deny, get_agent, require_control, require_read, stream_endpoint
 from agent.api.errors import ApiError
-from agent.auth import TokenInfo, bearer_token
+from agent.auth import TokenInfo
 from agent.containers import logs as container_logs
 from agent.containers.actions import BadReference, Refused, check_ref, run_action
 from agent.containers.engine import EngineError, EngineUnavailable
@@ -137,19 +136,14 @@ async def audit(limit: int = Query(default=100, ge=1, le=10_000), svc: Container
 
 
 async def _deny(ws: WebSocket, status: int, code: str, detail: str) -> None:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    await ws.send_denial_response(JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers))
+    await deny(ws, ApiError(status, code, detail))
 
 
 @router.websocket("/containers/{id_or_name}/logs/stream")
+@stream_endpoint("control")  # the same token check, failure limit and stream cap as /stream
 async def follow_logs(ws: WebSocket, id_or_name: str) -> None:
     """Frames: ``log`` per line, then ``log_end``; closes with CLOSE_LOG_END when the container stops."""
     agent: Agent = ws.app.state.agent
-    token = agent.tokens.verify(bearer_token(ws.headers.get("authorization")))
-    if token is None:
-        return await _deny(ws, 401, "unauthorized", "missing or invalid token (send Authorization: Bearer ...)")
-    if not token.allows("control"):
-        return await _deny(ws, 403, "forbidden", f"this needs a control token; this one is {token.scope}")
     if not agent.settings.control_enabled:
         return await _deny(ws, 403, "control_disabled", CONTROL_OFF)
     svc = agent.container_service

@@ -1,12 +1,16 @@
 """Authentication for HTTP routes and WebSocket handshakes, in one place.
 
 Missing/invalid token -> 401; a valid token lacking the scope -> 403; too many
-failed attempts from one address -> 429 with Retry-After.
+failed attempts from one address -> 429 with Retry-After, for failures only: every
+client arrives from 127.0.0.1 through SSH tunnels, so a limit checked before the
+token would let any local process lock everyone out.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+import logging
+from typing import Any, Awaitable, Callable
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
@@ -14,7 +18,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent.api.errors import ApiError, error_body
 from agent.auth import Scope, TokenInfo, bearer_token
+from agent.ratelog import RateLimitedLog
 from agent.runtime import Agent
+
+log = logging.getLogger("sparkdeck.api")
+# one line per refused handshake at most, and at most this many a minute: refusals are
+# what a hostile local process can produce at will
+_refusals = RateLimitedLog(log, period_s=60.0, burst=10)
 
 _bearer = HTTPBearer(auto_error=False, description="a sparkdeck token (`sparkdeck-agent token add NAME`)")
 
@@ -25,11 +35,11 @@ def get_agent(request: Request) -> Agent:
 
 def authenticate(agent: Agent, token: str | None, addr: str, scope: Scope) -> TokenInfo:
     """The token's identity, or an ApiError (401, 403 or 429) to answer with."""
-    wait = agent.auth_limiter.retry_after(addr)
-    if wait is not None:
-        raise ApiError(429, "rate_limited", f"too many failed authentications; retry in {wait}s", headers={"Retry-After": str(wait)})
     info = agent.tokens.verify(token)
     if info is None:
+        wait = agent.auth_limiter.retry_after(addr)
+        if wait is not None:
+            raise ApiError(429, "rate_limited", f"too many failed authentications; retry in {wait}s", headers={"Retry-After": str(wait)})
         agent.auth_limiter.failed(addr)
         raise ApiError(401, "unauthorized", "missing or invalid token (send Authorization: Bearer ...)", headers={"WWW-Authenticate": "Bearer"})
     if not info.allows(scope):
@@ -62,5 +72,61 @@ async def authenticate_ws(ws: WebSocket, scope: Scope) -> TokenInfo | None:
 
 
 async def deny(ws: WebSocket, err: ApiError) -> None:
-    """Refuse a WebSocket handshake with a real HTTP status and a JSON body."""
+    """Refuse a WebSocket handshake with a real HTTP status and a JSON body (one rate-limited log line)."""
+    peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
+    _refusals.log(logging.INFO, "refused WebSocket %s from %s: %d %s", ws.url.path, peer, err.status_code, err.code)
     await ws.send_denial_response(JSONResponse(error_body(err.status_code, err.code, err.detail), status_code=err.status_code, headers=err.headers))
+
+
+class StreamSlots:
+    """Open WebSocket streams per token name, capped (``max_streams_per_token``).
+
+    A slot is taken in the same step as the check (no await between them), so a burst of
+    concurrent handshakes cannot overshoot the cap.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    def take(self, name: str) -> bool:
+        if self.open.get(name, 0) >= self.limit:
+            return False
+        self.open[name] = self.open.get(name, 0) + 1
+        return True
+
+    def give_back(self, name: str) -> None:
+        left = self.open.get(name, 0) - 1
+        if left > 0:
+            self.open[name] = left
+        else:
+            self.open.pop(name, None)
+
+
+def stream_endpoint(scope: Scope) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
+    """Decorate a WebSocket route: authenticate the handshake and hold one of the token's
+    stream slots while the route runs; the route finds the token with ``stream_token(ws)``."""
+
+    def wrap(route: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(route)  # FastAPI reads the route's own signature through __wrapped__
+        async def endpoint(**kwargs: Any) -> None:
+            ws: WebSocket = kwargs["ws"]
+            token = await authenticate_ws(ws, scope)
+            if token is None:
+                return
+            slots: StreamSlots = ws.app.state.stream_slots
+            if not slots.take(token.name):
+                return await deny(ws, ApiError(429, "too_many_streams", f"this token already has {slots.limit} open streams (max_streams_per_token); close one or use another token"))
+            ws.state.token = token
+            try:
+                await route(**kwargs)
+            finally:
+                slots.give_back(token.name)
+
+        return endpoint
+
+    return wrap
+
+
+def stream_token(ws: WebSocket) -> TokenInfo:
+    return ws.state.token

@@ -14,7 +14,7 @@ import zlib
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from agent.api.deps import authenticate_ws
+from agent.api.deps import stream_endpoint, stream_token
 from agent.api.wsfast import EXTENSION, WireCache
 from agent.hub import Close, Replay, StreamClient
 from agent.protocol import (
@@ -36,11 +36,10 @@ router = APIRouter()
 
 
 @router.websocket(STREAM_PATH)
+@stream_endpoint("read")  # token check, failure limit, max_streams_per_token
 async def stream(ws: WebSocket) -> None:
     agent: Agent = ws.app.state.agent
-    token = await authenticate_ws(ws, "read")
-    if token is None:
-        return
+    token = stream_token(ws)
     await ws.accept()
     peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
     client = StreamClient(
@@ -88,6 +87,7 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
             parsed = parse_client_message(raw if raw is not None else "")
         except ProtocolError as exc:
             if not client.push_control(error_frame(exc.code, exc.message)):
+                _close_at_once(ws, CLOSE_POLICY, "too many bad messages")
                 client.close(CLOSE_POLICY, "too many bad messages")
                 return
             continue
@@ -97,6 +97,14 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
                 client.push_control(Replay(parsed.since_seq))
         elif isinstance(parsed, Ping):
             client.push_control(encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id}))
+
+
+def _close_at_once(ws: WebSocket, code: int, reason: str) -> None:
+    """Queue the close frame now: the writer may be parked on the socket of a client that
+    floods and reads nothing, and would get to its Close item only once it reads."""
+    close_now = ((ws.scope.get("extensions") or {}).get(EXTENSION) or {}).get("close_now")
+    if close_now is not None:
+        close_now(code, reason)
 
 
 async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:

@@ -9,16 +9,62 @@ frame is built once per snapshot and each client costs one ``transport.write``.
 scope extension, ``sparkdeck.send_frame``, that honours the same flow control
 as uvicorn's own ``send`` (it waits while the transport is paused). The stream
 falls back to the plain ASGI send wherever the extension is absent.
+
+It also mends three things in uvicorn's protocol that a hostile client can use:
+
+- a refused handshake wrote three log lines, one at ERROR ("ASGI callable returned
+  without completing handshake"): the route logs one rate-limited line (agent.api.deps)
+  and the protocol none;
+- a close frame waited for a paused transport, and the socket was closed 10 s later
+  even if the close frame still sat unsent behind frames the client had not read; when
+  the client kept sending, that close() answered with a RST and the close frame was
+  lost. Now the close frame is queued at once (``close_now``), and the socket is closed
+  only when the peer answers, or the kernel has delivered everything, or ``LINGER_S``
+  has passed;
+- a keepalive time-out on a client that reads nothing left the socket waiting forever
+  for its buffer to drain: it is aborted after ``LINGER_S``.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
+import logging
 import struct
+import termios
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 EXTENSION = "sparkdeck.send_frame"
+LINGER_S = 20.0  # longest a closing connection is kept for its close frame to be read
+_POLL_S = 0.25
+
+# uvicorn's and websockets' own lines for a handshake answered with an HTTP status
+_REFUSAL_LINES = {'%s - "WebSocket %s" %d', '%s - "WebSocket %s" 403', "connection rejected (%d %s)", "HTTP response sent (%d %s)"}
+
+
+class _DropRefusals(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in _REFUSAL_LINES
+
+
+_log = logging.getLogger("uvicorn.error.ws")
+_log.addFilter(_DropRefusals())
+
+
+def unsent_bytes(transport) -> int:  # type: ignore[no-untyped-def]
+    """Bytes not yet delivered to the peer: asyncio's buffer plus the kernel's send queue (unacked)."""
+    queued = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return queued
+    out = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, out)
+    except (OSError, ValueError):
+        return queued
+    return queued + out[0]
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -47,9 +93,61 @@ class WireCache:
 
 
 class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.logger = _log
+        self.conn.logger = _log
+        self.linger_deadline = 0.0
+
     def handle_connect(self, event) -> None:  # type: ignore[no-untyped-def]
         super().handle_connect(event)
-        self.scope["extensions"][EXTENSION] = {"send": self.send_frame, "write_now": self.write_now}  # type: ignore[index]
+        if hasattr(self, "scope"):  # absent when websockets itself refused the request
+            self.scope["extensions"][EXTENSION] = {"send": self.send_frame, "write_now": self.write_now, "close_now": self.close_now}  # type: ignore[index]
+
+    async def send(self, message) -> None:  # type: ignore[no-untyped-def,override]
+        if message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None:
+            self.close_now(message.get("code", 1000), message.get("reason", "") or "")
+            return
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True  # answered with a status: uvicorn would log an ERROR otherwise
+
+    def close_now(self, code: int, reason: str = "") -> None:
+        """Queue a close frame now, even while the transport is paused (a flooding client that
+        reads slowly must still get it); later calls and sends are no-ops."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:  # keep reading (and discarding) so the peer's close reply is seen
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.linger_deadline = self.loop.time() + LINGER_S
+        self.close_timer = self.loop.call_later(min(self.close_timeout, LINGER_S), self._close_when_delivered)
+
+    def _close_when_delivered(self) -> None:
+        """Close once the peer has everything (a close() with data still arriving sends a RST,
+        and the kernel drops what it had not yet delivered, close frame included)."""
+        self.close_timer = None
+        if self.disconnected:
+            return
+        if unsent_bytes(self.transport) and self.loop.time() < self.linger_deadline:
+            self.close_timer = self.loop.call_later(_POLL_S, self._close_when_delivered)
+            return
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()  # the peer read nothing for LINGER_S
+        else:
+            self.transport.close()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self.loop.call_later(LINGER_S, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.disconnected:
+            self.transport.abort()
 
     def write_now(self, wire: bytes) -> bool:
         """Write at once if the transport takes it; False (nothing written) while paused or closing."""
