@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from agent.containers.engine import EngineError
-from agent.guard.policy import Cause, Tripwire, choose
+from agent.guard.policy import Cause, Tripwire, choose, eligible
 from agent.guard.readers import MemoryReader, PsiTrigger, models_available
 from agent.protocol import PROTOCOL_VERSION, encode
 from agent.settings import MemoryGuardSettings
@@ -29,7 +29,12 @@ log = logging.getLogger("sparkdeck.guard")
 
 SETTLE_S = 3.0  # after a stop, how long memory may take to come back before the next container goes
 ENGINE_SLACK_S = 10.0  # the stop request outlives the container's grace period by this much
+FIGURES_WAIT_S = 2.0  # stop-largest waits at most this long after tripping for containers' first memory figures
 GIB = 1024**3
+
+
+def _no_figures(row: dict[str, Any], settings: MemoryGuardSettings) -> bool:
+    return eligible(row, "stop-largest", any_container=settings.any_container, only_label=settings.only_label) and row.get("memory_bytes") is None
 
 
 def _gib(n: int | None) -> str:
@@ -64,6 +69,7 @@ class MemoryGuard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tried: set[str] = set()  # full ids stopped (or tried) in this episode
         self._told_nothing = False
+        self._tripped_at = 0.0
         self._next_action_at = 0.0
 
     # -- state ------------------------------------------------------------------------
@@ -158,13 +164,20 @@ class MemoryGuard:
             if first:  # once per episode
                 self._emit(cause, "warned", available, pressure, None)
             return
-        await self._stop_next(cause, available, pressure)
-        self.tripwire.acted(now, pressure)
-        self._next_action_at = time.monotonic() + SETTLE_S
+        if first:
+            self._tripped_at = now
+        outcome = await self._stop_next(cause, available, pressure, waited_s=now - self._tripped_at)
+        if outcome == "stopped":
+            self.tripwire.acted(now, pressure)
+        if outcome != "wait":
+            self._next_action_at = time.monotonic() + SETTLE_S
 
-    async def _stop_next(self, cause: Cause, available: int | None, pressure: tuple[float, int] | None) -> None:
+    async def _stop_next(self, cause: Cause, available: int | None, pressure: tuple[float, int] | None, *, waited_s: float) -> str:
+        """Stop the next eligible container: 'stopped', 'none' (nothing eligible) or 'wait'."""
         svc = self.containers
         rows = svc.tracker.rows() if svc is not None else []
+        if self.settings.action == "stop-largest" and waited_s < FIGURES_WAIT_S and any(_no_figures(r, self.settings) for r in rows):
+            return "wait"  # just started: ranking by size needs the first stats read (about a second)
         victim = choose(
             rows,
             self.settings.action,
@@ -177,12 +190,13 @@ class MemoryGuard:
             if not self._told_nothing:  # once per episode, not every few seconds
                 self._told_nothing = True
                 self._emit(cause, "nothing-eligible", available, pressure, None)
-            return
+            return "none"
         self._tried.add(victim["full_id"])
         result, how = await self._stop(victim["full_id"])
         self._emit(cause, result, available, pressure, victim, how)
         with contextlib.suppress(Exception):
             await svc.tracker.refresh(victim["full_id"])  # the next frame shows it stopped
+        return "stopped"
 
     async def _stop(self, cid: str) -> tuple[str, str]:
         """Stop with a short grace, then kill: ('stopped' | 'failed', how)."""
@@ -190,7 +204,7 @@ class MemoryGuard:
         grace = math.ceil(self.settings.stop_timeout_s)
         try:
             await engine.call("POST", f"containers/{cid}/stop", params={"t": str(grace)}, timeout_s=grace + ENGINE_SLACK_S)
-            return "stopped", f"stopped ({grace} s grace, then killed)"
+            return "stopped", f"stopped (SIGTERM, SIGKILL after {grace} s)"
         except EngineError as exc:
             if exc.status == 304:
                 return "stopped", "it had already stopped"
