@@ -152,3 +152,72 @@ def test_readers_on_this_kernel(tmp_path) -> None:
     missing = PsiTrigger(20, proc_root=str(tmp_path))
     assert not missing.armed and missing.path.startswith("unavailable: cannot open") and missing.fileno() == -1
     assert os.path.exists(tmp_path / "meminfo")
+
+
+def test_a_plain_file_posing_as_psi_falls_back_cleanly(tmp_path) -> None:
+    (tmp_path / "pressure").mkdir()
+    (tmp_path / "pressure" / "memory").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    trigger = PsiTrigger(20, proc_root=str(tmp_path))
+    assert not trigger.armed and trigger.path.startswith("unavailable: cannot poll") and not trigger.drain()
+    trigger.close()
+
+
+class PipeTrigger:
+    """Stands in for the kernel's PSI trigger: an epoll over a pipe; a byte written is a trigger event."""
+
+    def __init__(self, _psi_full: float, _proc_root: str):
+        import select
+
+        self.r, self.w = os.pipe()
+        self.ep = select.epoll(1)
+        self.ep.register(self.r, select.EPOLLIN)
+        self.armed, self.window_s, self.path = True, 2.0, "armed: test pipe"
+
+    def fileno(self) -> int:
+        return self.ep.fileno()
+
+    def drain(self) -> bool:
+        try:
+            return bool(os.read(self.r, 64))
+        except BlockingIOError:
+            return False
+
+    def close(self) -> None:
+        self.ep.close()
+        os.close(self.r)
+        os.close(self.w)
+
+
+async def test_a_trigger_wakes_the_guard_at_once_not_at_the_next_poll(tmp_path) -> None:
+    import asyncio
+    import json
+    import time
+
+    from agent.guard.service import MemoryGuard
+    from agent.protocol import GuardEvent
+    from agent.settings import MemoryGuardSettings
+
+    (tmp_path / "meminfo").write_text("MemAvailable:   4194304 kB\n")  # 4 GiB, reserve 0: memory is fine
+    frames: list[str] = []
+    got = asyncio.Event()
+    settings = MemoryGuardSettings(enabled=True, action="warn", poll_s=5, hold_s=0, psi_full=20)
+    guard = MemoryGuard(settings, 0, broadcast=lambda text: (frames.append(text), got.set()), proc_root=str(tmp_path))
+    guard.make_trigger = PipeTrigger
+    task = asyncio.create_task(guard.run())
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if guard.trigger is not None:
+                break
+        await asyncio.sleep(0.1)  # into its 5 s wait
+        t0 = time.monotonic()
+        os.write(guard.trigger.w, b"!")
+        await asyncio.wait_for(got.wait(), 2)
+        woke_in = time.monotonic() - t0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    event = GuardEvent.model_validate(json.loads(frames[0]))
+    assert event.cause == "pressure" and event.result == "warned" and event.full_avg10 is None  # no PSI file: the trigger alone
+    assert woke_in < 2 < settings.poll_s
+    assert guard.trigger is None  # disarmed (and closed) when the task ends

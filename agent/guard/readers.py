@@ -80,10 +80,16 @@ class PsiTrigger:
                 os.close(fd)
                 last_err = os.strerror(exc.errno or errno.EIO)
                 continue
+            try:
+                self._epoll = select.epoll(1)
+                self._epoll.register(fd, select.EPOLLPRI)
+            except OSError as exc:  # not a pollable PSI file (e.g. a plain file standing in for /proc)
+                os.close(fd)
+                self.close()
+                self.path = f"unavailable: cannot poll {file} ({os.strerror(exc.errno or errno.EIO)}); polling avg10 only"
+                return
             self.fd = fd
             self.window_s = window_us / 1e6
-            self._epoll = select.epoll(1)
-            self._epoll.register(fd, select.EPOLLPRI)
             self.path = f"armed: full {threshold_us // 1000} ms per {window_us // 1000} ms window"
             return
         self.path = f"unavailable: the kernel refused a trigger ({last_err}); polling avg10 only"

@@ -61,11 +61,13 @@ class MemoryGuard:
         self.unified: bool | None = None  # learnt from the sampled GPUs
         self.reader = MemoryReader(proc_root)
         self.trigger: PsiTrigger | None = None
+        self.make_trigger: Callable[[float, str], PsiTrigger] = PsiTrigger  # tests put a pipe in its place
         self.tripwire = Tripwire(reserve_bytes, settings.psi_full, settings.hold_s)
         self.tripped: Cause | None = None
         self.actions = 0
         self.last_event: dict[str, Any] | None = None
         self._wake = asyncio.Event()
+        self._triggered = False  # the PSI trigger fired since the last check
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tried: set[str] = set()  # full ids stopped (or tried) in this episode
         self._told_nothing = False
@@ -105,11 +107,18 @@ class MemoryGuard:
     def _arm(self) -> None:
         if self.trigger is not None:
             return
-        self.trigger = PsiTrigger(self.settings.psi_full, self.proc_root)
+        self.trigger = self.make_trigger(self.settings.psi_full, self.proc_root)
         self.tripwire.trigger_window_s = self.trigger.window_s or 2.0
         if self.trigger.armed and self._loop is not None:
-            self._loop.add_reader(self.trigger.fileno(), self._wake.set)
+            self._loop.add_reader(self.trigger.fileno(), self._on_trigger)
         log.info("memory guard armed: %s, reserve %s, poll %.2fs, PSI trigger %s", self.settings.action, _gib(self.reserve_bytes), self.settings.poll_s, self.trigger.path)
+
+    def _on_trigger(self) -> None:
+        # drained here, not in check(): a readiness left standing while check() awaits a slow
+        # stop would make the event loop call this back in a busy loop
+        if self.trigger is not None and self.trigger.drain():
+            self._triggered = True
+            self._wake.set()
 
     def _disarm(self) -> None:
         if self.trigger is not None:
@@ -144,7 +153,7 @@ class MemoryGuard:
     async def check(self, now: float | None = None) -> None:
         """One look: read, decide, and act if it is time to."""
         now = time.monotonic() if now is None else now
-        triggered = self.trigger.drain() if self.trigger else False
+        triggered, self._triggered = self._triggered, False
         available = self.reader.available_bytes()
         pressure = self.reader.full_pressure()
         cause = self.tripwire.update(now, available, pressure, triggered)
@@ -221,7 +230,8 @@ class MemoryGuard:
         why = (
             f"memory for models {_gib(short)} (available {_gib(available)} − reserve {_gib(self.reserve_bytes)})"
             if cause == "memory"
-            else f"memory pressure full avg10 {pressure[0] if pressure else 0:.1f}% ≥ {self.settings.psi_full:g}% for {self.settings.hold_s:g} s"
+            else f"memory pressure: tasks stalled on memory ≥ {self.settings.psi_full:g}% of the time for {self.settings.hold_s:g} s"
+            f" (PSI full avg10 {f'{pressure[0]:.1f}%' if pressure else 'n/a'}{', trigger fired' if self.trigger is not None and self.trigger.armed and self.tripwire.last_trigger is not None else ''})"
         )
         target = None
         if victim is not None:
