@@ -100,3 +100,22 @@ def net_dev(text: bytes | None) -> dict[str, tuple[int, int]]:
         if len(fields) >= 9:
             out[name.strip().decode("ascii", "replace")] = (int(fields[0]), int(fields[8]))
     return out
+
+
+def meminfo_field(text: bytes | None, key: bytes) -> int | None:
+    """One /proc/meminfo field in bytes (``key`` without its colon, e.g. b"MemAvailable"); None if absent."""
+    value = (line_value(text, key + b":") or b"").split()
+    if not value or not value[0].isdigit():
+        return None
+    return int(value[0]) * (1024 if value[1:] == [b"kB"] else 1)
+
+
+def psi_line(text: bytes | None, kind: bytes) -> tuple[float, int] | None:
+    """(avg10 %, total µs) of the ``some`` or ``full`` line of a /proc/pressure file; None if absent."""
+    rest = line_value(text, kind + b" avg10=")
+    if rest is None:
+        return None
+    try:
+        return float(rest.split(None, 1)[0]), int(rest.rpartition(b"total=")[2].split()[0])
+    except (ValueError, IndexError):
+        return None

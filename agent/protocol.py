@@ -379,6 +379,44 @@ class LogEnd(_Model):
     exit_code: int | None
 
 
+class GuardTarget(_Model):
+    id: str
+    name: str | None
+    model: str | None
+    memory_bytes: int | None
+    gpu_memory_bytes: int | None
+
+
+class GuardEvent(_Model):
+    """The memory guard acted (broadcast to every stream): what it did, to which container, and why."""
+
+    type: Literal["guard"]
+    v: int = PROTOCOL_VERSION
+    ts: float
+    action: Literal["warn", "stop-newest-model", "stop-largest"] = Field(description="the configured memory_guard.action")
+    cause: Literal["memory", "pressure"] = Field(description="models_available_bytes < 0, or PSI full pressure held")
+    result: Literal["warned", "stopped", "failed", "nothing-eligible"]
+    message: str
+    available_bytes: int | None = Field(description="MemAvailable when it acted")
+    reserve_bytes: int
+    models_available_bytes: int | None = Field(description="available - reserve; negative when short")
+    full_avg10: float | None = Field(description="PSI memory full avg10 (%); null without PSI")
+    container: GuardTarget | None = Field(description="the container stopped (or that failed to stop)")
+
+
+class MemoryGuardInfo(_Model):
+    enabled: bool
+    action: Literal["warn", "stop-newest-model", "stop-largest"]
+    reserve_bytes: int
+    poll_s: float
+    psi_full: float
+    hold_s: float
+    psi_trigger: str = Field(description="'armed: …' with its window, or why the guard polls avg10 only")
+    tripped: Literal["memory", "pressure"] | None = Field(description="what is tripping it right now")
+    actions: int = Field(description="guard events since the agent started")
+    last_event: GuardEvent | None
+
+
 class ErrorFrame(_Model):
     type: Literal["error"]
     v: int = PROTOCOL_VERSION
@@ -405,6 +443,7 @@ class Info(_Model):
     stream_clients: int
     stream_frames_dropped: int = Field(description="frames dropped for connected clients that fell behind")
     process: dict[str, int] = Field(description="the agent's rss_bytes, fds, asyncio tasks and threads")
+    memory_guard: MemoryGuardInfo | None = None
 
 
 def encode(frame: dict[str, Any]) -> str:

@@ -50,6 +50,15 @@ def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_ro
     )
 
 
+def _memory_guard(settings: AgentSettings, hub: Hub, containers: Any, proc_root: str) -> Any:
+    from agent.containers.audit import AuditLog
+    from agent.guard.service import MemoryGuard
+
+    audit = containers.audit if containers is not None else AuditLog(settings.state_dir / "audit.log")
+    reserve = int(settings.memory.reserve_gib * 1024**3)
+    return MemoryGuard(settings.memory_guard, reserve, broadcast=hub.broadcast, containers=containers, audit=audit, proc_root=proc_root)
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, *, nvml: Any = None, proc_root: str = "/proc", sys_root: str = "/sys"):
         self.settings = settings
@@ -82,6 +91,8 @@ class Agent:
 
             self.history = HistoryService(settings)
             self.sampler.before_publish.append(self.history.before_publish)
+        self.guard = _memory_guard(settings, self.hub, self.container_service, proc_root)
+        self.sampler.listeners.append(self.guard.note_frame)
 
     async def start(self) -> None:
         statefiles.ensure_dir(self.settings.state_dir)
@@ -97,6 +108,8 @@ class Agent:
         ]
         if self.history:
             self._tasks.append(asyncio.create_task(self.history.prune_loop(), name="history-prune"))
+        # the first tick above already told the guard whether memory is unified (its default)
+        self._tasks.append(asyncio.create_task(self.guard.run(), name="memory-guard"))
 
     async def stop(self) -> None:
         self.notifier.stopping()
@@ -142,6 +155,7 @@ class Agent:
             "stream_clients": len(self.hub.clients),
             "stream_frames_dropped": sum(c.dropped for c in self.hub.clients),
             "process": process_stats(),
+            "memory_guard": self.guard.info(),
         }
 
 

@@ -78,6 +78,9 @@ class MemoryGuardSettings(BaseModel):
     """Grace before a stopped container is killed: a freezing box has no time for a 30 s grace."""
     any_container: bool = False
     """stop-largest may pick any container, not only sparkdeck-launched or `sparkdeck.guard=allow` ones."""
+    only_label: str | None = None
+    """Act only on containers carrying this label (`key` or `key=value`): for an engine shared with other
+    tools (and the test suite, whose runs share one engine)."""
 
     @field_validator("action")
     @classmethod

@@ -76,7 +76,9 @@ def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict
     if tokens is None:
         tokens = (store.add("reader", "read"), store.add("controller", "control"))
     port = port or free_port()
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # the memory guard is on by default with --simulate gb10: test agents share one Docker engine with
+    # other runs, so by default each may act only on containers this session labelled (tests override it)
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "SPARKDECK_MEMORY_GUARD__ONLY_LABEL": DOCKER_TEST_LABEL, **(env or {})}
     full_env.pop("SPARKDECK_CONFIG", None)
     proc = subprocess.Popen(
         [*wrap, sys.executable, "-m", "agent.cli", "serve", "--port", str(port), "--state-dir", str(state_dir), *args],

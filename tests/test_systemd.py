@@ -73,6 +73,7 @@ def test_unit_declares_what_the_service_needs():
         "RestrictAddressFamilies=",
         "SystemCallFilter=@system-service",
         "CapabilityBoundingSet=\n",
+        "OOMScoreAdjust=-900\n",  # the memory guard must not be the kernel's first OOM victim
     ):
         assert line in text, line
     # every hardening option left out is explained

@@ -63,3 +63,25 @@ def test_a_lost_gpu_alerts_once():
     s["gpus"] = []
     s["gpu_status"] = {"state": "unavailable", "message": "driver not found"}
     assert keys(evaluate(s, AlertRules())) == {("gpu.status", "warning")}
+
+
+def guard_frame(ts, result="stopped", message="stopped sparkdeck-vllm (model vllm): stopped (SIGTERM, SIGKILL after 2 s); memory for models -0.40 GiB"):
+    from agent.protocol import GuardEvent
+
+    frame = {"type": "guard", "v": 1, "ts": ts, "action": "stop-newest-model", "cause": "memory", "result": result, "message": message,
+             "available_bytes": 7 * 2**30, "reserve_bytes": 8 * 2**30, "models_available_bytes": -(2**30), "full_avg10": 0.0,
+             "container": {"id": "abc123abc123", "name": "sparkdeck-vllm", "model": "vllm", "memory_bytes": 2**30, "gpu_memory_bytes": None}}
+    GuardEvent.model_validate(frame)  # what the agent sends
+    return frame
+
+
+def test_guard_actions_are_alerts_for_ten_minutes_newest_first():
+    from tui.alerts import guard_alerts
+
+    now = 1_790_000_000.0
+    events = [guard_frame(now - 700), guard_frame(now - 60, "warned", "warning: memory for models -1.00 GiB"), guard_frame(now - 5)]
+    alerts = guard_alerts(events, now)
+    assert [a.severity for a in alerts] == ["critical", "warning"]  # the 700 s old one has aged out
+    assert "memory guard" in alerts[0].message and "stopped sparkdeck-vllm" in alerts[0].message
+    assert len(guard_alerts([guard_frame(now - i) for i in range(10)], now)) == 3
+    assert guard_alerts([{"type": "guard", "ts": "junk"}], now) == []

@@ -106,3 +106,21 @@ async def test_a_frame_arriving_while_the_app_shuts_down_is_ignored(monkeypatch)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
     assert refreshed  # the frame came in while the screens were torn down, and nothing raised
+
+
+async def test_a_guard_frame_raises_a_toast_and_an_alert():
+    from tests.test_tui_alerts import guard_frame
+    from tests.test_tui_snapshots import NOW
+    from tui.widgets.alerts_panel import AlertsPanel
+
+    cl = spark_client()
+    app = app_for([cl], "detail")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert cl.handle_frame(guard_frame(NOW - 1)) == "guard"
+        await pilot.pause(0.5)
+        toasts = [n for n in app._notifications if "memory guard" in str(n.title)]
+        assert len(toasts) == 1 and toasts[0].severity == "error" and "sparkdeck-vllm" in str(toasts[0].message)
+        assert any(a.key.startswith("guard.") and a.severity == "critical" for a in app.alerts[0])
+        panel = app.screen.query_one(AlertsPanel)
+        assert panel.has_class("-active") and "memory guard" in panel.build(100).plain

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 Severity = Literal["warning", "critical"]
 
@@ -76,4 +77,25 @@ def evaluate(snap: dict[str, Any] | None, rules: AlertRules) -> list[Alert]:
                 out.append(Alert("critical", f"model.{c.get('name')}", f"model {c['model']} ({c.get('name')}) {c.get('status') or c.get('state')}"))
             elif c.get("model") and c.get("model_state") == "failed":
                 out.append(Alert("critical", f"model.{c.get('name')}", f"model {c['model']} failed: {c.get('model_error') or c.get('status') or ''}".rstrip(": ")))
+    return out
+
+
+GUARD_ALERT_S = 600.0  # a memory guard action stays in the alerts panel for ten minutes
+GUARD_ALERTS_SHOWN = 3
+
+
+def guard_alerts(events: Iterable[dict[str, Any]], now: float) -> list[Alert]:
+    """The agent's memory guard acted (``guard`` frames): the latest few, newest first.
+
+    Critical when it stopped (or failed to stop) something, a warning when it only warned."""
+    out: list[Alert] = []
+    for ev in reversed(list(events)):
+        ts = ev.get("ts")
+        if not isinstance(ts, (int, float)) or now - ts > GUARD_ALERT_S:
+            continue
+        sev: Severity = "warning" if ev.get("result") == "warned" else "critical"
+        at = time.strftime("%H:%M:%S", time.localtime(ts))
+        out.append(Alert(sev, f"guard.{ts}", f"memory guard {at}: {ev.get('message') or ev.get('result')}"))
+        if len(out) == GUARD_ALERTS_SHOWN:
+            break
     return out

@@ -17,9 +17,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.alerts import Alert, AlertRules, evaluate
+from tui.alerts import Alert, AlertRules, evaluate, guard_alerts
 from tui.client import AgentClient, Target
-from tui.messages import ActionFinished, MachineChanged, OpenMachine
+from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
 from tui.screens.containers import ContainersScreen
 from tui.screens.help import HelpScreen
@@ -61,7 +61,7 @@ class SparkdeckApp(App):
         self.clients = clients if clients is not None else [AgentClient(t, clock=clock) for t in targets]
         for client in self.clients:
             client.on_change = self._client_changed
-        self.alerts: list[list[Alert]] = [evaluate(c.latest, self.rules) for c in self.clients]
+        self.alerts: list[list[Alert]] = [self._alerts_for(c) for c in self.clients]
         self._pending = [False] * len(self.clients)
         self._last_refresh = [0.0] * len(self.clients)
         self.min_refresh_s = min_refresh_s  # per machine: at most 1/min_refresh_s UI refreshes a second
@@ -84,8 +84,13 @@ class SparkdeckApp(App):
         for client in self.clients:
             await client.close()
 
+    def _alerts_for(self, client: AgentClient) -> list[Alert]:
+        return guard_alerts(client.guard_events, self.clock()) + evaluate(client.latest, self.rules)
+
     def _client_changed(self, client: AgentClient, kind: str) -> None:
         index = self.clients.index(client)
+        if kind == "guard":  # a toast for each action, not collapsed like the refreshes
+            self.post_message(GuardActed(index))
         if not self._pending[index]:
             self._pending[index] = True
             self.post_message(MachineChanged(index))
@@ -103,10 +108,18 @@ class SparkdeckApp(App):
         self._last_refresh[index] = time.monotonic()
         self.ui_updates += 1
         client = self.clients[index]
-        self.alerts[index] = evaluate(client.latest, self.rules)
+        self.alerts[index] = self._alerts_for(client)
         view = self.top_view()
         if view is not None and view.is_mounted:
             view.machine_changed(index)
+
+    def on_guard_acted(self, message: GuardActed) -> None:
+        client = self.clients[message.index]
+        if not client.guard_events:
+            return
+        event = client.guard_events[-1]
+        warned = event.get("result") == "warned"
+        self.notify(event["message"], title=f"memory guard on {client.hostname}", severity="warning" if warned else "error", timeout=15)
 
     def on_open_machine(self, message: OpenMachine) -> None:
         self.current = message.index

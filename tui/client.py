@@ -53,6 +53,7 @@ STATES = (CONNECTING, LIVE, RECONNECTING, AUTH_FAILED, INCOMPATIBLE, STOPPED)
 TERMINAL_STATES = (AUTH_FAILED, INCOMPATIBLE, STOPPED)
 
 HISTORY_LEN = 600  # samples kept per machine for charts
+GUARD_EVENTS_KEPT = 20  # memory guard frames kept per machine (alerts show the latest few)
 
 
 class TargetError(ValueError):
@@ -277,6 +278,7 @@ class AgentClient:
         self.last_backfill: dict[str, Any] | None = None
         self.last_error_frame: dict[str, Any] | None = None
         self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest model_state (+ "pull": pull_progress)
+        self.guard_events: deque[dict[str, Any]] = deque(maxlen=GUARD_EVENTS_KEPT)  # the memory guard's actions, oldest first
         self._retry = asyncio.Event()
         self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
         self._ws = None
@@ -361,6 +363,10 @@ class AgentClient:
             entry["pull"] = frame
             self._notify("model")
             return "model"
+        if kind == "guard" and isinstance(frame.get("message"), str) and isinstance(frame.get("ts"), (int, float)):
+            self.guard_events.append(frame)
+            self._notify("guard")
+            return "guard"
         return None  # pong, and frame types newer than this client: ignored
 
     def _on_hello(self, hello: dict[str, Any]) -> str:

@@ -30,3 +30,10 @@ class ActionFinished(Message):
     what: str
     ok: bool
     detail: str = ""
+
+
+@dataclass
+class GuardActed(Message):
+    """The memory guard on machine ``index`` acted (its newest guard frame is in client.guard_events)."""
+
+    index: int

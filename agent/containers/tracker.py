@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from agent.containers.catalog import MODEL_LABEL
@@ -73,6 +74,23 @@ def entry_from_listing(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def parse_engine_time(text: Any) -> float | None:
+    """Unix time from the engine's RFC 3339 (nanoseconds, 'Z'); None for its zero time or junk."""
+    if not isinstance(text, str) or text.startswith("0001-"):
+        return None
+    head, dot, frac = text.rstrip("Z").partition(".")
+    zone = ""
+    for sign in "+-":
+        if sign in frac:
+            frac, _, rest = frac.partition(sign)
+            zone = sign + rest
+    try:
+        base = datetime.fromisoformat(head + (zone or "+00:00"))
+    except ValueError:
+        return None
+    return base.timestamp() + (float("0." + frac[:9]) if dot and frac.isdigit() else 0.0)
+
+
 class ContainerTracker:
     """A ContainerSource for the sampler (see agent.sampler)."""
 
@@ -83,6 +101,7 @@ class ContainerTracker:
         self.entries: dict[str, dict[str, Any]] = {}
         self.pids: dict[str, int] = {}
         self.figures: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, float] = {}  # full id -> State.StartedAt (Unix) of running ones, for the memory guard
         self.status: dict[str, Any] = {"state": "unavailable", "message": "connecting to the Docker engine", "fix": None}
         self.connected = asyncio.Event()
         self._stats = StatsReader(proc_root, sys_root)
@@ -160,7 +179,7 @@ class ContainerTracker:
                 if self.status["state"] == "ok":
                     log.warning("Docker engine lost: %s; reconnecting", err.message)
                 self.status = {"state": "unavailable", "message": err.message, "fix": getattr(err, "fix", None)}
-                self.entries, self.pids, self.figures = {}, {}, {}
+                self.entries, self.pids, self.figures, self.started = {}, {}, {}, {}
                 self.connected.set()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -234,12 +253,16 @@ class ContainerTracker:
         self.entries[cid] = entry
         if entry["state"] != "running":
             self.pids.pop(cid, None)
+            self.started.pop(cid, None)
         elif cid not in self.pids or old is None or old["state"] != "running":
             try:  # the listing has no pid; the stats and GPU mapping need it
                 info = await self.engine.call("GET", f"containers/{cid}/json")
                 pid = int((info.get("State") or {}).get("Pid") or 0)
                 if pid > 0:
                     self.pids[cid] = pid
+                started = parse_engine_time((info.get("State") or {}).get("StartedAt"))
+                if started is not None:
+                    self.started[cid] = started
             except EngineError as exc:
                 if exc.status != 404:
                     raise
@@ -248,3 +271,4 @@ class ContainerTracker:
         self.entries.pop(cid, None)
         self.pids.pop(cid, None)
         self.figures.pop(cid, None)
+        self.started.pop(cid, None)
