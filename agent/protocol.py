@@ -161,11 +161,25 @@ class Cpu(_Model):
     count: int | None
 
 
+class MemoryPressure(_Model):
+    """/proc/pressure/memory: share of the last 10 s that tasks stalled waiting for memory."""
+
+    some_avg10: float = Field(description="percent of time at least one task stalled")
+    full_avg10: float = Field(description="percent of time every non-idle task stalled (the freeze signal)")
+
+
 class Memory(_Model):
     total_bytes: int
-    available_bytes: int
+    available_bytes: int = Field(description="MemAvailable")
     used_bytes: int = Field(description="MemTotal - MemAvailable")
     percent: float
+    free_bytes: int | None = Field(default=None, description="MemFree: not used for anything, not even cache")
+    reclaimable_bytes: int | None = Field(default=None, description="Active(file) + Inactive(file) + SReclaimable: cache the kernel can drop (Shmem excluded)")
+    shmem_bytes: int | None = Field(default=None, description="Shmem: tmpfs, /dev/shm, shared anonymous memory; not reclaimable without swap")
+    gpu_process_bytes: int | None = Field(default=None, description="sum of NVML per-process GPU memory where memory is unified; null elsewhere")
+    reserve_bytes: int = Field(default=0, description="memory.reserve_gib: the safety floor kept free of models")
+    models_available_bytes: int | None = Field(default=None, description="available_bytes - reserve_bytes; negative when the reserve is eaten into")
+    pressure: MemoryPressure | None = Field(default=None, description="null where the kernel has no PSI")
 
 
 class Swap(_Model):
@@ -358,6 +372,9 @@ class ModelState(_Model):
     url: str | None = None
     exit_code: int | None = None
     log_tail: list[str] | None = Field(default=None, description="last log lines of a container that exited")
+    claim_bytes: int | None = Field(default=None, description="memory the launch claimed (template `memory`); null when it declares none")
+    fraction_param: str | None = Field(default=None, description="the template's share-of-memory param, e.g. gpu_memory_utilization")
+    fraction: float | None = Field(default=None, description="its value for this launch (chosen by the fit check when the param was auto)")
 
 
 class LogLine(_Model):

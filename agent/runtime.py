@@ -17,6 +17,7 @@ from agent import __version__, statefiles, testhooks
 from agent.auth import FailedAuthLimiter, TokenStore
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector, host_info
+from agent.collectors.memory import read_memory, reserve_bytes
 from agent.collectors.noise import NoiseModel
 from agent.collectors.nvml import load_nvml
 from agent.hub import Hub
@@ -74,7 +75,7 @@ class Agent:
         self.sampler = Sampler(
             interval_s=settings.interval_s,
             gpu=self.gpu,
-            host=HostCollector(proc_root=proc_root, sys_root=sys_root),
+            host=HostCollector(proc_root=proc_root, sys_root=sys_root, reserve_bytes=reserve_bytes(settings.memory.reserve_gib)),
             noise=NoiseModel(settings.noise.to_config()),
             ring=self.ring,
             hub=self.hub,
@@ -82,6 +83,9 @@ class Agent:
             gpu_timeout_s=settings.gpu_timeout_s,
             containers=self.container_service.tracker if self.container_service else None,
         )
+        if self.container_service:  # the launch fit check reads memory afresh, not the last sample
+            reserve = reserve_bytes(settings.memory.reserve_gib)
+            self.container_service.launcher.memory_source = lambda: (read_memory(proc_root, reserve), self.sampler.unified)
         self._tasks: list[asyncio.Task] = []
         self.notifier = Notifier()
         self.sampler.heartbeats.append(self.notifier.watchdog)

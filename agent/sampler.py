@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector
+from agent.collectors.memory import gpu_process_bytes, is_unified
 from agent.collectors.noise import NoiseModel
 from agent.hub import Hub
 from agent.protocol import PROTOCOL_VERSION, encode
@@ -131,6 +132,7 @@ class Sampler:
         # called after every tick and at least every HEARTBEAT_S while sleeping (systemd watchdog)
         self.heartbeats: list[Callable[[], None]] = []
         self.last_tick_monotonic = 0.0
+        self.unified = False  # GPU memory is system RAM (the Spark): the launch fit check applies
         self.gpu_status: dict[str, Any] = {"state": "unavailable", "message": "not sampled yet", "fix": None, "simulated": simulated}
 
     async def sample_once(self) -> dict[str, Any]:
@@ -156,6 +158,9 @@ class Sampler:
             host = self._last_host = host_res
         if host is None:
             raise RuntimeError("host telemetry unavailable")
+        if gpus or gpu_status.get("state") != "stalled":  # a stalled NVML says nothing new about unified memory
+            self.unified = is_unified(gpus)
+        host["memory"]["gpu_process_bytes"] = gpu_process_bytes(gpus)
         containers, containers_status = self.containers.snapshot(gpus) if self.containers else NO_CONTAINERS
         self.seq += 1
         self.gpu_status = gpu_status

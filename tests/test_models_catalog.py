@@ -60,7 +60,12 @@ def test_builtins_follow_the_spark_playbooks() -> None:
     assert c.errors == []
     assert {"vllm", "trtllm", "sglang", "nim-llama3.1-8b", "open-webui", "ollama"} <= set(c.models)
     vllm = c.get("vllm")
-    assert vllm.command[vllm.command.index("--gpu-memory-utilization") + 1] == "0.85"
+    # the share of memory is the launch fit check's to size (at most 0.85; README "Will it fit?")
+    assert vllm.command[vllm.command.index("--gpu-memory-utilization") + 1] == "{gpu_memory_utilization}"
+    assert vllm.params["gpu_memory_utilization"] == "auto" and vllm.memory.fraction_param == "gpu_memory_utilization"
+    sglang = c.get("sglang")
+    assert sglang.command[sglang.command.index("--mem-fraction-static") + 1] == "{mem_fraction_static}"
+    assert sglang.params["mem_fraction_static"] == "auto" and sglang.memory.fraction_param == "mem_fraction_static"
     for t in c.models.values():
         assert t.gpus == "all" and t.health is not None
     for name in ("vllm", "trtllm", "sglang", "nim-llama3.1-8b"):

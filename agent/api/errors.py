@@ -15,9 +15,10 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
 
 
 class ApiError(StarletteHTTPException):
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, extra: dict | None = None):
         super().__init__(status_code=status, detail=detail, headers=headers)
         self.code = code
+        self.extra = extra  # more fields beside error and detail (e.g. insufficient_memory's figures)
 
 
 def error_body(status: int, code: str | None, detail: object) -> dict:
@@ -28,7 +29,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = getattr(exc, "code", None)
-        return JSONResponse(error_body(exc.status_code, code, exc.detail), status_code=exc.status_code, headers=exc.headers)
+        body = {**(getattr(exc, "extra", None) or {}), **error_body(exc.status_code, code, exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -26,6 +26,7 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
     yield g("sparkdeck_cpu_utilization_ratio", "host CPU busy, 0..1", value=(host["cpu"]["percent"] or 0) / 100)
     yield g("sparkdeck_memory_total_bytes", "MemTotal", value=host["memory"]["total_bytes"])
     yield g("sparkdeck_memory_used_bytes", "MemTotal - MemAvailable", value=host["memory"]["used_bytes"])
+    yield from _memory_families(host["memory"])
     yield g("sparkdeck_swap_used_bytes", "swap in use", value=host["swap"]["used_bytes"])
     if frame["noise"]["index"] is not None:
         noise = g("sparkdeck_noise_index", "noise proxy 0..100", labels=["source"])
@@ -73,6 +74,29 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
         if c.get("gpu_memory_bytes") is not None:
             c_gpu.add_metric(labels, c["gpu_memory_bytes"])
     yield from (c_up, c_cpu, c_mem, c_gpu)
+
+
+_MEMORY = [  # (field, metric, help); a null field is left out, not exported as 0
+    ("available_bytes", "sparkdeck_memory_available_bytes", "MemAvailable"),
+    ("free_bytes", "sparkdeck_memory_free_bytes", "MemFree"),
+    ("reclaimable_bytes", "sparkdeck_memory_reclaimable_bytes", "page cache the kernel can drop (Active(file)+Inactive(file)) plus SReclaimable"),
+    ("shmem_bytes", "sparkdeck_memory_shmem_bytes", "Shmem: tmpfs and /dev/shm"),
+    ("gpu_process_bytes", "sparkdeck_memory_gpu_process_bytes", "GPU processes' memory where it is system RAM (unified)"),
+    ("reserve_bytes", "sparkdeck_memory_reserve_bytes", "safety reserve kept free of models (memory.reserve_gib)"),
+    ("models_available_bytes", "sparkdeck_memory_models_available_bytes", "MemAvailable less the reserve; negative when the reserve is eaten into"),
+]
+
+
+def _memory_families(mem: dict[str, Any]) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    for key, name, doc in _MEMORY:
+        if mem.get(key) is not None:
+            yield GaugeMetricFamily(name, doc, value=mem[key])
+    pressure = mem.get("pressure")
+    if pressure:  # PSI avg10 is a percent of time; exported as a 0..1 ratio
+        yield GaugeMetricFamily("sparkdeck_memory_pressure_some_ratio", "share of the last 10 s some task stalled on memory (PSI some avg10)", value=pressure["some_avg10"] / 100)
+        yield GaugeMetricFamily("sparkdeck_memory_pressure_full_ratio", "share of the last 10 s all tasks stalled on memory (PSI full avg10)", value=pressure["full_avg10"] / 100)
 
 
 class _LatestCollector:

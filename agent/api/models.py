@@ -22,13 +22,14 @@ class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, str | int | float] = Field(default_factory=dict, description="overrides of the template's params")
     port: int | None = Field(default=None, ge=1, le=65535, description="host port for the template's health (or first) port")
+    force: bool = Field(default=False, description="start even if the memory fit check says it does not fit (audited)")
 
 
 async def _launch(work) -> Any:
     try:
         return await work
     except LaunchError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+        raise ApiError(exc.status, exc.code, exc.message, extra=exc.extra) from None
     except EngineError as exc:
         raise engine_error(exc) from None
 
@@ -47,8 +48,8 @@ async def start_model(
     _t: TokenInfo = Depends(require_action),
 ) -> dict:
     req = req or StartRequest()
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(req.params.items())) + (f" port={req.port}" if req.port else "")
-    return await audited(svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port)), detail=detail or None)
+    detail = ", ".join(f"{k}={v}" for k, v in sorted(req.params.items())) + (f" port={req.port}" if req.port else "") + (" force" if req.force else "")
+    return await audited(svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port, force=req.force)), detail=detail.strip() or None)
 
 
 @router.post("/models/{name}/stop", summary="Stop a running model's container")

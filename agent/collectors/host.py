@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import psutil
 
-from agent.procfs import line_value, net_dev, read_bytes
+from agent.collectors.memory import MEMINFO_FIELDS, parse_meminfo, picture, read_pressure
+from agent.procfs import net_dev, read_bytes
 
 # Filesystems that are not user storage.
 _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "nsfs", "proc", "sysfs", "cgroup2", "autofs"}
@@ -34,13 +35,7 @@ def meminfo(proc_root: str = "/proc", keys: tuple[str, ...] = MEMINFO_KEYS) -> d
 
     Looked up by key in one read rather than parsing all ~55 lines: the GPU collector (GB10)
     and the host collector each call this every tick."""
-    text = read_bytes(f"{proc_root}/meminfo")
-    out = {}
-    for key in keys:
-        value = (line_value(text, key.encode() + b":") or b"").split()
-        if value and value[0].isdigit():
-            out[key] = int(value[0]) * (1024 if value[1:] == [b"kB"] else 1)
-    return out
+    return parse_meminfo(read_bytes(f"{proc_root}/meminfo"), keys)
 
 
 def read_meminfo(proc_root: str = "/proc") -> tuple[int, int] | None:
@@ -181,8 +176,9 @@ def physical_nics(counters: dict[str, Any], sys_root: str = "/sys", known: dict[
 
 
 class HostCollector:
-    def __init__(self, *, proc_root: str = "/proc", sys_root: str = "/sys", clock: Callable[[], float] = time.monotonic):
+    def __init__(self, *, proc_root: str = "/proc", sys_root: str = "/sys", clock: Callable[[], float] = time.monotonic, reserve_bytes: int = 0):
         self.proc_root = proc_root
+        self.reserve_bytes = reserve_bytes  # memory.reserve_gib: kept free of models
         self.sys_root = sys_root
         self.clock = clock
         self._prev: tuple[float, Any, Any] | None = None
@@ -198,12 +194,11 @@ class HostCollector:
             load = tuple(round(x, 2) for x in os.getloadavg())  # two decimals, as uptime(1); the rest is fixed-point noise
         except OSError:
             load = (None, None, None)
-        m = meminfo(self.proc_root)  # memory and swap from one read (psutil's swap also parses vmstat)
-        if "MemTotal" in m and "MemAvailable" in m:
-            total, available = m["MemTotal"], m["MemAvailable"]
-        else:
+        m = meminfo(self.proc_root, MEMINFO_FIELDS)  # memory and swap from one read (psutil's swap also parses vmstat)
+        memory = picture(m, read_pressure(self.proc_root), self.reserve_bytes)
+        if memory is None:
             vm = psutil.virtual_memory()
-            total, available = vm.total, vm.available
+            memory = picture({"MemTotal": vm.total, "MemAvailable": vm.available}, read_pressure(self.proc_root), self.reserve_bytes)
         if "SwapTotal" in m and "SwapFree" in m:
             swap_total, swap_used = m["SwapTotal"], m["SwapTotal"] - m["SwapFree"]
         else:
@@ -221,12 +216,7 @@ class HostCollector:
                 "load_15": load[2],
                 "count": len(per_core) or None,
             },
-            "memory": {
-                "total_bytes": total,
-                "available_bytes": available,
-                "used_bytes": total - available,
-                "percent": round((total - available) * 100 / total, 1) if total else 0.0,
-            },
+            "memory": memory,
             "swap": {"total_bytes": swap_total, "used_bytes": swap_used, "percent": round(swap_used * 100 / swap_total, 1) if swap_total else 0.0},
             "disks": self._disks(),
             **self._rates(),

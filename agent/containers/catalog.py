@@ -80,6 +80,41 @@ class Health(BaseModel):
         return v
 
 
+AUTO = "auto"  # a fraction param left at auto is sized by the launch fit check
+
+
+class MemoryClaim(BaseModel):
+    """What a model takes from memory: a fixed size, or the share of total memory a param gives
+    (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static). The launch fit check uses it."""
+
+    model_config = ConfigDict(extra="forbid")
+    gib: float | None = Field(default=None, gt=0, le=65536)
+    fraction_param: str | None = None
+    max_fraction: float | None = Field(default=None, gt=0, le=1)
+    """Largest share an `auto` fraction is given (default 0.85)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "MemoryClaim":
+        if (self.gib is None) == (self.fraction_param is None):
+            raise ValueError("give either gib or fraction_param, not both (nor neither)")
+        if self.max_fraction is not None and self.fraction_param is None:
+            raise ValueError("max_fraction goes with fraction_param")
+        return self
+
+
+def fraction_value(name: str, value: Any) -> float | None:
+    """A fraction param's value as a float in (0, 1], None for auto; ValueError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"param {name!r} must be a fraction in (0, 1] or \"auto\", not {value!r}") from None
+    if not 0 < f <= 1:
+        raise ValueError(f"param {name!r} = {value!r} is outside (0, 1]")
+    return f
+
+
 class ModelTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +133,7 @@ class ModelTemplate(BaseModel):
     env: dict[str, str] = {}
     health: Health | None = None
     startup_timeout_s: float = Field(default=900.0, gt=0, le=86400)
+    memory: MemoryClaim | None = None
 
     @field_validator("image")
     @classmethod
@@ -141,6 +177,11 @@ class ModelTemplate(BaseModel):
                 raise ValueError(f"env name {key!r} is not valid")
         if self.health is not None and self.health.port not in self.ports:
             raise ValueError(f"health.port {self.health.port!r} is not one of ports")
+        if self.memory is not None and self.memory.fraction_param is not None:
+            fp = self.memory.fraction_param
+            if fp not in self.params:
+                raise ValueError(f"memory.fraction_param {fp!r} is not one of params ({', '.join(sorted(self.params)) or 'none'})")
+            fraction_value(fp, self.params[fp])
         return self
 
     def secret_names(self) -> list[str]:

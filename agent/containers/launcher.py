@@ -23,6 +23,7 @@ from typing import Any, Callable
 from agent.containers import logs
 from agent.containers.catalog import MODEL_LABEL, Catalog, LaunchSpec, RenderError, Secrets, render
 from agent.containers.engine import Engine, EngineError
+from agent.containers.memory_fit import InsufficientMemory, pending_bytes, plan
 from agent.containers.tracker import ContainerTracker
 from agent.protocol import PROTOCOL_VERSION, encode
 
@@ -35,11 +36,12 @@ _LOGIN_HINTS = ("unauthorized", "authentication required", "no basic auth creden
 
 
 class LaunchError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, extra: dict[str, Any] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.extra = extra  # more fields for the error body (insufficient_memory: needed, free, holders)
 
 
 def registry_of(image: str) -> str:
@@ -100,6 +102,8 @@ class Launcher:
         self.states: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._lock = asyncio.Lock()
+        # () -> (fresh memory picture or None, GPU memory is unified); the runtime sets it
+        self.memory_source: Callable[[], tuple[dict[str, Any] | None, bool]] = lambda: (None, False)
 
     # -- reading ----------------------------------------------------------------------
     def state_of(self, name: str) -> dict[str, Any]:
@@ -116,12 +120,12 @@ class Launcher:
 
     def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:
         prev = self.states.get(name, {})
-        self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url")}, **extra}
+        self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url", "claim_bytes", "fraction_param", "fraction")}, **extra}
         self.broadcast(encode({"type": "model_state", "v": PROTOCOL_VERSION, "name": name, **self.states[name]}))
         log.info("model %s: %s%s", name, state, f" ({message})" if message else "")
 
     # -- start --------------------------------------------------------------------------
-    async def start(self, name: str, *, params: dict[str, Any] | None = None, port: int | None = None) -> dict[str, Any]:
+    async def start(self, name: str, *, params: dict[str, Any] | None = None, port: int | None = None, force: bool = False) -> dict[str, Any]:
         template = self.catalog.get(name)
         if template is None and name in self.catalog.broken:
             raise LaunchError(400, "bad_template", self.catalog.broken[name])
@@ -132,7 +136,8 @@ class Launcher:
             if task is not None and not task.done():
                 raise LaunchError(409, "already_starting", f"model {name!r} is already {self.states[name]['state']}")
             try:
-                spec = render(template, self.secrets, params=params, port=port, home=self.models_home)
+                fit = self._fit(name, template, params or {}, force)
+                spec = render(template, self.secrets, params=fit.params, port=port, home=self.models_home)
             except RenderError as exc:
                 raise LaunchError(400, exc.code, exc.message) from None
             try:
@@ -143,13 +148,27 @@ class Launcher:
             except EngineError as exc:
                 raise LaunchError(502 if exc.status >= 500 else 400, "engine_error", spec.redact(exc.message)) from None
             url = f"http://127.0.0.1:{spec.health_url[0]}{spec.health_url[1]}" if spec.health_url else None
-            self.states[name] = {"container": container, "url": url}
+            self.states[name] = {"container": container, "url": url, **fit.state()}  # the claim is pending from here
             if present:
                 self._set(name, "starting", "container started; waiting for it to answer" if url else "container started")
             else:
                 self._set(name, "pulling", f"pulling {spec.image}")
             self._tasks[name] = asyncio.create_task(self._follow_up(spec, container), name=f"model-{name}")
-            return self.state_of(name)
+            return {**self.state_of(name), "memory_fit": fit.report}
+
+    def _fit(self, name: str, template: Any, params: dict[str, Any], force: bool) -> Any:
+        """The memory fit check, under the launch lock so two quick launches see each other's claim."""
+        if any(e.get("model") == name and e["state"] == "running" for e in self.tracker.entries.values()):
+            raise LaunchError(409, "already_running", f"model {name!r} is already running; stop it first")
+        memory, unified = self.memory_source()
+        rows = self.tracker.rows()
+        try:
+            fit = plan(template, params, memory, unified, pending_bytes(self.states, rows, skip=name), rows, force)
+        except InsufficientMemory as exc:
+            raise LaunchError(409, "insufficient_memory", exc.message, exc.extra) from None
+        if fit.report.get("forced"):
+            log.warning("model %s: started with force although it needs %d bytes and %d are free for models", name, fit.report["needed_bytes"], fit.report["free_bytes"])
+        return fit
 
     async def _clear_old_instance(self, name: str) -> None:
         for item in await self._instances(name):
