@@ -46,6 +46,7 @@ def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_ro
         secrets_file=settings.secrets_file,
         proc_root=proc_root,
         sys_root=sys_root,
+        audit_max_bytes=settings.audit_max_bytes,
     )
 
 

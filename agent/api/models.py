@@ -11,6 +11,7 @@ from agent.api.containers import audited, engine_error, require_action, service
 from agent.api.deps import require_read
 from agent.api.errors import ApiError
 from agent.auth import TokenInfo
+from agent.containers.audit import clip
 from agent.containers.engine import EngineError
 from agent.containers.launcher import LaunchError
 from agent.containers.service import ContainerService
@@ -47,7 +48,8 @@ async def start_model(
     _t: TokenInfo = Depends(require_action),
 ) -> dict:
     req = req or StartRequest()
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(req.params.items())) + (f" port={req.port}" if req.port else "")
+    # each param cut on its own, so one huge value cannot hide the others in the audit line
+    detail = ", ".join(f"{clip(k, 64)}={clip(str(v), 64)}" for k, v in sorted(req.params.items())) + (f" port={req.port}" if req.port else "")
     return await audited(svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port)), detail=detail or None)
 
 

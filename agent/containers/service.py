@@ -24,13 +24,14 @@ class ContainerService:
         secrets_file: Path | None = None,
         proc_root: str = "/proc",
         sys_root: str = "/sys",
+        audit_max_bytes: int = 4 * 1024 * 1024,
     ):
         self.engine = Engine(docker_host)
         self.tracker = ContainerTracker(self.engine, interval_s=interval_s, proc_root=proc_root, sys_root=sys_root)
         self.catalog = Catalog(models_file or default_models_file())
         self.secrets = Secrets(secrets_file or state_dir / "secrets.env")
         self.launcher = Launcher(self.engine, self.tracker, self.catalog, self.secrets, broadcast)
-        self.audit = AuditLog(state_dir / "audit.log")
+        self.audit = AuditLog(state_dir / "audit.log", max_bytes=audit_max_bytes)
 
     async def start(self) -> None:
         await self.tracker.start()
