@@ -369,7 +369,8 @@ class ModelState(_Model):
     container: str | None = None
     url: str | None = None
     exit_code: int | None = None
-    log_tail: list[str] | None = Field(default=None, description="last log lines of a container that exited")
+    log_tail: list[str] | None = Field(default=None, description="last log lines of a container that exited (control-token streams only)")
+    listen: list[str] | None = Field(default=None, description="host address:port pairs the model's ports are published on")
 
 
 class LogLine(_Model):

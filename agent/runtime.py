@@ -47,6 +47,7 @@ def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_ro
         proc_root=proc_root,
         sys_root=sys_root,
         audit_max_bytes=settings.audit_max_bytes,
+        models_bind_allowed=settings.models_bind_allowed,
     )
 
 
