@@ -4,8 +4,9 @@ Each client has a small bounded deque of live frames: when it falls behind, the
 oldest frames are dropped for it alone (latest wins), so a stalled client can
 neither delay the others nor grow the agent's memory. Frames are encoded once by
 the sampler and the same string goes to every client. Control items (hello,
-error frames, replay requests, close requests) travel in a second, bounded
-queue that is served first.
+error frames, replay requests, close requests) travel in a second queue, served
+first and bounded both in items and in bytes, so whatever a client sends, the
+frames queued for it stay under CONTROL_LIMIT items and CONTROL_BYTES.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from agent.budget import ReplayBudget
+
 CONTROL_LIMIT = 32  # pending control items per client; beyond it the client is misbehaving
+CONTROL_BYTES = 128 * 1024  # pending control frame text per client (a model_state with its log tail is a few KB)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class StreamClient:
     def __init__(self, *, queue_size: int, token_name: str, token_created: float, scope: str, peer: str):
         self.live: deque[tuple[int, str]] = deque(maxlen=queue_size)
         self.control: deque[object] = deque()
+        self.control_bytes = 0  # text length of the str items in ``control``
+        self.replays = ReplayBudget()
         self._wake = asyncio.Event()
         self.token_name = token_name
         self.token_created = token_created
@@ -62,10 +68,12 @@ class StreamClient:
         self._wake.set()
 
     def push_control(self, item: object) -> bool:
-        """Queue a control item; False when the queue is full."""
-        if len(self.control) >= CONTROL_LIMIT and not isinstance(item, Close):
+        """Queue a control item; False when the queue is full (in items or bytes)."""
+        size = len(item) if isinstance(item, str) else 0
+        if not isinstance(item, Close) and (len(self.control) >= CONTROL_LIMIT or self.control_bytes + size > CONTROL_BYTES):
             return False
         self.control.append(item)
+        self.control_bytes += size
         self._wake.set()
         return True
 
@@ -79,7 +87,10 @@ class StreamClient:
         """The next control item, else the next live (seq, text) frame."""
         while True:
             if self.control:
-                return self.control.popleft()
+                item = self.control.popleft()
+                if isinstance(item, str):
+                    self.control_bytes -= len(item)
+                return item
             if self.live:
                 return self.live.popleft()
             self._wake.clear()
@@ -100,10 +111,12 @@ class Hub:
         for client in self.clients:
             client.offer(seq, text)
 
-    def broadcast(self, text: str) -> None:
-        """An event frame for every client (e.g. pull progress); dropped for a client whose queue is full."""
+    def broadcast(self, text: str, read_text: str | None = None) -> None:
+        """An event frame for every client (e.g. pull progress); dropped for a client whose queue is full.
+        ``read_text``, when given, is what read-token clients get instead (a frame without what
+        only a control token may see, e.g. a failed model's log lines)."""
         for client in self.clients:
-            client.push_control(text)
+            client.push_control(read_text if read_text is not None and client.scope != "control" else text)
 
     def close_where(self, predicate: Callable[[StreamClient], bool], code: int, reason: str) -> int:
         hit = [c for c in self.clients if predicate(c)]

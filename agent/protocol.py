@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROTOCOL_VERSION = 1
 STREAM_PATH = "/api/v1/stream"
@@ -24,6 +24,9 @@ STREAM_PATH = "/api/v1/stream"
 # Largest client->agent WebSocket message the agent accepts; bigger ones close
 # the socket with CLOSE_TOO_BIG (the WebSocket standard's 1009).
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+# A ping's id comes back in the pong: capped so a client cannot make the agent queue
+# kilobytes of answers per few bytes it sends (a longer id gets an ``invalid`` error frame).
+MAX_PING_ID_CHARS = 128
 
 # WebSocket close codes the agent uses.
 CLOSE_NORMAL = 1000
@@ -63,6 +66,15 @@ class Ping(_ClientModel):
     type: Literal["ping"]
     id: int | str | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _short_id(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, str) and len(v) > MAX_PING_ID_CHARS:
+            raise ValueError(f"at most {MAX_PING_ID_CHARS} characters")
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:
+            raise ValueError("a 64-bit integer")
+        return v
+
 
 ClientMessage = Subscribe | Ping
 
@@ -99,7 +111,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         return model.model_validate(obj)  # type: ignore[return-value]
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+        where = ".".join(str(p) for p in first.get("loc", ()))[:64] or "message"  # an unknown key may be 60 KB long
         raise ProtocolError("invalid", f"{where}: {first.get('msg', 'invalid')}") from None
 
 
@@ -375,6 +387,7 @@ class ModelState(_Model):
     claim_bytes: int | None = Field(default=None, description="memory the launch claimed (template `memory`); null when it declares none")
     fraction_param: str | None = Field(default=None, description="the template's share-of-memory param, e.g. gpu_memory_utilization")
     fraction: float | None = Field(default=None, description="its value for this launch (chosen by the fit check when the param was auto)")
+    listen: list[str] | None = Field(default=None, description="host address:port pairs the model's ports are published on")
 
 
 class LogLine(_Model):

@@ -48,6 +48,8 @@ def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_ro
         models_home=settings.models_home,
         proc_root=proc_root,
         sys_root=sys_root,
+        audit_max_bytes=settings.audit_max_bytes,
+        models_bind_allowed=settings.models_bind_allowed,
     )
 
 

@@ -53,7 +53,7 @@ def container_in(frame: dict, name: str) -> dict | None:
     return next((c for c in frame["containers"] if c["name"] == name), None)
 
 
-def model_state(agent: Any, name: str) -> dict:
-    r = call(agent, "GET", "/api/v1/models", agent.read_token)
+def model_state(agent: Any, name: str, token: str | None = None) -> dict:
+    r = call(agent, "GET", "/api/v1/models", token or agent.read_token)
     assert r.status_code == 200, r.text
     return next(m for m in r.json()["models"] if m["name"] == name)["state"]

@@ -96,7 +96,7 @@ def test_render_is_exec_form_with_secrets_resolved(catalog: Catalog, tmp_path: P
     # the environment wins over the file
     spec = render(catalog.get("sdtest-echo"), Secrets(secrets_file, {"SD_SECRET": "env-value", "SD_OPTIONAL": "o"}), port=19000)
     assert "TOKEN=env-value" in spec.body["Env"] and "OPT=o" in spec.body["Env"]
-    assert spec.body["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "", "HostPort": "19000"}]}
+    assert spec.body["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "19000"}]}
 
 
 def test_public_view_never_holds_secret_values(catalog: Catalog) -> None:

@@ -162,7 +162,7 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
 
     # the container exits at once: exit code and its last lines
     assert _control(agent, "/models/sdtest-crash/start").status_code == 202
-    crash = wait_for(lambda: (s := model_state(agent, "sdtest-crash"))["state"] == "failed" and s, 30, "crash reported")
+    crash = wait_for(lambda: (s := model_state(agent, "sdtest-crash", agent.control_token))["state"] == "failed" and s, 30, "crash reported")
     assert crash["exit_code"] == 3 and "exited with code 3" in crash["message"]
     assert "stdout: boom-out" in crash["log_tail"] and "stderr: boom-err" in crash["log_tail"]
     assert "stdout: token=***" in crash["log_tail"]

@@ -195,9 +195,9 @@ def fleet() -> list[AgentClient]:
 
 CATALOG = [
     {"name": "vllm", "description": "vLLM OpenAI-compatible server", "image": "nvcr.io/nvidia/vllm:25.09-py3", "params": {"model": "Qwen/Qwen2.5-7B-Instruct"},
-     "ports": {"8000/tcp": 8000}, "secrets": {"HF_TOKEN": True}, "state": {"state": "ready", "message": None, "since": NOW - 600, "url": "http://spark-01.local:8000", "running": True}},
+     "ports": {"8000/tcp": 8000}, "secrets": {"HF_TOKEN": True}, "state": {"state": "ready", "message": None, "since": NOW - 600, "url": "http://spark-01.local:8000", "running": True, "listen": ["127.0.0.1:8000"]}},
     {"name": "sglang", "description": "SGLang server", "image": "lmsysorg/sglang:spark", "params": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
-     "ports": {"30000/tcp": 30000}, "secrets": {"HF_TOKEN": False}, "state": {"state": "idle", "message": None, "running": False}},
+     "ports": {"30000/tcp": 30000}, "secrets": {"HF_TOKEN": False}, "state": {"state": "idle", "message": None, "running": False, "listen": ["0.0.0.0:30000"]}},
     {"name": "trtllm", "description": "TensorRT-LLM trtllm-serve", "image": "nvcr.io/nvidia/tensorrt-llm:1.0", "params": {"model": "nvidia/Llama-3.1-8B-Instruct-FP4"},
      "ports": {"8355/tcp": 8355}, "secrets": {}, "state": {"state": "failed", "message": "container exited", "exit_code": 1, "since": NOW - 300,
      "log_tail": ["ValueError: out of memory while loading weights"], "running": False}},

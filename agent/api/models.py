@@ -11,6 +11,7 @@ from agent.api.containers import audited, engine_error, require_action, service
 from agent.api.deps import require_read
 from agent.api.errors import ApiError
 from agent.auth import TokenInfo
+from agent.containers.audit import clip
 from agent.containers.engine import EngineError
 from agent.containers.launcher import LaunchError
 from agent.containers.service import ContainerService
@@ -23,6 +24,7 @@ class StartRequest(BaseModel):
     params: dict[str, str | int | float] = Field(default_factory=dict, description="overrides of the template's params")
     port: int | None = Field(default=None, ge=1, le=65535, description="host port for the template's health (or first) port")
     force: bool = Field(default=False, description="start even if the memory fit check says it does not fit (audited)")
+    bind: str | None = Field(default=None, max_length=64, description="host address to publish on (default the template's, else 127.0.0.1); must be in models_bind_allowed")
 
 
 async def _launch(work) -> Any:
@@ -34,9 +36,9 @@ async def _launch(work) -> Any:
         raise engine_error(exc) from None
 
 
-@router.get("/models", summary="The catalog with each model's state; secrets are never included", dependencies=[Depends(require_read)])
-async def list_models(svc: ContainerService = Depends(service)) -> dict:
-    return {"models": svc.launcher.list(), "errors": svc.catalog.errors}
+@router.get("/models", summary="The catalog with each model's state; secrets are never included (nor, for a read token, a failed model's log lines)")
+async def list_models(svc: ContainerService = Depends(service), token: TokenInfo = Depends(require_read)) -> dict:
+    return {"models": svc.launcher.list(token.scope), "errors": svc.catalog.errors}
 
 
 @router.post("/models/{name}/start", status_code=202, summary="Start a model: pull if needed, create, start, then probe until ready")
@@ -48,8 +50,16 @@ async def start_model(
     _t: TokenInfo = Depends(require_action),
 ) -> dict:
     req = req or StartRequest()
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(req.params.items())) + (f" port={req.port}" if req.port else "") + (" force" if req.force else "")
-    return await audited(svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port, force=req.force)), detail=detail.strip() or None)
+    # each param cut on its own, so one huge value cannot hide the others in the audit line
+    detail = (
+        ", ".join(f"{clip(k, 64)}={clip(str(v), 64)}" for k, v in sorted(req.params.items()))
+        + (f" port={req.port}" if req.port else "")
+        + (f" bind={clip(req.bind, 64)}" if req.bind else "")
+        + (" force" if req.force else "")
+    )
+    return await audited(
+        svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port, bind=req.bind, force=req.force)), detail=detail.strip() or None
+    )
 
 
 @router.post("/models/{name}/stop", summary="Stop a running model's container")

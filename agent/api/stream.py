@@ -91,12 +91,20 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
                 client.close(CLOSE_POLICY, "too many bad messages")
                 return
             continue
+        answer: object | None = None
         if isinstance(parsed, Subscribe):
             client.every = parsed.every
             if parsed.since_seq is not None:
-                client.push_control(Replay(parsed.since_seq))
+                if client.replays.try_start():
+                    answer = Replay(parsed.since_seq)
+                else:  # a replay costs what it sends; a client asking for them in a loop waits its turn
+                    wait = client.replays.retry_after_s()
+                    answer = error_frame("replay_limited", f"replay budget spent: subscribe with since_seq again in {wait:.1f} s")
         elif isinstance(parsed, Ping):
-            client.push_control(encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id}))
+            answer = encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id})
+        if answer is not None and not client.push_control(answer):  # it asks faster than it reads the answers
+            client.close(CLOSE_POLICY, "too many unanswered messages")
+            return
 
 
 def _close_at_once(ws: WebSocket, code: int, reason: str) -> None:
@@ -122,7 +130,11 @@ async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
                     await ws.close(item.code, item.reason)
             return
         if isinstance(item, Replay):
-            await _replay(ws, client, agent, item.since_seq)
+            sent = 0
+            try:
+                sent = await _replay(ws, client, agent, item.since_seq)
+            finally:
+                client.replays.charge(sent)
         elif isinstance(item, tuple):
             seq, text = item
             if seq > client.last_sent:
@@ -135,17 +147,19 @@ async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
             await ws.send_text(item)
 
 
-async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int) -> None:
-    """Frames after ``since``: first from the history store (older than the ring), then the ring."""
+async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int) -> int:
+    """Frames after ``since``: first from the history store (older than the ring), then the ring.
+    Returns the bytes of frame text sent, which the client's replay budget is charged."""
     ring = agent.ring
     oldest = await agent.oldest_seq()
     first = last = None
-    count = 0
+    count = sent = 0
     cursor = since
 
     async def send(seq: int, text: str) -> None:
-        nonlocal first, last, count, cursor
+        nonlocal first, last, count, cursor, sent
         if seq % client.every == 0:
+            sent += len(text)
             await ws.send_text(text)
             client.last_sent = seq
             first = seq if first is None else first
@@ -170,3 +184,4 @@ async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int)
     await ws.send_text(
         encode({"type": "backfill", "v": PROTOCOL_VERSION, "since_seq": since, "first_seq": first, "last_seq": last, "count": count, "complete": complete})
     )
+    return sent

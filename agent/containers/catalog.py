@@ -9,6 +9,7 @@ request; ``public`` (what clients see) shows the ``${VAR}`` reference instead.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import string
@@ -34,6 +35,9 @@ _SIZE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
 MAX_PARAM_CHARS = 512
 
 Scalar = str | int | float | bool
+
+
+LOOPBACK = "127.0.0.1"  # where model ports are published unless the config allows more
 
 
 class CatalogError(ValueError):
@@ -134,12 +138,21 @@ class ModelTemplate(BaseModel):
     health: Health | None = None
     startup_timeout_s: float = Field(default=900.0, gt=0, le=86400)
     memory: MemoryClaim | None = None
+    bind: str | None = None
+    """Host address the ports are published on; default 127.0.0.1. Another one must be in the agent's models_bind_allowed."""
 
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
         if not _IMAGE.match(v):
             raise ValueError(f"{v!r} is not a valid image reference")
+        return v
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, v: str | None) -> str | None:
+        if v is not None:
+            ipaddress.ip_address(v)  # a ValueError names the bad address
         return v
 
     @field_validator("shm_size")
@@ -241,6 +254,17 @@ class LaunchSpec:
     health_url: tuple[int, str] | None
     startup_timeout_s: float
     secret_values: list[str] = field(default_factory=list)
+    bind: str = LOOPBACK
+
+    @property
+    def probe_host(self) -> str:
+        """Where the agent itself reaches the published ports: loopback for a wildcard bind."""
+        return LOOPBACK if self.bind in ("0.0.0.0", "::") else self.bind
+
+    @property
+    def listen(self) -> list[str]:
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return [f"{host}:{p}" for p in self.host_ports]
 
     def redact(self, text: str) -> str:
         for value in self.secret_values:
@@ -260,9 +284,34 @@ def _check_param(name: str, value: Any) -> str:
     return text
 
 
+def resolve_bind(t: ModelTemplate, bind: str | None, allowed: list[str]) -> str:
+    """The address a launch publishes on: the request's, else the template's, else loopback.
+    Anything but loopback must be listed in the agent's ``models_bind_allowed``: a model server
+    answers without auth, and Docker's published ports bypass the host firewall."""
+    address = bind if bind is not None else (t.bind or LOOPBACK)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise RenderError("bad_param", f"bind {address[:64]!r} is not an IP address") from None
+    if address != LOOPBACK and address not in allowed:
+        raise RenderError(
+            "bind_not_allowed",
+            f"publishing on {address} is not allowed by this agent (models_bind_allowed = {allowed}); add it to the agent's config, or reach the model with `sparkdeck forward`",
+        )
+    return address
+
+
 def render(
-    t: ModelTemplate, secrets: Secrets, *, params: dict[str, Any] | None = None, port: int | None = None, home: Path | None = None
+    t: ModelTemplate,
+    secrets: Secrets,
+    *,
+    params: dict[str, Any] | None = None,
+    port: int | None = None,
+    bind: str | None = None,
+    allowed_binds: list[str] | None = None,
+    home: Path | None = None,
 ) -> LaunchSpec:
+    address = resolve_bind(t, bind, allowed_binds if allowed_binds is not None else [LOOPBACK])
     values = {k: str(v) for k, v in t.params.items()}
     for key, value in (params or {}).items():
         if key not in t.params:
@@ -302,7 +351,7 @@ def render(
             continue  # an optional secret that is not set: leave the variable out altogether
         env.append(f"{key}={resolved}")
     host_config: dict[str, Any] = {
-        "PortBindings": {k: [{"HostIp": "", "HostPort": str(v)}] for k, v in ports.items()},
+        "PortBindings": {k: [{"HostIp": address, "HostPort": str(v)}] for k, v in ports.items()},
         "Binds": [expand_home(v, home) for v in t.volumes],
         "Ulimits": [{"Name": k, "Soft": v, "Hard": v} for k, v in t.ulimits.items()],
     }
@@ -324,7 +373,7 @@ def render(
     if entrypoint is not None:
         body["Entrypoint"] = entrypoint
     health = (ports[t.health.port], t.health.path) if t.health else None
-    return LaunchSpec(t.name, t.image, body, sorted(set(ports.values())), health, t.startup_timeout_s, secret_values)
+    return LaunchSpec(t.name, t.image, body, sorted(set(ports.values())), health, t.startup_timeout_s, secret_values, address)
 
 
 def expand_home(volume: str, home: Path | None) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agent.containers import logs
-from agent.containers.catalog import MODEL_LABEL, Catalog, LaunchSpec, RenderError, Secrets, render
+from agent.containers.audit import clip
+from agent.containers.catalog import LOOPBACK, MODEL_LABEL, Catalog, LaunchSpec, RenderError, Secrets, render
 from agent.containers.engine import Engine, EngineError
 from agent.containers.memory_fit import InsufficientMemory, pending_bytes, plan
 from agent.containers.tracker import ContainerTracker
@@ -32,6 +33,8 @@ log = logging.getLogger("sparkdeck.models")
 PROBE_EVERY_S = 0.5
 PROGRESS_EVERY_S = 0.25
 LOG_LINES_ON_FAILURE = 20
+LOG_LINE_CHARS = 512  # per line of that tail: 20 of them stay well inside a stream client's queue
+CONTROL_ONLY = ("log_tail",)  # what a read token never gets: container logs need a control token
 _LOGIN_HINTS = ("unauthorized", "authentication required", "no basic auth credentials", "denied", "login")
 
 
@@ -71,14 +74,14 @@ def port_free(port: int) -> bool:
     return True
 
 
-async def http_status(port: int, path: str, timeout_s: float = 2.0) -> int | None:
-    """Status code of GET http://127.0.0.1:port/path, or None when nothing answers."""
+async def http_status(port: int, path: str, timeout_s: float = 2.0, host: str = LOOPBACK) -> int | None:
+    """Status code of GET http://host:port/path, or None when nothing answers."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout_s)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     except (OSError, asyncio.TimeoutError):
         return None
     try:
-        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), timeout_s)
         parts = line.split()
@@ -92,8 +95,17 @@ async def http_status(port: int, path: str, timeout_s: float = 2.0) -> int | Non
 
 
 class Launcher:
-    def __init__(self, engine: Engine, tracker: ContainerTracker, catalog: Catalog, secrets: Secrets, broadcast: Callable[[str], None]):
+    def __init__(
+        self,
+        engine: Engine,
+        tracker: ContainerTracker,
+        catalog: Catalog,
+        secrets: Secrets,
+        broadcast: Callable[..., None],
+        bind_allowed: list[str] | None = None,
+    ):
         self.engine = engine
+        self.bind_allowed = list(bind_allowed or [LOOPBACK])
         self.tracker = tracker
         self.catalog = catalog
         self.secrets = secrets
@@ -106,26 +118,39 @@ class Launcher:
         self.memory_source: Callable[[], tuple[dict[str, Any] | None, bool]] = lambda: (None, False)
 
     # -- reading ----------------------------------------------------------------------
-    def state_of(self, name: str) -> dict[str, Any]:
+    def state_of(self, name: str, scope: str = "control") -> dict[str, Any]:
         state = dict(self.states.get(name) or {"state": "idle", "message": None})
         running = [e for e in self.tracker.entries.values() if e.get("model") == name and e["state"] == "running"]
         state["running"] = bool(running)
         state["container"] = running[0]["name"] if running else state.get("container")
+        if running and running[0].get("ports"):  # where it really listens, as the engine reports it
+            state["listen"] = sorted({f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}" for p in running[0]["ports"]})
+        elif "listen" not in state and (t := self.catalog.get(name)) is not None:
+            state["listen"] = [f"{t.bind or LOOPBACK}:{port}" for port in sorted(set(t.ports.values()))]
+        if scope != "control":
+            for key in CONTROL_ONLY:
+                state.pop(key, None)
         if state["state"] == "ready" and not running:  # it stopped or died after it was ready
             state["state"], state["message"] = "exited", "the container is no longer running"
         return state
 
-    def list(self) -> list[dict[str, Any]]:
-        return [{**t.public(self.secrets), "state": self.state_of(name)} for name, t in sorted(self.catalog.models.items())]
+    def list(self, scope: str = "control") -> list[dict[str, Any]]:
+        return [{**t.public(self.secrets), "state": self.state_of(name, scope)} for name, t in sorted(self.catalog.models.items())]
 
     def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:
         prev = self.states.get(name, {})
-        self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url", "claim_bytes", "fraction_param", "fraction")}, **extra}
-        self.broadcast(encode({"type": "model_state", "v": PROTOCOL_VERSION, "name": name, **self.states[name]}))
+        self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url", "listen", "claim_bytes", "fraction_param", "fraction")}, **extra}
+        frame = {"type": "model_state", "v": PROTOCOL_VERSION, "name": name, **self.states[name]}
+        if any(key in frame for key in CONTROL_ONLY):  # read-token streams get the exit code and the reason only
+            self.broadcast(encode(frame), encode({k: v for k, v in frame.items() if k not in CONTROL_ONLY}))
+        else:
+            self.broadcast(encode(frame))
         log.info("model %s: %s%s", name, state, f" ({message})" if message else "")
 
     # -- start --------------------------------------------------------------------------
-    async def start(self, name: str, *, params: dict[str, Any] | None = None, port: int | None = None, force: bool = False) -> dict[str, Any]:
+    async def start(
+        self, name: str, *, params: dict[str, Any] | None = None, port: int | None = None, bind: str | None = None, force: bool = False
+    ) -> dict[str, Any]:
         template = self.catalog.get(name)
         if template is None and name in self.catalog.broken:
             raise LaunchError(400, "bad_template", self.catalog.broken[name])
@@ -137,7 +162,7 @@ class Launcher:
                 raise LaunchError(409, "already_starting", f"model {name!r} is already {self.states[name]['state']}")
             try:
                 fit = self._fit(name, template, params or {}, force)
-                spec = render(template, self.secrets, params=fit.params, port=port, home=self.models_home)
+                spec = render(template, self.secrets, params=fit.params, port=port, bind=bind, allowed_binds=self.bind_allowed, home=self.models_home)
             except RenderError as exc:
                 raise LaunchError(400, exc.code, exc.message) from None
             try:
@@ -147,8 +172,9 @@ class Launcher:
                 container = await self._create_and_start(spec) if present else None
             except EngineError as exc:
                 raise LaunchError(502 if exc.status >= 500 else 400, "engine_error", spec.redact(exc.message)) from None
-            url = f"http://127.0.0.1:{spec.health_url[0]}{spec.health_url[1]}" if spec.health_url else None
-            self.states[name] = {"container": container, "url": url, **fit.state()}  # the claim is pending from here
+            host = f"[{spec.probe_host}]" if ":" in spec.probe_host else spec.probe_host
+            url = f"http://{host}:{spec.health_url[0]}{spec.health_url[1]}" if spec.health_url else None
+            self.states[name] = {"container": container, "url": url, "listen": spec.listen, **fit.state()}  # the claim is pending from here
             if present:
                 self._set(name, "starting", "container started; waiting for it to answer" if url else "container started")
             else:
@@ -273,7 +299,7 @@ class Launcher:
                 lines = await self._last_lines(cid)
                 self._set(spec.name, "failed", f"the container exited with code {code}", exit_code=code, log_tail=[spec.redact(x) for x in lines])
                 return
-            if spec.health_url is None or await http_status(*spec.health_url) == 200:
+            if spec.health_url is None or await http_status(*spec.health_url, host=spec.probe_host) == 200:
                 self._set(spec.name, "ready", "answering" if spec.health_url else "running (no health URL in the template)")
                 return
             if time.monotonic() > deadline:
@@ -284,7 +310,7 @@ class Launcher:
 
     async def _last_lines(self, cid: str) -> list[str]:
         try:
-            return [f"{x['stream']}: {x['text']}" for x in await logs.tail(self.engine, cid, LOG_LINES_ON_FAILURE)]
+            return [clip(f"{x['stream']}: {x['text']}", LOG_LINE_CHARS) for x in await logs.tail(self.engine, cid, LOG_LINES_ON_FAILURE)]
         except EngineError:
             return []
 

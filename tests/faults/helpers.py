@@ -52,3 +52,22 @@ class Watcher:
 
     def seqs(self) -> list[int]:
         return [f["seq"] for _, f in self.arrivals]
+
+
+def masked_text_frame(text: str) -> bytes:
+    """One client->server WebSocket text frame (RFC 6455: clients must mask), for raw sockets."""
+    import os
+    import struct
+
+    payload = text.encode()
+    n = len(payload)
+    head = struct.pack("!B", 0x81)
+    if n < 126:
+        head += struct.pack("!B", 0x80 | n)
+    elif n < 1 << 16:
+        head += struct.pack("!BH", 0x80 | 126, n)
+    else:
+        head += struct.pack("!BQ", 0x80 | 127, n)
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + body

@@ -60,6 +60,12 @@ def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]],
     return ""
 
 
+def listens(entry: dict[str, Any], progress: dict[str, Any] | None = None) -> str:
+    """Where the model's ports are published on its machine (127.0.0.1 unless the agent allows more)."""
+    where = (progress or {}).get("listen") or entry_state(entry).get("listen") or []
+    return ", ".join(str(x) for x in where)
+
+
 class ModelsScreen(BaseView):
     view = "models"
     BINDINGS = [
@@ -86,7 +92,7 @@ class ModelsScreen(BaseView):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (("name", "Model"), ("state", "State"), ("endpoint", "Endpoint"), ("image", "Image"), ("description", "Description")):
+        for key, label in (("name", "Model"), ("state", "State"), ("endpoint", "Endpoint"), ("listens", "Listens on"), ("image", "Image"), ("description", "Description")):
             table.add_column(label, key=key)
         super().on_mount()
         table.focus()
@@ -142,6 +148,7 @@ class ModelsScreen(BaseView):
                 entry["name"],
                 Text(ph, fmt.theme_style(self.app.current_theme, ph.split()[0], "dim")),
                 url if ph == "ready" else (Text(url, "dim") if url else ""),
+                listens(entry, self.client.model_progress.get(entry["name"])),
                 entry.get("image", ""),
                 entry.get("description", ""),
                 key=entry["name"],
