@@ -81,6 +81,9 @@ class Agent:
 
             self.history = HistoryService(settings)
             self.sampler.before_publish.append(self.history.before_publish)
+        from agent.incidents.service import IncidentService
+
+        self.incidents = IncidentService(settings, self.history.store if self.history else None)
 
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -88,6 +91,7 @@ class Agent:
             await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
         if self.history:
             await self.history.restore(self.sampler, self.ring)
+        await self.incidents.start()  # reads the last run's frames: before this run stores any
         await self.sampler.tick()  # the first snapshot exists before the first request
         self._tasks = [
             asyncio.create_task(self.sampler.run(tick_now=False), name="sampler"),
@@ -109,6 +113,7 @@ class Agent:
         self.gpu.close()
         if self.history:
             self.history.close()
+        self.incidents.stopped_cleanly()  # last: a stop that hangs or dies before here is not clean
 
     async def _revalidate_streams(self) -> None:
         while True:
