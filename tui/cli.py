@@ -2,6 +2,7 @@
 
     sparkdeck [TARGET ...] [--token TOKEN]
     sparkdeck status TARGET [--json] [--token TOKEN]
+    sparkdeck incidents TARGET [--json] [--token TOKEN]
     sparkdeck hosts add NAME URL [--token TOKEN | --token-file FILE]
     sparkdeck hosts list [--json]
     sparkdeck hosts remove NAME
@@ -49,6 +50,16 @@ def status_parser() -> argparse.ArgumentParser:
     p.add_argument("--token")
     p.add_argument("--json", action="store_true", help="print the StatusReport JSON (see --schema)")
     p.add_argument("--schema", action="store_true", help="print the JSON schema of --json output and exit")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+    return p
+
+
+def incidents_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparkdeck incidents", description="Earlier runs of the agent that did not end cleanly (crash, freeze, reboot).")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("--token")
+    p.add_argument("--json", action="store_true", help="print the agent's IncidentList JSON (agent/protocol.py), newest first")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S")
     p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
     return p
@@ -113,6 +124,28 @@ def cmd_status(argv: list[str]) -> int:
     else:
         print(render_text(report), file=sys.stdout if report.state == "ok" else sys.stderr)
     return report.exit_code
+
+
+def cmd_incidents(argv: list[str]) -> int:
+    from tui.config import resolve_target
+    from tui.incidents import fetch, render_text
+    from tui.transport import prepare
+
+    args = incidents_parser().parse_args(argv)
+    try:
+        prepared = prepare(resolve_target(args.target, args.token), fingerprint=args.fingerprint)
+    except (TargetError, ValueError) as exc:
+        return _err(str(exc))
+    try:
+        for note in prepared.notes:
+            print(note, file=sys.stderr)
+        code, body, error = fetch(prepared.target, timeout=args.timeout)
+    finally:
+        prepared.close()
+    if body is None:
+        return _err(f"{args.target}: {error}", code)
+    print(json.dumps(body, indent=2) if args.json else render_text(body))
+    return code
 
 
 def cmd_hosts(argv: list[str]) -> int:
@@ -256,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "status":
         return cmd_status(argv[1:])
+    if argv and argv[0] == "incidents":
+        return cmd_incidents(argv[1:])
     if argv and argv[0] == "hosts":
         return cmd_hosts(argv[1:])
     if argv and argv[0] == "forward":
