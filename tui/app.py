@@ -40,7 +40,7 @@ class SparkdeckApp(App):
         Binding("d", "view('detail')", "Detail"),
         Binding("c", "view('containers')", "Containers"),
         Binding("m", "view('models')", "Models"),
-        Binding("i", "view('incidents')", "Incidents"),
+        Binding("i", "view('incidents')", "Incidents", show=False),  # in help and the palette; the footer is full
         Binding("r", "retry", "Reconnect", show=False),
         Binding("left_square_bracket", "machine(-1)", "Prev machine", show=False),
         Binding("right_square_bracket", "machine(1)", "Next machine", show=False),

@@ -47,14 +47,13 @@ def details(inc: dict[str, Any]) -> list[str]:
     """The lines under an incident's summary: figures, containers, the samples' span."""
     f = inc.get("figures") or {}
     samples = inc.get("samples") or []
-    pressure = f.get("max_psi_full_avg10")
+    some, full = f.get("max_psi_some_avg10"), f.get("max_psi_full_avg10")
+    pressure = "n/a" if some is None and full is None else f"some {fmt.num(some, '%')} full {fmt.num(full, '%')}"
     lines = [
-        f"run started {when(inc.get('run_started'))}, agent {inc.get('agent_version') or fmt.NA}; "
-        f"last sample {when(inc.get('last_sample_ts'))}; found {when(inc.get('detected_at'))}",
-        f"at the end: available min {fmt.size(f.get('min_available_bytes'))}, for models min {fmt.size(f.get('min_models_available_bytes'))}, "
-        f"pressure max some {fmt.num(f.get('max_psi_some_avg10'), '%')} full {fmt.num(pressure, '%')}, "
-        f"hottest {fmt.num(f.get('max_temperature_c'), ' °C')} (limit {fmt.num(f.get('temperature_limit_c'), ' °C')}), "
-        f"throttle: {', '.join(f.get('throttle_reasons') or []) or 'none'}",
+        f"run started {when(inc.get('run_started'))}, agent {inc.get('agent_version') or fmt.NA}; found {when(inc.get('detected_at'))}",
+        f"at the end: min available {fmt.size(f.get('min_available_bytes'))} (for models {fmt.size(f.get('min_models_available_bytes'))}), "
+        f"max pressure {pressure}, hottest {fmt.num(f.get('max_temperature_c'), ' °C')} (limit {fmt.num(f.get('temperature_limit_c'), ' °C')}), "
+        f"throttle {', '.join(f.get('throttle_reasons') or []) or 'none'}",
     ]
     for c in inc.get("containers") or []:
         lines.append(
@@ -63,7 +62,7 @@ def details(inc: dict[str, Any]) -> list[str]:
         )
     if samples:
         span = samples[-1]["ts"] - samples[0]["ts"]
-        lines.append(f"{len(samples)} samples over the last {fmt.duration(span)} before the end (GET {PATH} for each)")
+        lines.append(f"{len(samples)} samples over the last {fmt.duration(span)} before the end")
     return lines
 
 
