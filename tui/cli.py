@@ -18,13 +18,15 @@ Token: --token, then $SPARKDECK_TOKEN, then the hosts file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from typing import Iterator
 
 from agent import __version__
-from tui.client import TargetError, parse_url
+from tui.client import Target, TargetError, parse_url
 
 
 def _err(message: str, code: int = 2) -> int:
@@ -95,8 +97,31 @@ def forward_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Unusable(Exception):
+    """The TARGET cannot be used (unknown host, bad URL, failed tunnel or pin): a usage error."""
+
+
+@contextlib.contextmanager
+def _one_agent(args: argparse.Namespace) -> Iterator[Target]:
+    """TARGET made reachable (hosts file, token, SSH tunnel, pinned TLS) for one-shot commands;
+    the tunnel is torn down after. Only the preparation's errors become _Unusable."""
+    from tui.config import resolve_target
+    from tui.transport import prepare
+
+    try:
+        prepared = prepare(resolve_target(args.target, args.token), fingerprint=args.fingerprint)
+    except (TargetError, ValueError) as exc:
+        raise _Unusable(str(exc)) from None
+    try:
+        for note in prepared.notes:
+            print(note, file=sys.stderr)
+        yield prepared.target
+    finally:
+        prepared.close()
+
+
 def cmd_status(argv: list[str]) -> int:
-    from tui.config import load_alert_rules, resolve_target
+    from tui.config import load_alert_rules
     from tui.status import StatusReport, fetch_status, render_text
 
     args = status_parser().parse_args(argv)
@@ -105,20 +130,15 @@ def cmd_status(argv: list[str]) -> int:
         return 0
     if not args.target:
         return _err("status needs a TARGET (http://HOST:PORT or a hosts-file name)")
-    from tui.transport import prepare
-
     try:
-        target = resolve_target(args.target, args.token)
         rules = load_alert_rules()
-        prepared = prepare(target, fingerprint=args.fingerprint)
     except (TargetError, ValueError) as exc:
         return _err(str(exc))
     try:
-        for note in prepared.notes:
-            print(note, file=sys.stderr)
-        report = fetch_status(args.target, prepared.target, rules, timeout=args.timeout)
-    finally:
-        prepared.close()
+        with _one_agent(args) as target:
+            report = fetch_status(args.target, target, rules, timeout=args.timeout)
+    except _Unusable as exc:
+        return _err(str(exc))
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -127,21 +147,14 @@ def cmd_status(argv: list[str]) -> int:
 
 
 def cmd_incidents(argv: list[str]) -> int:
-    from tui.config import resolve_target
     from tui.incidents import fetch, render_text
-    from tui.transport import prepare
 
     args = incidents_parser().parse_args(argv)
     try:
-        prepared = prepare(resolve_target(args.target, args.token), fingerprint=args.fingerprint)
-    except (TargetError, ValueError) as exc:
+        with _one_agent(args) as target:
+            code, body, error = fetch(target, timeout=args.timeout)
+    except _Unusable as exc:
         return _err(str(exc))
-    try:
-        for note in prepared.notes:
-            print(note, file=sys.stderr)
-        code, body, error = fetch(prepared.target, timeout=args.timeout)
-    finally:
-        prepared.close()
     if body is None:
         return _err(f"{args.target}: {error}", code)
     print(json.dumps(body, indent=2) if args.json else render_text(body))

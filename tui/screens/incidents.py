@@ -87,10 +87,7 @@ class IncidentsScreen(BaseView):
         self._show_detail()
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = self.cursor_key()
         return next((i for i in self.incidents if str(i.get("id")) == key), None)
 
     def on_data_table_row_highlighted(self) -> None:
