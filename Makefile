@@ -7,7 +7,7 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test test-service demo bench faults soak clean docker-image
+.PHONY: venv test test-service demo bench bench-fsync faults soak clean docker-image
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,9 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+
+bench-fsync: $(STAMP)
+	$(BIN)/python bench/bench.py --fsync
 
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q tests/faults

@@ -331,6 +331,7 @@ class Hello(_Model):
     simulated: bool
     oldest_seq: int | None
     latest_seq: int | None
+    incidents: int = Field(default=0, description="incidents kept (GET /api/v1/incidents): earlier runs that did not end cleanly")
 
 
 class Snapshot(_Model):
@@ -458,6 +459,72 @@ class Pong(_Model):
     type: Literal["pong"]
     v: int = PROTOCOL_VERSION
     id: int | str | None = None
+
+
+class IncidentGpu(_Model):
+    index: int
+    utilization_percent: float | None
+    temperature_c: float | None
+    power_w: float | None
+    throttle_reasons: list[str] | None
+
+
+class IncidentSample(_Model):
+    """One sample before an unclean end, compacted from the stored snapshot frame."""
+
+    ts: float
+    seq: int
+    available_bytes: int | None = Field(description="MemAvailable")
+    models_available_bytes: int | None = Field(description="available - memory.reserve_gib (computed where the frame lacks it)")
+    psi_some_avg10: float | None = Field(description="/proc/pressure/memory; null without PSI")
+    psi_full_avg10: float | None
+    hottest_c: float | None = Field(description="hottest GPU or hwmon sensor (noise.ignore_sensors left out)")
+    gpus: list[IncidentGpu]
+
+
+class IncidentFigures(_Model):
+    """Extremes over the incident's samples."""
+
+    min_available_bytes: int | None
+    min_models_available_bytes: int | None
+    max_psi_some_avg10: float | None
+    max_psi_full_avg10: float | None
+    max_temperature_c: float | None
+    temperature_limit_c: float = Field(description="the over-temperature threshold the cause rule used")
+    throttle_reasons: list[str] = Field(description="every throttle reason seen in the samples")
+
+
+class IncidentContainer(_Model):
+    id: str
+    name: str
+    image: str | None
+    model: str | None
+    memory_bytes: int | None
+    gpu_memory_bytes: int | None
+
+
+class Incident(_Model):
+    """A previous run of the agent that did not end cleanly (written at the next start)."""
+
+    id: int
+    kind: Literal["agent-crash", "host-reboot"] = Field(description="host-reboot: the kernel's boot id changed")
+    detected_at: float = Field(description="when the next run found it (Unix time)")
+    run_started: float | None = Field(description="when the run that ended uncleanly had started")
+    agent_version: str | None
+    last_sample_ts: float | None = Field(description="the last sample stored before the end; null without history")
+    window_s: float = Field(description="samples cover this many seconds before last_sample_ts")
+    cause: Literal["memory", "temperature", "unknown"]
+    cause_text: str = Field(description="one line: likely cause and the figure behind it")
+    figures: IncidentFigures
+    containers: list[IncidentContainer] = Field(description="running at the last sample")
+    samples: list[IncidentSample] = Field(description="oldest first; thinned evenly to at most 240")
+
+
+class IncidentList(_Model):
+    """GET /api/v1/incidents: newest first."""
+
+    incidents: list[Incident]
+    kept: int = Field(description="at most this many are kept; older ones are dropped")
 
 
 class Info(_Model):

@@ -99,6 +99,9 @@ class Agent:
             self.sampler.before_publish.append(self.history.before_publish)
         self.guard = _memory_guard(settings, self.hub, self.container_service, proc_root)
         self.sampler.listeners.append(self.guard.note_frame)
+        from agent.incidents.service import IncidentService
+
+        self.incidents = IncidentService(settings, self.history.store if self.history else None)
 
     async def start(self) -> None:
         statefiles.ensure_dir(self.settings.state_dir)
@@ -107,6 +110,7 @@ class Agent:
             await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
         if self.history:
             await self.history.restore(self.sampler, self.ring)
+        await self.incidents.start()  # reads the last run's frames: before this run stores any
         await self.sampler.tick()  # the first snapshot exists before the first request
         self._tasks = [
             asyncio.create_task(self.sampler.run(tick_now=False), name="sampler"),
@@ -130,6 +134,7 @@ class Agent:
         self.gpu.close()
         if self.history:
             self.history.close()
+        self.incidents.stopped_cleanly()  # last: a stop that hangs or dies before here is not clean
 
     async def _revalidate_streams(self) -> None:
         while True:

@@ -11,7 +11,11 @@ In one run on this machine:
   4. container start -> seen by a stream client;
   5. Glances 4 (`glances -w --disable-webui -t 1`, from a bench venv) with one client polling
      /api/4/all every second, same containers, same duration: CPU, RSS, bytes per poll.
-Results go to stdout and bench/results.json, with the targets from the issue and the ratios.
+  6. what fsyncing the history WAL costs (the store's own thread, off the publish path):
+     `python bench/bench.py --fsync` runs this part alone (make bench-fsync), in a temp dir
+     under BENCH_FSYNC_DIR (default: the repository, i.e. a real disk, not a tmpfs /tmp).
+Results go to stdout and bench/results.json, with the targets from the issue and the ratios
+(--fsync alone: bench/results-fsync.json).
 Knobs: BENCH_SECONDS (60), BENCH_CLIENTS (10), BENCH_CONTAINERS (20), BENCH_FANOUT (1,100,500),
 BENCH_GLANCES (1; 0 skips it), BENCH_GLANCES_PY (python of a venv with glances installed).
 """
@@ -277,6 +281,79 @@ def glances(seconds: float) -> dict | None:
         proc.wait(10)
 
 
+def _bench_frame_blob(i: int) -> bytes:
+    """A frame like the agent's (20 containers, per-core CPU), compressed as the ring does."""
+    import random
+    import zlib
+
+    rnd = random.Random(i)
+    frame = {
+        "type": "snapshot", "v": 1, "seq": i, "ts": time.time(),
+        "host": {"cpu": {"per_core_percent": [round(rnd.uniform(0, 100), 1) for _ in range(20)]},
+                 "memory": {"available_bytes": rnd.randrange(2**36), "used_bytes": rnd.randrange(2**36)}},
+        "gpus": [{"index": 0, "temperature_c": rnd.randrange(40, 90), "power_w": round(rnd.uniform(5, 140), 2)}],
+        "containers": [{"id": f"{rnd.getrandbits(48):012x}", "name": f"bench-{k}", "cpu_percent": round(rnd.uniform(0, 5), 2),
+                        "memory_bytes": rnd.randrange(2**30), "net_rx_bytes_s": rnd.randrange(10**6), "net_tx_bytes_s": rnd.randrange(10**6),
+                        "status": f"Up {rnd.randrange(60)} minutes", "state": "running", "image": f"nvcr.io/nvidia/bench-{k}:{rnd.getrandbits(24):x}",
+                        "ports": [{"host_ip": "127.0.0.1", "host_port": 8000 + k, "container_port": 8000, "protocol": "tcp"}], "health": None,
+                        "memory_limit_bytes": None, "gpu_memory_bytes": rnd.randrange(2**34), "model": None} for k in range(20)],
+    }
+    return zlib.compress(json.dumps(frame, separators=(",", ":")).encode(), 1)
+
+
+def history_fsync(frames: int | None = None, gap_s: float = 0.05) -> dict:
+    """Append frames to a HistoryStore as the agent does, without and with a WAL fsync after each
+    (the worst case of the 1 s cadence: one fsync per frame at 1 Hz), and time both."""
+    from agent.history.store import HistoryStore
+
+    frames = frames or int(os.environ.get("BENCH_FSYNC_FRAMES", "200"))
+    base = os.environ.get("BENCH_FSYNC_DIR") or str(ROOT)
+    blobs = [_bench_frame_blob(i) for i in range(frames)]
+
+    async def run(fsync: bool, path: Path) -> dict:
+        store = HistoryStore(path, fsync_every_s=0 if fsync else float("inf"))
+        sync_ms: list[float] = []
+        orig = store._sync
+
+        def timed(conn):
+            t = time.perf_counter()
+            ok = orig(conn)
+            sync_ms.append((time.perf_counter() - t) * 1000)
+            return ok
+
+        store._sync = timed  # sync_soon looks it up per call
+        append_ms: list[float] = []
+        cpu0 = time.process_time()
+        for i, blob in enumerate(blobs, 1):
+            t = time.perf_counter()
+            await store.append(i, time.time(), blob, {"cpu.percent": 1.0, "memory.used_bytes": 1e9})
+            append_ms.append((time.perf_counter() - t) * 1000)
+            store.sync_soon()
+            await asyncio.sleep(gap_s)
+        store.close()
+        cpu = time.process_time() - cpu0  # both threads; sleeping costs none
+        return {
+            "append_p50_ms": pct(append_ms, 0.5), "append_p99_ms": pct(append_ms, 0.99),
+            "fsyncs": len(sync_ms), "fsync_p50_ms": pct(sync_ms, 0.5), "fsync_p99_ms": pct(sync_ms, 0.99),
+            "fsync_max_ms": round(max(sync_ms), 3) if sync_ms else None,
+            "cpu_ms_per_frame": round(cpu * 1000 / frames, 3),
+        }
+
+    out: dict = {"frames": frames, "blob_bytes_median": int(statistics.median(len(b) for b in blobs)), "dir": base}
+    with tempfile.TemporaryDirectory(dir=base, prefix=".bench-fsync-") as d:
+        out["no_fsync"] = asyncio.run(run(False, Path(d) / "a.sqlite3"))
+        out["fsync_each_frame"] = asyncio.run(run(True, Path(d) / "b.sqlite3"))
+    return out
+
+
+def report_fsync(f: dict) -> None:
+    a, b = f["no_fsync"], f["fsync_each_frame"]
+    print(f"history WAL fsync ({f['frames']} frames of ~{f['blob_bytes_median']} B in {f['dir']}):")
+    print(f"  fsync p50 {b['fsync_p50_ms']} ms, p99 {b['fsync_p99_ms']} ms, max {b['fsync_max_ms']} ms (on the store's thread, after publish)")
+    print(f"  append (what the sampler waits for) p50/p99: {a['append_p50_ms']}/{a['append_p99_ms']} ms without fsync, {b['append_p50_ms']}/{b['append_p99_ms']} ms with")
+    print(f"  CPU per frame: {a['cpu_ms_per_frame']} ms without, {b['cpu_ms_per_frame']} ms with")
+
+
 def main() -> dict:
     seconds = float(os.environ.get("BENCH_SECONDS", "60"))
     clients = int(os.environ.get("BENCH_CLIENTS", "10"))
@@ -313,6 +390,7 @@ def main() -> dict:
     finally:
         if have_docker:
             stop_containers()
+    results["history_fsync"] = history_fsync()
     g = results.get("glances")
     if g and g["cpu_percent_of_one_core"]:
         results["ratios"] = {
@@ -340,9 +418,18 @@ def report(res: dict) -> None:
         print(f"Glances 4 web server, 1 client polling /api/4/all at 1 Hz: CPU {g['cpu_percent_of_one_core']} %, RSS {g['rss_mb_max']} MB, {g['bytes_per_poll_median']} B per poll ({g['containers_seen']} containers)")
         r = res["ratios"]
         print(f"  agent / Glances: CPU {r['cpu_agent_over_glances']} (target <= {TARGETS['cpu_ratio_vs_glances_max']:.3f}), RSS {r['rss_agent_over_glances']}, bytes {r['bytes_frame_over_poll']}")
+    if "history_fsync" in res:
+        report_fsync(res["history_fsync"])
 
 
 if __name__ == "__main__":
+    if "--fsync" in sys.argv[1:]:  # this measurement alone: seconds, no agent, no containers
+        fs = history_fsync()
+        out = ROOT / "bench" / "results-fsync.json"
+        out.write_text(json.dumps(fs, indent=2) + "\n")
+        report_fsync(fs)
+        print(f"written to {out}")
+        sys.exit(0)
     res = main()
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(res, indent=2) + "\n")

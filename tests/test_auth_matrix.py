@@ -19,6 +19,7 @@ ROUTES = {
     ("GET", "/api/v1/containers"): "read",
     ("GET", "/api/v1/models"): "read",
     ("GET", "/api/v1/history"): "read",
+    ("GET", "/api/v1/incidents"): "read",
     ("GET", "/metrics"): "read",
     ("POST", "/api/v1/containers/{id_or_name}/start"): "control",
     ("POST", "/api/v1/containers/{id_or_name}/restart"): "control",

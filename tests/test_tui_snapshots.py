@@ -304,3 +304,41 @@ def test_confirm_remove(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_help(snap_compare, size):
     assert snap_compare(app_for([spark_client()], "detail"), terminal_size=size, press=["question_mark"])
+
+
+def incident_frames(start: float, n: int, *, low_gib: float, temp: float) -> list[dict]:
+    """Samples for an incident: available memory falling to low_gib, one container running."""
+    frames = []
+    for i in range(n):
+        avail = int((60 - (60 - low_gib) * i / (n - 1)) * GiB)
+        frames.append({
+            "seq": 5000 + i, "ts": start + i,
+            "host": {"memory": {"total_bytes": 128 * GiB, "available_bytes": avail, "used_bytes": 128 * GiB - avail, "percent": 50.0}, "temperatures": []},
+            "gpus": [{"index": 0, "status": "ok", "utilization_gpu_percent": 95.0, "temperature_c": temp - 10 * (1 - i / n), "power_w": 90.0, "throttle_reasons": []}],
+            "containers": [container("a1" * 6, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours", 180.0, 6 * GiB, 70 * GiB, model="vllm")],
+        })
+    return frames
+
+
+def incidents_fixture() -> list[dict]:
+    from agent.incidents.records import build
+
+    common = {"reserve_bytes": 8 * GiB, "psi_full_limit": 20.0, "throttle_c": 95.0}
+    older = build(incident_id=1, kind="agent-crash", detected_at=NOW - 86400, run={"started": NOW - 90000, "agent_version": "0.1.0"},
+                  frames=incident_frames(NOW - 86520, 120, low_gib=30, temp=70), **common)
+    newer = build(incident_id=2, kind="host-reboot", detected_at=NOW - 600, run={"started": NOW - 7200, "agent_version": "0.1.0"},
+                  frames=incident_frames(NOW - 1320, 120, low_gib=1.5, temp=82), **common)
+    return [newer, older]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_incidents(snap_compare, size):
+    from tui.screens.incidents import IncidentsScreen
+
+    app = app_for([spark_client()], "overview")
+
+    async def open_incidents(pilot):
+        app.push_screen(IncidentsScreen(0, incidents=incidents_fixture()))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_incidents)

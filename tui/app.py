@@ -23,6 +23,7 @@ from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
 from tui.screens.containers import ContainersScreen
 from tui.screens.help import HelpScreen
+from tui.screens.incidents import IncidentsScreen
 from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.overview import OverviewScreen
@@ -39,6 +40,7 @@ class SparkdeckApp(App):
         Binding("d", "view('detail')", "Detail"),
         Binding("c", "view('containers')", "Containers"),
         Binding("m", "view('models')", "Models"),
+        Binding("i", "view('incidents')", "Incidents", show=False),  # in help and the palette; the footer is full
         Binding("r", "retry", "Reconnect", show=False),
         Binding("left_square_bracket", "machine(-1)", "Prev machine", show=False),
         Binding("right_square_bracket", "machine(1)", "Next machine", show=False),
@@ -154,6 +156,7 @@ class SparkdeckApp(App):
             "detail": lambda: MachineScreen(self.current),
             "containers": lambda: ContainersScreen(self.current),
             "models": lambda: ModelsScreen(self.current),
+            "incidents": lambda: IncidentsScreen(self.current),
         }
         if view in screens:
             self.push_screen(screens[view]())
@@ -163,7 +166,7 @@ class SparkdeckApp(App):
             return
         self.current = (self.current + step) % len(self.clients)
         view = self.top_view()
-        self.action_view(view.view if view is not None and view.view in ("detail", "containers", "models") else "overview")
+        self.action_view(view.view if view is not None and view.view in ("detail", "containers", "models", "incidents") else "overview")
         if isinstance(self.screen, OverviewScreen):
             self.screen.focus_current()
 

@@ -2,6 +2,7 @@
 
     sparkdeck [TARGET ...] [--token TOKEN]
     sparkdeck status TARGET [--json] [--token TOKEN]
+    sparkdeck incidents TARGET [--json] [--token TOKEN]
     sparkdeck hosts add NAME URL [--token TOKEN | --token-file FILE]
     sparkdeck hosts list [--json]
     sparkdeck hosts remove NAME
@@ -17,13 +18,15 @@ Token: --token, then $SPARKDECK_TOKEN, then the hosts file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from typing import Iterator
 
 from agent import __version__
-from tui.client import TargetError, parse_url
+from tui.client import Target, TargetError, parse_url
 
 
 def _err(message: str, code: int = 2) -> int:
@@ -49,6 +52,16 @@ def status_parser() -> argparse.ArgumentParser:
     p.add_argument("--token")
     p.add_argument("--json", action="store_true", help="print the StatusReport JSON (see --schema)")
     p.add_argument("--schema", action="store_true", help="print the JSON schema of --json output and exit")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+    return p
+
+
+def incidents_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparkdeck incidents", description="Earlier runs of the agent that did not end cleanly (crash, freeze, reboot).")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("--token")
+    p.add_argument("--json", action="store_true", help="print the agent's IncidentList JSON (agent/protocol.py), newest first")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S")
     p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
     return p
@@ -84,8 +97,31 @@ def forward_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Unusable(Exception):
+    """The TARGET cannot be used (unknown host, bad URL, failed tunnel or pin): a usage error."""
+
+
+@contextlib.contextmanager
+def _one_agent(args: argparse.Namespace) -> Iterator[Target]:
+    """TARGET made reachable (hosts file, token, SSH tunnel, pinned TLS) for one-shot commands;
+    the tunnel is torn down after. Only the preparation's errors become _Unusable."""
+    from tui.config import resolve_target
+    from tui.transport import prepare
+
+    try:
+        prepared = prepare(resolve_target(args.target, args.token), fingerprint=args.fingerprint)
+    except (TargetError, ValueError) as exc:
+        raise _Unusable(str(exc)) from None
+    try:
+        for note in prepared.notes:
+            print(note, file=sys.stderr)
+        yield prepared.target
+    finally:
+        prepared.close()
+
+
 def cmd_status(argv: list[str]) -> int:
-    from tui.config import load_alert_rules, resolve_target
+    from tui.config import load_alert_rules
     from tui.status import StatusReport, fetch_status, render_text
 
     args = status_parser().parse_args(argv)
@@ -94,25 +130,35 @@ def cmd_status(argv: list[str]) -> int:
         return 0
     if not args.target:
         return _err("status needs a TARGET (http://HOST:PORT or a hosts-file name)")
-    from tui.transport import prepare
-
     try:
-        target = resolve_target(args.target, args.token)
         rules = load_alert_rules()
-        prepared = prepare(target, fingerprint=args.fingerprint)
     except (TargetError, ValueError) as exc:
         return _err(str(exc))
     try:
-        for note in prepared.notes:
-            print(note, file=sys.stderr)
-        report = fetch_status(args.target, prepared.target, rules, timeout=args.timeout)
-    finally:
-        prepared.close()
+        with _one_agent(args) as target:
+            report = fetch_status(args.target, target, rules, timeout=args.timeout)
+    except _Unusable as exc:
+        return _err(str(exc))
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
         print(render_text(report), file=sys.stdout if report.state == "ok" else sys.stderr)
     return report.exit_code
+
+
+def cmd_incidents(argv: list[str]) -> int:
+    from tui.incidents import fetch, render_text
+
+    args = incidents_parser().parse_args(argv)
+    try:
+        with _one_agent(args) as target:
+            code, body, error = fetch(target, timeout=args.timeout)
+    except _Unusable as exc:
+        return _err(str(exc))
+    if body is None:
+        return _err(f"{args.target}: {error}", code)
+    print(json.dumps(body, indent=2) if args.json else render_text(body))
+    return code
 
 
 def cmd_hosts(argv: list[str]) -> int:
@@ -256,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "status":
         return cmd_status(argv[1:])
+    if argv and argv[0] == "incidents":
+        return cmd_incidents(argv[1:])
     if argv and argv[0] == "hosts":
         return cmd_hosts(argv[1:])
     if argv and argv[0] == "forward":

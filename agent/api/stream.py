@@ -57,6 +57,7 @@ async def stream(ws: WebSocket) -> None:
                 "simulated": agent.simulated,
                 "oldest_seq": await agent.oldest_seq(),
                 "latest_seq": agent.ring.latest_seq,
+                "incidents": agent.incidents.count,
             }
         )
     )

@@ -43,6 +43,7 @@ class HistoryService:
         # replay, never a seq that was counted but exists nowhere
         await self.store.append(frame["seq"], frame["ts"], blob, flatten(frame))
         self.seqfile.store(frame["seq"])
+        self.store.sync_soon()  # to the disk too, for the samples before a freeze (see store.py)
 
     async def prune_loop(self) -> None:
         while True:

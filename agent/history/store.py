@@ -5,6 +5,13 @@
   agg10   10 s min/avg/max per series for ``tier10_s`` (24 h)
   agg60   1 min min/avg/max per series for ``tier60_s`` (30 days)
 
+Durability: WAL with ``synchronous=NORMAL`` makes a commit cheap and safe against the agent
+being killed (the OS has the pages), but fsyncs only at checkpoints (every ~1,000 pages,
+minutes of frames). A Spark that freezes and is power-cycled loses whatever was not fsynced,
+and those are the samples an incident needs, so after a frame is published the WAL file is
+fsynced at most every ``fsync_every_s`` (1 s: each frame at 1 Hz), on this store's thread,
+off the publish path (``sync_soon``). Cost: ``python bench/bench.py --fsync``.
+
 Disk is bounded by the retention windows (pruned in the background). Any storage
 failure — disk full, database locked, a corrupt file — is logged and reported in
 ``status``; the live stream never waits on it. A corrupt file is moved aside and a
@@ -36,6 +43,7 @@ CREATE TABLE IF NOT EXISTS agg60 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
 """
 TIERS = (("agg10", 10), ("agg60", 60))
 WRITE_TIMEOUT_S = 0.25  # the sampler waits at most this long for a frame to be stored
+FSYNC_EVERY_S = 1.0  # the WAL reaches the disk at least this often while frames are written
 
 
 class _Bucket:
@@ -61,8 +69,11 @@ class _Bucket:
 
 
 class HistoryStore:
-    def __init__(self, path: Path, *, raw_s: float = 3600, tier10_s: float = 86400, tier60_s: float = 30 * 86400):
+    def __init__(self, path: Path, *, raw_s: float = 3600, tier10_s: float = 86400, tier60_s: float = 30 * 86400, fsync_every_s: float = FSYNC_EVERY_S):
         self.path = Path(path)
+        self.fsync_every_s = fsync_every_s
+        self._synced_at = -math.inf  # monotonic time of the last WAL fsync (or its scheduling)
+        self.fsyncs = 0
         self.raw_s, self.tier10_s, self.tier60_s = raw_s, tier10_s, tier60_s
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="sparkdeck-history")
         self._conn: sqlite3.Connection | None = None
@@ -168,6 +179,29 @@ class HistoryStore:
         hi = below if below is not None else 2**62
         return conn.execute("SELECT seq, ts, blob FROM frames WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?", (seq, hi, limit)).fetchall()
 
+    def _sync(self, conn: sqlite3.Connection) -> bool:
+        # fsync works on the file, whichever descriptor: the WAL holds every commit since the
+        # last checkpoint, and a checkpoint syncs the main file itself before reusing the WAL
+        wal = Path(f"{self.path}-wal")
+        try:
+            fd = os.open(wal if wal.exists() else self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.writes_failed += 1
+            log.warning("history fsync failed: %s (frames are committed; a power cut may lose the last ones)", exc)
+            return False
+        self.fsyncs += 1
+        return True
+
+    def _run_frames(self, conn: sqlite3.Connection, since_ts: float, window_s: float) -> list[tuple[int, float, bytes]]:
+        last = conn.execute("SELECT MAX(ts) FROM frames WHERE ts >= ?", (since_ts,)).fetchone()[0]
+        if last is None:
+            return []
+        return conn.execute("SELECT seq, ts, blob FROM frames WHERE ts >= ? ORDER BY seq", (max(since_ts, last - window_s),)).fetchall()
+
     def _min_seq(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM frames").fetchone()[0]
 
@@ -231,6 +265,23 @@ class HistoryStore:
             return False
         self._pending = asyncio.get_running_loop().run_in_executor(self._exec, self._guard, "write", self._append, seq, ts, blob, series)
         return False
+
+    def sync_soon(self) -> None:
+        """Queue an fsync of what is committed, if the last one is ``fsync_every_s`` old; never waits.
+
+        Queued behind the frame's own write on the store's one thread, so it covers that frame."""
+        now = time.monotonic()
+        if now - self._synced_at < self.fsync_every_s or self.status["state"] != "ok":
+            return
+        self._synced_at = now
+        try:
+            self._exec.submit(self._guard, "fsync", self._sync)
+        except RuntimeError:
+            pass  # closing: close() checkpoints and syncs anyway
+
+    async def run_frames(self, since_ts: float, window_s: float) -> list[tuple[int, float, bytes]]:
+        """Frames from the last ``window_s`` before the newest frame stored at or after ``since_ts``."""
+        return await self._run("read", self._run_frames, since_ts, window_s) or []
 
     async def prune(self) -> int:
         return await self._run("prune", self._prune, time.time()) or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from tui.client import AgentClient
 from tui.widgets.conn_bar import ConnBar
@@ -71,6 +71,13 @@ class BaseView(Screen):
             widget._last_markup = markup  # type: ignore[attr-defined]
             widget.update(markup)
             widget.display = bool(markup)
+
+    def cursor_key(self) -> str | None:
+        """The row key under the cursor of this screen's table (None: the table is empty)."""
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def update_view(self) -> None:
         self.query_one("#conn", ConnBar).show(self.client)

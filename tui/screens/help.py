@@ -14,6 +14,7 @@ HELP = """\
 | key | does |
 |---|---|
 | `o` `d` `c` `m` | overview, machine detail, containers, models |
+| `i` | incidents: earlier agent runs that ended uncleanly (crash, freeze, reboot) |
 | `[` `]` | previous / next machine |
 | `↑` `↓` | overview: move between cards (`enter` opens); detail: scroll |
 | `r` | reconnect now (also after an auth failure) |

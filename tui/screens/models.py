@@ -180,10 +180,7 @@ class ModelsScreen(BaseView):
         self._show_detail()
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = self.cursor_key()
         return next((e for e in self.catalog if e["name"] == key), None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
