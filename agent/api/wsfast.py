@@ -99,6 +99,31 @@ class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.logger = _log
         self.linger_deadline = 0.0
 
+    # A WebSocket-level ping is answered by the protocol itself, written past the flow control
+    # that every other send honours: a peer that sends pings and never reads would grow the
+    # transport's buffer by a pong per ping. Once the buffer is over its high-water mark, a ping
+    # stops reading from that peer until its buffer drains (at most one read's worth of pongs).
+    _ping_paused = False
+
+    def handle_ping(self) -> None:
+        super().handle_ping()
+        if not self.writable.is_set() and not self._ping_paused:
+            self._ping_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._ping_paused:
+            self._ping_paused = False
+            if not self.read_paused:
+                self.transport.resume_reading()
+
+    async def receive(self):  # type: ignore[no-untyped-def]
+        message = await super().receive()  # resumes reading once the app took the last message...
+        if self._ping_paused and not self.transport.is_closing():
+            self.transport.pause_reading()  # ...but not while pongs wait for a peer that does not read
+        return message
+
     def handle_connect(self, event) -> None:  # type: ignore[no-untyped-def]
         super().handle_connect(event)
         if hasattr(self, "scope"):  # absent when websockets itself refused the request

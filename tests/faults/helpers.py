@@ -56,12 +56,16 @@ class Watcher:
 
 def masked_text_frame(text: str) -> bytes:
     """One client->server WebSocket text frame (RFC 6455: clients must mask), for raw sockets."""
+    return masked_frame(0x1, text.encode())
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """One final, masked client->server frame: 0x1 text, 0x9 ping."""
     import os
     import struct
 
-    payload = text.encode()
     n = len(payload)
-    head = struct.pack("!B", 0x81)
+    head = struct.pack("!B", 0x80 | opcode)
     if n < 126:
         head += struct.pack("!B", 0x80 | n)
     elif n < 1 << 16:

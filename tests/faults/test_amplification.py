@@ -11,7 +11,7 @@ import psutil
 from websockets.asyncio.client import connect
 
 from test_stream import raw_ws_that_never_reads
-from tests.faults.helpers import masked_text_frame
+from tests.faults.helpers import masked_frame, masked_text_frame
 
 
 async def test_huge_ping_ids_from_clients_that_never_read(start_agent, record):
@@ -49,6 +49,34 @@ async def test_huge_ping_ids_from_clients_that_never_read(start_agent, record):
         f"agent RSS {base / 2**20:.1f} -> {peak / 2**20:.1f} MiB (+{growth / 2**20:.1f} MiB); {refused} of 30 closed for not reading their answers",
     )
     assert growth < 25 * 2**20
+    assert agent.proc.poll() is None
+
+
+async def test_protocol_pings_from_a_client_that_never_reads(start_agent, record):
+    agent = start_agent("--simulate", "gb10")
+    pings = masked_frame(0x9, b"p" * 125) * 500  # 500 WebSocket-level pings (~66 KB) a write
+    base = agent.rss()
+    s = raw_ws_that_never_reads(agent)
+    s.settimeout(0.5)
+    sent = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 10 and sent < 400:  # up to 200k pings, 26 MB of pongs
+            try:
+                s.sendall(pings)
+            except socket.timeout:
+                break  # the agent stopped reading from us: what we asked for is bounded
+            sent += 1
+        await asyncio.sleep(1)
+        peak = agent.rss()
+    finally:
+        s.close()
+    record(
+        "clients",
+        "a client that never reads sends WebSocket-level pings (125-byte payloads) as fast as it can",
+        f"{sent * 500} pings taken before the agent stopped reading from it; agent RSS +{(peak - base) / 2**20:.1f} MiB",
+    )
+    assert peak - base < 10 * 2**20
     assert agent.proc.poll() is None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -173,7 +174,9 @@ class ModelsScreen(BaseView):
             style = "$error" if st.get("state") in ("failed", "exited") else "dim"
             text += f"\n[{style}]{st['state']}: {st['message']}" + (f" (exit code {st['exit_code']})" if st.get("exit_code") is not None else "") + "[/]"
         for line in (st.get("log_tail") or [])[-3:]:
-            text += f"\n[dim]{line}[/dim]"
+            text += f"\n[dim]{escape(str(line))}[/dim]"  # a log line is the container's text, not markup
+        if st.get("exit_code") is not None and not st.get("log_tail") and self.client.scope == "read":
+            text += "\n[dim]its last log lines are shown to control tokens only[/dim]"
         detail.update(text)
 
     def on_data_table_row_highlighted(self) -> None:
