@@ -54,8 +54,14 @@ def ensure_rootfs() -> Path:
 
 
 def ensure_wheels(dest: Path) -> None:
-    """Dependencies from the cache (keyed by pyproject.toml), the project's wheel built now."""
+    """Dependencies from the cache (keyed by pyproject.toml's dependency list), the project's wheel built now.
+
+    Built with this Python for the container's (Debian 12: CPython 3.11, same arch).
+    """
     import tomllib
+
+    if sys.version_info[:2] != (3, 11):
+        raise BootError(f"the wheelhouse is built with this Python for the container's 3.11; run make test-service from a 3.11 venv (this is {sys.version.split()[0]})")
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     key = hashlib.sha256(json.dumps(project.get("dependencies", [])).encode()).hexdigest()[:16]
@@ -64,15 +70,15 @@ def ensure_wheels(dest: Path) -> None:
     if not deps.is_dir():
         partial = Path(str(deps) + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _run([*pip, str(ROOT), "-w", str(partial)], timeout=600)
-        for w in partial.glob("sparkdeck-*.whl"):
-            w.unlink()
+        _run([*pip, "-w", str(partial), *project.get("dependencies", [])], timeout=600)
         os.replace(partial, deps)
     dest.mkdir(parents=True, exist_ok=True)
     for w in deps.glob("*.whl"):
         shutil.copy2(w, dest)
-    with tempfile.TemporaryDirectory() as build:  # the build's scratch stays out of the repo
-        _run([*pip, "--no-deps", str(ROOT), "-w", str(dest)], timeout=300, cwd=build)
+    with tempfile.TemporaryDirectory() as build:  # setuptools writes build/ next to the source: build a copy
+        src = Path(build) / "src"
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", ".state", ".pytest_cache", "__pycache__"))
+        _run([*pip, "--no-deps", str(src), "-w", str(dest)], timeout=300, cwd=build)
 
 
 class Machine:
