@@ -138,8 +138,9 @@ class Machine:
 
     def close(self) -> None:
         if self.nspawn is not None and self.nspawn.poll() is None:
-            self.sh("systemctl poweroff --no-block", check=False, timeout=10)
             try:
+                if self.leader is not None:
+                    self.sh("systemctl poweroff --no-block", check=False, timeout=10)
                 self.nspawn.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.nspawn.pid, signal.SIGKILL)  # the group we started, nothing else

@@ -1,11 +1,11 @@
 """The service for real: install-service on a booted Debian 12 systemd (systemd-nspawn -b).
 
-Run by `make test-service` (CI: .ci/run), as root, in about 3-4 minutes with the caches
-warm. One container serves the whole module; the tests run in file order and each
-leaves the service as the next expects. What it proves is listed in the README's
-service section. The only change from a user's install is a test drop-in: WatchdogSec=6s
-(instead of 30 s, to keep the run short) and SPARKDECK_TEST_HOOKS=1 (SIGUSR2 blocks the
-agent's event loop, see agent/testhooks.py).
+Run by `make test-service` (CI: .ci/run), as root: about 2 minutes with the caches warm, 3.5 when
+it builds the rootfs (mmdebstrap) and the wheelhouse. One container serves the whole module; the
+tests run in file order and each leaves the service as the next expects. What it proves is listed
+in the README's service section. The only change from a user's install is a test drop-in:
+WatchdogSec=6s (instead of 30 s, to keep the run short) and SPARKDECK_TEST_HOOKS=1 (SIGUSR2 blocks
+the agent's event loop, see agent/testhooks.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ startup_timeout_s = 30
 
 def _need_root_and_tools() -> None:
     if os.environ.get("SPARKDECK_BOOTED") != "1":
-        pytest.skip("boots a Debian systemd for 3-4 min: run it with `make test-service` (CI does)")
+        pytest.skip("boots a Debian systemd for ~2 min: run it with `make test-service` (CI does)")
     if os.geteuid() != 0:
         pytest.skip("the booted-systemd test needs root (CI runs it as root: make test-service)")
     missing = [t for t in ("mmdebstrap", "systemd-nspawn", "nsenter", "ip", "docker") if shutil.which(t) is None]
