@@ -155,3 +155,15 @@ def test_tilde_in_volumes_means_models_home():
     assert spec.body["HostConfig"]["Binds"] == ["/home/alice/.cache/huggingface:/root/.cache/huggingface", "/data:/data", "/home/alice:/home"]
     default = render(t, Secrets(None, {}))
     assert default.body["HostConfig"]["Binds"][0] == os.path.expanduser("~") + "/.cache/huggingface:/root/.cache/huggingface"
+
+
+def test_audit_names_each_wrong_mode_and_leaves_symlinks_alone(tmp_path):
+    state = tmp_path / "state"
+    (state / "tls").mkdir(parents=True)
+    os.chmod(state, 0o700)
+    os.chmod(state / "tls", 0o755)
+    (state / "seq").write_text("1")
+    os.chmod(state / "seq", 0o644)
+    (state / "link").symlink_to("/etc/passwd")
+    fixes = sorted(p.fix for p in statefiles.audit(state, None))
+    assert fixes == [f"chmod 600 {state / 'seq'}", f"chmod 700 {state / 'tls'}"]
