@@ -1,6 +1,6 @@
 """The service for real: install-service on a booted Debian 12 systemd (systemd-nspawn -b).
 
-Run by `make test-service` (CI: .ci/run), as root: about 2 minutes with the caches warm, 3.5 when
+Run by `make test-service` (CI: .ci/run), as root: 1.5-2.5 minutes with the caches warm, about 4 when
 it builds the rootfs (mmdebstrap) and the wheelhouse. One container serves the whole module; the
 tests run in file order and each leaves the service as the next expects. What it proves is listed
 in the README's service section. The only change from a user's install is a test drop-in:
@@ -46,7 +46,7 @@ startup_timeout_s = 30
 
 def _need_root_and_tools() -> None:
     if os.environ.get("SPARKDECK_BOOTED") != "1":
-        pytest.skip("boots a Debian systemd for ~2 min: run it with `make test-service` (CI does)")
+        pytest.skip("boots a Debian systemd for ~2 min (make test-service): run it with `make test-service` (CI does)")
     if os.geteuid() != 0:
         pytest.skip("the booted-systemd test needs root (CI runs it as root: make test-service)")
     missing = [t for t in ("mmdebstrap", "systemd-nspawn", "nsenter", "ip", "docker") if shutil.which(t) is None]
