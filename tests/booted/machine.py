@@ -26,10 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
-ROOTFS_TAR = CACHE / "bookworm-rootfs.tar"
 PROBE = Path(__file__).with_name("probe.py")
 HOST_IP, GUEST_IP = "10.213.7.1", "10.213.7.2"
-INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
+# the package set, plus sudo: the README's commands are run exactly as an admin types them
+INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,sudo"
+ROOTFS_TAR = CACHE / f"bookworm-rootfs-{hashlib.sha256(INCLUDE.encode()).hexdigest()[:8]}.tar"
 
 
 class BootError(RuntimeError):
