@@ -204,6 +204,8 @@ def install(
         host = str(current.get("host", "127.0.0.1"))
         if bind is not None and bind != host:
             raise ServiceError(f"{CONFIG_DIR / 'agent.toml'} binds {host}; set host = \"{bind}\" there (it is yours, install-service keeps it), then run install-service again")
+        if port is not None and port != current.get("port", DEFAULT_PORT):
+            raise ServiceError(f"{CONFIG_DIR / 'agent.toml'} sets port {current.get('port', DEFAULT_PORT)}; set port = {port} there, then run install-service again")
         if models_home and "models_home" not in current:
             plan.write(CONFIG_DIR / "agent.toml", with_models_home(config.read_text(encoding="utf-8"), models_home), 0o644)
         else:
@@ -293,7 +295,10 @@ def uninstall(*, purge: bool = False, dry_run: bool = False, root: Path = Path("
             plan.say(f"remove     {DROPIN}")
             if not dry_run:
                 plan.path(DROPIN).unlink()
-                plan.path(DROPIN.parent).rmdir()
+                try:
+                    plan.path(DROPIN.parent).rmdir()
+                except OSError:
+                    pass  # drop-ins of your own stay, and so does their directory
         if root == Path("/"):
             plan.run("systemctl", "daemon-reload")
     else:

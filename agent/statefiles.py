@@ -137,6 +137,8 @@ def audit(state_dir: Path, owner: str | None) -> list[Problem]:
             st = os.lstat(p)
         except OSError:
             continue
+        if stat.S_ISLNK(st.st_mode):
+            continue  # a chmod would follow it out of the state dir; chown -R does not follow it
         want = DIR_MODE if stat.S_ISDIR(st.st_mode) else FILE_MODE
         if stat.S_IMODE(st.st_mode) != want:
             problems.append(Problem(p, f"{p} is mode {stat.S_IMODE(st.st_mode):o}, want {want:o}", f"chmod {want:o} {p}"))

@@ -84,6 +84,14 @@ def test_non_loopback_bind_opens_the_ip_allow_list_in_a_drop_in_and_asks_for_tls
     assert "binds 192.168.7.5" in dropin.read_text()
     clash = cli("install-service", "--root", str(tmp_path), "--bind", "127.0.0.1")
     assert clash.returncode == 2 and "binds 192.168.7.5; set host" in clash.stderr and clash.stderr.count("\n") == 1
+    clash = cli("install-service", "--root", str(tmp_path), "--port", "9999")
+    assert clash.returncode == 2 and "sets port 8611; set port = 9999 there" in clash.stderr
+    # uninstall removes its drop-in and leaves one of yours (and their directory) alone
+    mine = dropin.with_name("mine.conf")
+    mine.write_text("[Service]\nNice=5\n")
+    out = cli("uninstall-service", "--root", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert not dropin.exists() and mine.is_file()
 
 
 def test_lan_drop_in_is_separate_and_the_loopback_unit_rates_at_most_3_5(tmp_path):

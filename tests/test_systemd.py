@@ -103,6 +103,17 @@ class NotifySocket:
                 return time.monotonic()
         raise AssertionError(f"{text!r} never arrived; got {self.messages}")
 
+    def assert_silent(self, text: str, settle: float, timeout: float) -> None:
+        """After ``settle`` s (what was sent before is drained), ``text`` does not arrive within ``timeout`` s."""
+        time.sleep(settle)
+        while True:
+            try:
+                self.sock.recv(4096)
+            except socket.timeout:
+                break
+        with pytest.raises(AssertionError):
+            self.wait_for(text, timeout=timeout)
+
 
 def test_notify_ready_watchdog_and_stopping(tmp_path):
     ns = NotifySocket(tmp_path / "notify.sock")
@@ -128,14 +139,7 @@ def test_no_watchdog_pings_when_the_sampler_hangs(tmp_path):
     try:
         ns.wait_for("WATCHDOG=1")
         os.kill(agent.proc.pid, signal.SIGSTOP)  # the whole agent hangs
-        time.sleep(0.3)
-        while True:  # drain what was sent before the stop
-            try:
-                ns.sock.recv(4096)
-            except socket.timeout:
-                break
-        with pytest.raises(AssertionError):
-            ns.wait_for("WATCHDOG=1", timeout=2.5)
+        ns.assert_silent("WATCHDOG=1", settle=0.3, timeout=2.5)
         os.kill(agent.proc.pid, signal.SIGCONT)
         ns.wait_for("WATCHDOG=1")
     finally:
@@ -172,14 +176,7 @@ def test_the_test_hook_blocks_the_live_event_loop_and_the_pings_stop(tmp_path):
         ns.wait_for("WATCHDOG=1")
         assert "test hooks are on" in agent.log()
         os.kill(agent.proc.pid, signal.SIGUSR2)
-        time.sleep(0.5)
-        while True:  # drain what was sent before the block
-            try:
-                ns.sock.recv(4096)
-            except socket.timeout:
-                break
-        with pytest.raises(AssertionError):
-            ns.wait_for("WATCHDOG=1", timeout=2.5)
+        ns.assert_silent("WATCHDOG=1", settle=0.5, timeout=2.5)
         state = Path(f"/proc/{agent.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         assert agent.proc.poll() is None and state in ("S", "R", "D")  # alive and not stopped: only the loop is stuck
     finally:

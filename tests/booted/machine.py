@@ -26,10 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
-ROOTFS_TAR = CACHE / "bookworm-rootfs.tar"
 PROBE = Path(__file__).with_name("probe.py")
 HOST_IP, GUEST_IP = "10.213.7.1", "10.213.7.2"
-INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
+# the issue's package set, plus sudo: the README's commands are run exactly as an admin types them
+INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,sudo"
+ROOTFS_TAR = CACHE / f"bookworm-rootfs-{hashlib.sha256(INCLUDE.encode()).hexdigest()[:8]}.tar"
 
 
 class BootError(RuntimeError):
@@ -54,8 +55,14 @@ def ensure_rootfs() -> Path:
 
 
 def ensure_wheels(dest: Path) -> None:
-    """Dependencies from the cache (keyed by pyproject.toml), the project's wheel built now."""
+    """Dependencies from the cache (keyed by pyproject.toml's dependency list), the project's wheel built now.
+
+    Built with this Python for the container's (Debian 12: CPython 3.11, same arch).
+    """
     import tomllib
+
+    if sys.version_info[:2] != (3, 11):
+        raise BootError(f"the wheelhouse is built with this Python for the container's 3.11; run make test-service from a 3.11 venv (this is {sys.version.split()[0]})")
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     key = hashlib.sha256(json.dumps(project.get("dependencies", [])).encode()).hexdigest()[:16]
@@ -64,15 +71,15 @@ def ensure_wheels(dest: Path) -> None:
     if not deps.is_dir():
         partial = Path(str(deps) + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _run([*pip, str(ROOT), "-w", str(partial)], timeout=600)
-        for w in partial.glob("sparkdeck-*.whl"):
-            w.unlink()
+        _run([*pip, "-w", str(partial), *project.get("dependencies", [])], timeout=600)
         os.replace(partial, deps)
     dest.mkdir(parents=True, exist_ok=True)
     for w in deps.glob("*.whl"):
         shutil.copy2(w, dest)
-    with tempfile.TemporaryDirectory() as build:  # the build's scratch stays out of the repo
-        _run([*pip, "--no-deps", str(ROOT), "-w", str(dest)], timeout=300, cwd=build)
+    with tempfile.TemporaryDirectory() as build:  # setuptools writes build/ next to the source: build a copy
+        src = Path(build) / "src"
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", ".state", ".pytest_cache", "__pycache__"))
+        _run([*pip, "--no-deps", str(src), "-w", str(dest)], timeout=300, cwd=build)
 
 
 class Machine:
@@ -132,8 +139,9 @@ class Machine:
 
     def close(self) -> None:
         if self.nspawn is not None and self.nspawn.poll() is None:
-            self.sh("systemctl poweroff --no-block", check=False, timeout=10)
             try:
+                if self.leader is not None:
+                    self.sh("systemctl poweroff --no-block", check=False, timeout=10)
                 self.nspawn.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.nspawn.pid, signal.SIGKILL)  # the group we started, nothing else
