@@ -213,7 +213,7 @@ class MemoryGuard:
         grace = math.ceil(self.settings.stop_timeout_s)
         try:
             await engine.call("POST", f"containers/{cid}/stop", params={"t": str(grace)}, timeout_s=grace + ENGINE_SLACK_S)
-            return "stopped", f"stopped (SIGTERM, SIGKILL after {grace} s)"
+            return "stopped", f"SIGTERM, SIGKILL after {grace} s"
         except EngineError as exc:
             if exc.status == 304:
                 return "stopped", "it had already stopped"
