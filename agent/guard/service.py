@@ -202,7 +202,9 @@ class MemoryGuard:
             return "none"
         self._tried.add(victim["full_id"])
         result, how = await self._stop(victim["full_id"])
-        self._emit(cause, result, available, pressure, victim, how)
+        message = self._emit(cause, result, available, pressure, victim, how)
+        if result == "stopped" and victim.get("model"):
+            svc.launcher.stopped_by_guard(victim["model"], f"stopped by the memory guard: {message}")
         with contextlib.suppress(Exception):
             await svc.tracker.refresh(victim["full_id"])  # the next frame shows it stopped
         return "stopped"
@@ -225,7 +227,8 @@ class MemoryGuard:
             return "failed", f"stop failed ({first_error}), kill failed ({exc.message})"
 
     # -- telling everyone -----------------------------------------------------------------
-    def _emit(self, cause: Cause, result: str, available: int | None, pressure: tuple[float, int] | None, victim: dict[str, Any] | None, how: str = "") -> None:
+    def _emit(self, cause: Cause, result: str, available: int | None, pressure: tuple[float, int] | None, victim: dict[str, Any] | None, how: str = "") -> str:
+        """Log, audit and broadcast one action; returns its message."""
         short = None if available is None else models_available(available, self.reserve_bytes)
         why = (
             f"memory for models {_gib(short)} (available {_gib(available)} − reserve {_gib(self.reserve_bytes)})"
@@ -271,3 +274,4 @@ class MemoryGuard:
             except OSError as exc:
                 log.error("memory guard: could not write the audit log: %s", exc)
         self.broadcast(encode(event))
+        return message
