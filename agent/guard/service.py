@@ -84,9 +84,13 @@ class MemoryGuard:
 
     def note_frame(self, frame: dict[str, Any], _text: str = "") -> None:
         """Sampler listener: learns whether GPU memory is unified (the default for ``enabled``)."""
-        gpus = frame.get("gpus") or []
-        if gpus:
-            self.unified = any((g.get("memory") or {}).get("unified") for g in gpus)
+        for gpu in frame.get("gpus") or []:
+            memory = gpu.get("memory")
+            if memory:  # a GPU that fell off the bus reports none: it says nothing either way
+                if memory.get("unified"):
+                    self.unified = True  # sticky: a GB10 whose NVML breaks later still needs the guard
+                elif self.unified is None:
+                    self.unified = False
 
     def info(self) -> dict[str, Any]:
         """For /api/v1/info: whether the guard is armed and how."""
