@@ -163,6 +163,9 @@ async def test_warn_only_warns_once(docker_engine, start_agent) -> None:
             assert event.result == "warned" and event.action == "warn" and event.container is None, frame
             with pytest.raises(AssertionError):  # still short for seconds more: no second frame in one episode
                 await next_frame(ws, lambda f: frames.append(f) or f["type"] == "guard", 3, "a second guard frame")
+        async with open_stream(agent) as late:  # a client connecting afterwards still learns of it, right after hello
+            first_two = [json.loads(await late.recv()) for _ in range(2)]
+        assert [f["type"] for f in first_two] == ["hello", "guard"] and first_two[1] == frame
         assert state_of(docker_engine, hog) == "running"
         assert [(e["action"], e["result"]) for e in guard_audit(agent)] == [("warn", "ok")]
         assert guard_info(agent)["tripped"] == "memory"

@@ -30,6 +30,7 @@ log = logging.getLogger("sparkdeck.guard")
 SETTLE_S = 3.0  # after a stop, how long memory may take to come back before the next container goes
 ENGINE_SLACK_S = 10.0  # the stop request outlives the container's grace period by this much
 FIGURES_WAIT_S = 2.0  # stop-largest waits at most this long after tripping for containers' first memory figures
+RECENT_S = 600.0  # a stream opened this long after the guard's last action still gets its frame
 GIB = 1024**3
 
 
@@ -106,6 +107,11 @@ class MemoryGuard:
             "actions": self.actions,
             "last_event": self.last_event,
         }
+
+    def recent_event(self) -> dict[str, Any] | None:
+        """The last guard frame if it is under RECENT_S old: sent to each new stream after hello."""
+        ev = self.last_event
+        return ev if ev is not None and time.time() - ev["ts"] < RECENT_S else None
 
     # -- the loop -----------------------------------------------------------------------
     def _arm(self) -> None:
