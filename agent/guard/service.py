@@ -177,17 +177,17 @@ class MemoryGuard:
             return
         first = self.tripped is None
         self.tripped = cause
+        if first:
+            self._tripped_at = now
         if now < self._next_action_at:
             return
         if self.settings.action == "warn":
             if first:  # once per episode
                 self._emit(cause, "warned", available, pressure, None)
             return
-        if first:
-            self._tripped_at = now
         outcome = await self._stop_next(cause, available, pressure, waited_s=now - self._tripped_at)
-        if outcome == "stopped":
-            self.tripwire.acted(now, pressure)
+        if outcome == "stopped":  # pressure is measured afresh from the end of the stop, not its start
+            self.tripwire.acted(time.monotonic(), self.reader.full_pressure())
         if outcome != "wait":
             self._next_action_at = time.monotonic() + SETTLE_S
 
