@@ -57,7 +57,7 @@ def _memory_guard(settings: AgentSettings, hub: Hub, containers: Any, proc_root:
     from agent.containers.audit import AuditLog
     from agent.guard.service import MemoryGuard
 
-    audit = containers.audit if containers is not None else AuditLog(settings.state_dir / "audit.log")
+    audit = containers.audit if containers is not None else AuditLog(settings.state_dir / "audit.log", max_bytes=settings.audit_max_bytes)
     reserve = int(settings.memory.reserve_gib * 1024**3)
     return MemoryGuard(settings.memory_guard, reserve, broadcast=hub.broadcast, containers=containers, audit=audit, proc_root=proc_root)
 

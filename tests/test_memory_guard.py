@@ -1,6 +1,6 @@
 """The memory guard on a real agent, a real Docker engine and containers that really allocate.
 
-Each "hog" is busybox ``{ head -c Nm /dev/zero; sleep; } | tail``: tail keeps everything it reads (there
+Each "hog" is busybox ``(head -c Nm /dev/zero; sleep) | tail``: tail keeps everything it reads (there
 is no newline, and the sleep keeps its input open), so the container's cgroup grows (about 150 MiB/s on the 2-core CI box) to N MiB and holds
 it. The reserve is set from MemAvailable read right before, so the guard must fire partway.
 Other test runs share this engine: every agent here is scoped with
@@ -40,7 +40,7 @@ def mem_available() -> int:
 def hog_command(mib: int) -> list[str]:
     # sh is PID 1 and would ignore SIGTERM: the trap makes it stop on `docker stop` like a real server.
     # The sleep keeps tail's input open: at EOF tail would print all it holds (one N MiB "line") and exit.
-    return ["sh", "-c", f"trap 'exit 0' TERM; {{ head -c {mib}m /dev/zero; exec sleep 3600; }} | tail & wait"]
+    return ["sh", "-c", f"trap 'exit 0' TERM; (head -c {mib}m /dev/zero; exec sleep 3600) | tail & wait"]
 
 
 def run_hog(docker_engine, name: str, mib: int, *labels: str) -> str:
@@ -163,6 +163,9 @@ async def test_warn_only_warns_once(docker_engine, start_agent) -> None:
             assert event.result == "warned" and event.action == "warn" and event.container is None, frame
             with pytest.raises(AssertionError):  # still short for seconds more: no second frame in one episode
                 await next_frame(ws, lambda f: frames.append(f) or f["type"] == "guard", 3, "a second guard frame")
+        async with open_stream(agent) as late:  # a client connecting afterwards still learns of it, right after hello
+            first_two = [json.loads(await late.recv()) for _ in range(2)]
+        assert [f["type"] for f in first_two] == ["hello", "guard"] and first_two[1] == frame
         assert state_of(docker_engine, hog) == "running"
         assert [(e["action"], e["result"]) for e in guard_audit(agent)] == [("warn", "ok")]
         assert guard_info(agent)["tripped"] == "memory"
@@ -220,3 +223,28 @@ def test_guard_is_off_by_default_where_memory_is_not_unified(start_agent) -> Non
     wait_for(lambda: guard_info(on)["psi_trigger"] != "not armed", 10, "the guard to arm")
     print(f"PSI path: {guard_info(on)['psi_trigger']}")
     assert json.dumps(guard_info(on)).count("sdk_") == 0  # no secrets in what it reports
+
+
+async def test_a_launched_model_stopped_by_the_guard_says_so_in_its_state(docker_engine, start_agent, tmp_path) -> None:
+    name = f"sdguard-launched-{DOCKER_TEST_SESSION}"  # unique per session: the scope label below names it
+    command = json.dumps(hog_command(1200))
+    models = tmp_path / "models.toml"
+    models.write_text(f'[[model]]\nname = "{name}"\nimage = "{docker_engine.image}"\ncommand = {command}\n')
+    try:
+        reserve = mem_available() - 0.6 * GIB
+        env = guard_env(reserve)
+        env["SPARKDECK_MEMORY_GUARD__ONLY_LABEL"] = f"sparkdeck.model={name}"  # launcher containers carry only this label
+        agent = start_agent("--simulate", "gb10", "--interval", "0.5", "--models", str(models), env=env)
+        async with open_stream(agent) as ws:
+            await next_frame(ws, lambda f: f["type"] == "hello", 10, "hello")
+            r = call(agent, "POST", f"/api/v1/models/{name}/start", agent.control_token)
+            assert r.status_code == 202, r.text
+            guard = await next_frame(ws, lambda f: f["type"] == "guard", 60, "a guard frame")
+            stopped = await next_frame(ws, lambda f: f["type"] == "model_state" and f["state"] in ("stopped", "failed"), 10, "the model's end")
+        assert guard["result"] == "stopped" and guard["container"]["model"] == name, guard
+        assert stopped["state"] == "stopped" and stopped["message"].startswith("stopped by the memory guard"), stopped
+        listing = call(agent, "GET", "/api/v1/models", agent.read_token).json()["models"]
+        state = next(m for m in listing if m["name"] == name)["state"]
+        assert state["state"] == "stopped" and not state["running"], state
+    finally:
+        docker_engine.cli("rm", "-f", f"sparkdeck-{name}", check=False)

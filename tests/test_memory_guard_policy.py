@@ -221,3 +221,29 @@ async def test_a_trigger_wakes_the_guard_at_once_not_at_the_next_poll(tmp_path) 
     assert event.cause == "pressure" and event.result == "warned" and event.full_avg10 is None  # no PSI file: the trigger alone
     assert woke_in < 2 < settings.poll_s
     assert guard.trigger is None  # disarmed (and closed) when the task ends
+
+
+def test_enabled_follows_unified_memory_and_stays_on_when_the_gpu_is_lost() -> None:
+    from agent.guard.service import MemoryGuard
+    from agent.settings import MemoryGuardSettings
+
+    def frame(*memories):
+        return {"gpus": [{"index": i, "memory": m} for i, m in enumerate(memories)]}
+
+    guard = MemoryGuard(MemoryGuardSettings(), 0, broadcast=lambda _t: None)
+    assert not guard.enabled  # nothing sampled yet
+    guard.note_frame(frame({"unified": True}))
+    assert guard.enabled
+    guard.note_frame(frame(None))  # the GPU fell off the bus
+    guard.note_frame({"gpus": []})
+    assert guard.enabled
+    discrete = MemoryGuard(MemoryGuardSettings(), 0, broadcast=lambda _t: None)
+    discrete.note_frame(frame({"unified": False}, {"unified": False}))
+    assert not discrete.enabled
+    forced = MemoryGuard(MemoryGuardSettings(enabled=True), 0, broadcast=lambda _t: None)
+    assert forced.enabled
+    off = MemoryGuard(MemoryGuardSettings(enabled=False), 0, broadcast=lambda _t: None)
+    off.note_frame(frame({"unified": True}))
+    assert not off.enabled
+    for g in (guard, discrete, forced, off):
+        g.reader.close()

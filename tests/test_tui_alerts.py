@@ -65,7 +65,7 @@ def test_a_lost_gpu_alerts_once():
     assert keys(evaluate(s, AlertRules())) == {("gpu.status", "warning")}
 
 
-def guard_frame(ts, result="stopped", message="stopped sparkdeck-vllm (model vllm): stopped (SIGTERM, SIGKILL after 2 s); memory for models -0.40 GiB"):
+def guard_frame(ts, result="stopped", message="stopped sparkdeck-vllm (model vllm): SIGTERM, SIGKILL after 2 s; memory for models -0.40 GiB"):
     from agent.protocol import GuardEvent
 
     frame = {"type": "guard", "v": 1, "ts": ts, "action": "stop-newest-model", "cause": "memory", "result": result, "message": message,

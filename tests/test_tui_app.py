@@ -118,6 +118,7 @@ async def test_a_guard_frame_raises_a_toast_and_an_alert():
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert cl.handle_frame(guard_frame(NOW - 1)) == "guard"
+        assert cl.handle_frame(guard_frame(NOW - 1)) is None  # the same action re-sent after a reconnect
         await pilot.pause(0.5)
         toasts = [n for n in app._notifications if "memory guard" in str(n.title)]
         assert len(toasts) == 1 and toasts[0].severity == "error" and "sparkdeck-vllm" in str(toasts[0].message)

@@ -364,6 +364,8 @@ class AgentClient:
             self._notify("model")
             return "model"
         if kind == "guard" and isinstance(frame.get("message"), str) and isinstance(frame.get("ts"), (int, float)):
+            if any(e["ts"] == frame["ts"] for e in self.guard_events):
+                return None  # re-sent after a reconnect: already shown
             self.guard_events.append(frame)
             self._notify("guard")
             return "guard"

@@ -61,6 +61,9 @@ async def stream(ws: WebSocket) -> None:
             }
         )
     )
+    recent = agent.guard.recent_event()
+    if recent is not None:  # a client that connects after the guard acted still learns of it
+        client.push_control(encode(recent))
     agent.hub.add(client)
     reader = asyncio.create_task(_read(ws, client))
     try:

@@ -333,6 +333,16 @@ class Launcher:
         self._set(name, "stopped", "stopped on request")
         return self.state_of(name)
 
+    def stopped_by_guard(self, name: str, message: str) -> None:
+        """The memory guard stopped this model's container: its state is ``stopped`` with the
+        guard's reason, not ``failed`` (the follow-up would otherwise report an exit)."""
+        if name not in self.states:
+            return  # not launched by this agent: nothing to update
+        task = self._tasks.pop(name, None)
+        if task is not None and not task.done():
+            task.cancel()
+        self._set(name, "stopped", message)
+
     async def close(self) -> None:
         for task in self._tasks.values():
             task.cancel()

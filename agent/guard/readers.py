@@ -8,13 +8,11 @@ waiting for the 1 s sample. Nothing here allocates more than the file's few kB.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import select
 
 from agent.procfs import KeptFile, meminfo_field, psi_line
 
-log = logging.getLogger("sparkdeck.guard")
 
 # Windows tried for the PSI trigger, shortest first: a 1 s window needs CAP_SYS_RESOURCE;
 # without it the kernel (≥ 6.5) accepts only multiples of 2 s for unprivileged triggers.

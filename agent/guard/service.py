@@ -30,6 +30,7 @@ log = logging.getLogger("sparkdeck.guard")
 SETTLE_S = 3.0  # after a stop, how long memory may take to come back before the next container goes
 ENGINE_SLACK_S = 10.0  # the stop request outlives the container's grace period by this much
 FIGURES_WAIT_S = 2.0  # stop-largest waits at most this long after tripping for containers' first memory figures
+RECENT_S = 600.0  # a stream opened this long after the guard's last action still gets its frame
 GIB = 1024**3
 
 
@@ -84,9 +85,13 @@ class MemoryGuard:
 
     def note_frame(self, frame: dict[str, Any], _text: str = "") -> None:
         """Sampler listener: learns whether GPU memory is unified (the default for ``enabled``)."""
-        gpus = frame.get("gpus") or []
-        if gpus:
-            self.unified = any((g.get("memory") or {}).get("unified") for g in gpus)
+        for gpu in frame.get("gpus") or []:
+            memory = gpu.get("memory")
+            if memory:  # a GPU that fell off the bus reports none: it says nothing either way
+                if memory.get("unified"):
+                    self.unified = True  # sticky: a GB10 whose NVML breaks later still needs the guard
+                elif self.unified is None:
+                    self.unified = False
 
     def info(self) -> dict[str, Any]:
         """For /api/v1/info: whether the guard is armed and how."""
@@ -102,6 +107,11 @@ class MemoryGuard:
             "actions": self.actions,
             "last_event": self.last_event,
         }
+
+    def recent_event(self) -> dict[str, Any] | None:
+        """The last guard frame if it is under RECENT_S old: sent to each new stream after hello."""
+        ev = self.last_event
+        return ev if ev is not None and time.time() - ev["ts"] < RECENT_S else None
 
     # -- the loop -----------------------------------------------------------------------
     def _arm(self) -> None:
@@ -167,17 +177,17 @@ class MemoryGuard:
             return
         first = self.tripped is None
         self.tripped = cause
+        if first:
+            self._tripped_at = now
         if now < self._next_action_at:
             return
         if self.settings.action == "warn":
             if first:  # once per episode
                 self._emit(cause, "warned", available, pressure, None)
             return
-        if first:
-            self._tripped_at = now
         outcome = await self._stop_next(cause, available, pressure, waited_s=now - self._tripped_at)
-        if outcome == "stopped":
-            self.tripwire.acted(now, pressure)
+        if outcome == "stopped":  # pressure is measured afresh from the end of the stop, not its start
+            self.tripwire.acted(time.monotonic(), self.reader.full_pressure())
         if outcome != "wait":
             self._next_action_at = time.monotonic() + SETTLE_S
 
@@ -202,7 +212,9 @@ class MemoryGuard:
             return "none"
         self._tried.add(victim["full_id"])
         result, how = await self._stop(victim["full_id"])
-        self._emit(cause, result, available, pressure, victim, how)
+        message = self._emit(cause, result, available, pressure, victim, how)
+        if result == "stopped" and victim.get("model"):
+            svc.launcher.stopped_by_guard(victim["model"], f"stopped by the memory guard: {message}")
         with contextlib.suppress(Exception):
             await svc.tracker.refresh(victim["full_id"])  # the next frame shows it stopped
         return "stopped"
@@ -213,7 +225,7 @@ class MemoryGuard:
         grace = math.ceil(self.settings.stop_timeout_s)
         try:
             await engine.call("POST", f"containers/{cid}/stop", params={"t": str(grace)}, timeout_s=grace + ENGINE_SLACK_S)
-            return "stopped", f"stopped (SIGTERM, SIGKILL after {grace} s)"
+            return "stopped", f"SIGTERM, SIGKILL after {grace} s"
         except EngineError as exc:
             if exc.status == 304:
                 return "stopped", "it had already stopped"
@@ -225,7 +237,8 @@ class MemoryGuard:
             return "failed", f"stop failed ({first_error}), kill failed ({exc.message})"
 
     # -- telling everyone -----------------------------------------------------------------
-    def _emit(self, cause: Cause, result: str, available: int | None, pressure: tuple[float, int] | None, victim: dict[str, Any] | None, how: str = "") -> None:
+    def _emit(self, cause: Cause, result: str, available: int | None, pressure: tuple[float, int] | None, victim: dict[str, Any] | None, how: str = "") -> str:
+        """Log, audit and broadcast one action; returns its message."""
         short = None if available is None else models_available(available, self.reserve_bytes)
         why = (
             f"memory for models {_gib(short)} (available {_gib(available)} − reserve {_gib(self.reserve_bytes)})"
@@ -271,3 +284,4 @@ class MemoryGuard:
             except OSError as exc:
                 log.error("memory guard: could not write the audit log: %s", exc)
         self.broadcast(encode(event))
+        return message
