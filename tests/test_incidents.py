@@ -20,7 +20,7 @@ import websockets
 from agent.protocol import Hello, IncidentList
 from tests.conftest import ROOT, RunningAgent, launch_agent
 from tui.app import SparkdeckApp
-from tui.client import Target
+from tui.client import AgentClient, Backoff, Target
 from tui.screens.incidents import IncidentsScreen
 
 GiB = 1024**3
@@ -156,19 +156,32 @@ async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     agent = relaunch(first, "--simulate", "gb10", "--interval", "0.2")
+    again = None
     try:
-        app = SparkdeckApp([Target("spark", agent.url, agent.read_token)])
+        client = AgentClient(Target("spark", agent.url, agent.read_token), backoff=Backoff(base_s=0.2, cap_s=1.0))
+        app = SparkdeckApp(clients=[client])
         async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: client.hello is not None, what="hello")
             await pilot.press("i")
-            assert isinstance(app.screen, IncidentsScreen)
-            deadline = time.monotonic() + 20
-            while not app.screen.incidents and time.monotonic() < deadline:
-                await pilot.pause(0.05)
-            await pilot.pause(0.2)
-            table = app.screen.query_one("#incidents")
-            assert table.row_count == 1
-            detail = str(app.screen.query_one("#incident-detail").render())
+            screen = app.screen
+            assert isinstance(screen, IncidentsScreen)
+            await until(pilot, lambda: screen.query_one("#incidents").row_count == 1, what="one incident row")
+            detail = str(screen.query_one("#incident-detail").render())
             assert "agent-crash" in detail and "for models" in detail
+            # the agent dies again and comes back on the same port: the screen picks up the new one
+            agent.proc.send_signal(signal.SIGKILL)
+            agent.proc.wait(10)
+            again = launch_agent(state, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
+            await until(pilot, lambda: screen.query_one("#incidents").row_count == 2, what="the second incident after the reconnect")
     finally:
-        agent.stop()
+        for a in (agent, again):
+            if a is not None and a.proc.poll() is None:
+                a.stop()
 
+
+async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)

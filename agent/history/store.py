@@ -263,7 +263,9 @@ class HistoryStore:
 
         Queued behind the frame's own write on the store's one thread, so it covers that frame."""
         now = time.monotonic()
-        if now - self._synced_at < self.fsync_every_s or self.status["state"] != "ok":
+        # 10 % slack: at 1 Hz a frame that comes a hair under a second after the last fsync
+        # must not wait for the next one (that would halve the cadence)
+        if now - self._synced_at < self.fsync_every_s * 0.9 or self.status["state"] != "ok":
             return
         self._synced_at = now
         try:
