@@ -156,3 +156,20 @@ def test_guard_actions_of_the_run_come_from_the_audit_log():
                         reserve_bytes=RESERVE, psi_full_limit=20.0, throttle_c=95.0, audit=audit)
     Incident.model_validate(inc)
     assert [(g["target"], g["detail"]) for g in inc["guard_actions"]] == [("vllm", "models_available -1.2 GiB"), ("sglang", None)]
+
+
+def test_fsync_cadence_syncs_each_1hz_frame_despite_jitter(tmp_path):
+    clock = {"t": 100.0}
+
+    async def main(gaps: list[float]) -> int:
+        store = HistoryStore(tmp_path / f"h{sum(gaps)}.sqlite3")  # the agent's default cadence
+        store._clock = lambda: clock["t"]
+        for i, gap in enumerate(gaps, 1):
+            clock["t"] += gap
+            await store.append(i, 1000.0 + i, b"x", {})
+            store.sync_soon()
+        store.close()
+        return store.fsyncs
+
+    assert asyncio.run(main([0.0, 0.98, 0.99, 0.97])) == 4  # 1 Hz, each a hair early: every frame
+    assert asyncio.run(main([0.0, 0.5, 0.5, 0.5])) == 2  # 2 Hz: once a second

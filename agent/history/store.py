@@ -71,6 +71,7 @@ class HistoryStore:
         self.path = Path(path)
         self.fsync_every_s = fsync_every_s
         self._synced_at = -math.inf  # monotonic time of the last WAL fsync (or its scheduling)
+        self._clock = time.monotonic
         self.fsyncs = 0
         self.raw_s, self.tier10_s, self.tier60_s = raw_s, tier10_s, tier60_s
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="sparkdeck-history")
@@ -262,7 +263,7 @@ class HistoryStore:
         """Queue an fsync of what is committed, if the last one is ``fsync_every_s`` old; never waits.
 
         Queued behind the frame's own write on the store's one thread, so it covers that frame."""
-        now = time.monotonic()
+        now = self._clock()
         # 10 % slack: at 1 Hz a frame that comes a hair under a second after the last fsync
         # must not wait for the next one (that would halve the cadence)
         if now - self._synced_at < self.fsync_every_s * 0.9 or self.status["state"] != "ok":
