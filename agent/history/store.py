@@ -6,8 +6,8 @@
   agg60   1 min min/avg/max per series for ``tier60_s`` (30 days)
 
 Durability: WAL with ``synchronous=NORMAL`` makes a commit cheap and safe against the agent
-being killed (the OS has the pages), but fsyncs only at checkpoints (every ~1,000 pages,
-minutes of frames). A Spark that freezes and is power-cycled loses whatever was not fsynced,
+being killed (the OS has the pages), but fsyncs only at checkpoints (every 1,000 pages:
+~13 KB of WAL per frame makes that ~5 minutes at 1 Hz). A Spark that freezes and is power-cycled loses whatever was not fsynced,
 and those are the samples an incident needs, so after a frame is published the WAL file is
 fsynced at most every ``fsync_every_s`` (1 s: each frame at 1 Hz), on this store's thread,
 off the publish path (``sync_soon``). Cost: ``python bench/bench.py --fsync``.
