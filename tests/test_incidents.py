@@ -19,6 +19,7 @@ import websockets
 
 from agent.protocol import Hello, IncidentList
 from tests.conftest import ROOT, RunningAgent, launch_agent
+from tests.test_tui_pilot import until
 from tui.app import SparkdeckApp
 from tui.client import AgentClient, Backoff, Target
 from tui.screens.incidents import IncidentsScreen
@@ -178,10 +179,3 @@ async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
             if a is not None and a.proc.poll() is None:
                 a.stop()
 
-
-async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
