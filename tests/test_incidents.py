@@ -182,3 +182,18 @@ async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
             if a is not None and a.proc.poll() is None:
                 a.stop()
 
+
+
+def test_damaged_incident_files_do_not_stop_the_agent(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "run.json").write_text("{half a rec")
+    (state / "incidents.json").write_text('{"incidents": [{"id": "x"}, 7]}')
+    agent = launch_agent(state, "--simulate", "gb10", "--interval", "0.2")
+    try:
+        assert incidents(agent)["incidents"] == [] and hello(agent)["incidents"] == 0
+        assert json.loads((state / "run.json").read_text())["state"] == "running"  # rewritten for this run
+        assert "unreadable" in agent.log()
+    finally:
+        assert agent.stop() == 0
+    assert json.loads((state / "run.json").read_text())["state"] == "stopped"
