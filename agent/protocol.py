@@ -503,6 +503,16 @@ class IncidentContainer(_Model):
     gpu_memory_bytes: int | None
 
 
+class IncidentGuardAction(_Model):
+    """A memory-guard entry of the audit log from the run that ended (what it stopped, and when)."""
+
+    time: float
+    action: str
+    target: str
+    result: str
+    detail: str | None = None
+
+
 class Incident(_Model):
     """A previous run of the agent that did not end cleanly (written at the next start)."""
 
@@ -517,6 +527,7 @@ class Incident(_Model):
     cause_text: str = Field(description="one line: likely cause and the figure behind it")
     figures: IncidentFigures
     containers: list[IncidentContainer] = Field(description="running at the last sample")
+    guard_actions: list[IncidentGuardAction] = Field(default_factory=list, description="memory-guard audit entries of that run, oldest first")
     samples: list[IncidentSample] = Field(description="oldest first; thinned evenly to at most 240")
 
 

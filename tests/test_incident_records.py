@@ -142,3 +142,34 @@ def test_history_fsyncs_its_wal_at_most_once_per_interval(tmp_path):
     fsyncs, rows = asyncio.run(main())
     assert fsyncs == 1  # the first frame's, then none within the hour
     assert [r[0] for r in rows] == [4, 5]  # 1.5 s before the newest, never before since_ts
+
+
+def test_guard_actions_of_the_run_come_from_the_audit_log():
+    audit = [
+        {"time": 850.0, "token": "memory-guard", "action": "stop", "target": "older-run", "result": "ok"},  # before the run
+        {"time": 950.0, "token": "laptop", "action": "stop", "target": "by-hand", "result": "ok"},  # not the guard
+        {"time": 990.0, "token": "memory-guard", "action": "stop", "target": "vllm", "result": "ok", "detail": "models_available -1.2 GiB"},
+        {"time": 1009.0, "actor": "memory-guard", "action": "kill", "target": "sglang", "result": "error"},  # just after the last sample
+        {"time": "bad"},
+    ]
+    inc = records.build(incident_id=1, kind="agent-crash", detected_at=2000.0, run={"started": 900.0}, frames=[frame(1000.0)],
+                        reserve_bytes=RESERVE, psi_full_limit=20.0, throttle_c=95.0, audit=audit)
+    Incident.model_validate(inc)
+    assert [(g["target"], g["detail"]) for g in inc["guard_actions"]] == [("vllm", "models_available -1.2 GiB"), ("sglang", None)]
+
+
+def test_fsync_cadence_syncs_each_1hz_frame_despite_jitter(tmp_path):
+    clock = {"t": 100.0}
+
+    async def main(gaps: list[float]) -> int:
+        store = HistoryStore(tmp_path / f"h{sum(gaps)}.sqlite3")  # the agent's default cadence
+        store._clock = lambda: clock["t"]
+        for i, gap in enumerate(gaps, 1):
+            clock["t"] += gap
+            await store.append(i, 1000.0 + i, b"x", {})
+            store.sync_soon()
+        store.close()
+        return store.fsyncs
+
+    assert asyncio.run(main([0.0, 0.98, 0.99, 0.97])) == 4  # 1 Hz, each a hair early: every frame
+    assert asyncio.run(main([0.0, 0.5, 0.5, 0.5])) == 2  # 2 Hz: once a second

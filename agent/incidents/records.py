@@ -148,6 +148,24 @@ def running_containers(frame: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+GUARD_ACTOR = "memory-guard"
+MAX_GUARD_ACTIONS = 20
+
+
+def guard_actions(audit: Iterable[dict[str, Any]], start: float | None, end: float | None) -> list[dict[str, Any]]:
+    """The memory guard's audit entries between the run's start and a little after its last sample."""
+    lo = start if start is not None else 0.0
+    hi = (end if end is not None else float("inf")) + 10.0  # an action in the last instant may be logged after the sample
+    out = []
+    for e in audit:
+        t = _num(e.get("time"))
+        if GUARD_ACTOR not in (e.get("token"), e.get("actor")) or t is None or not lo <= t <= hi:
+            continue
+        out.append({"time": t, "action": str(e.get("action", "")), "target": str(e.get("target", "")), "result": str(e.get("result", "")),
+                    "detail": str(e["detail"]) if e.get("detail") is not None else None})
+    return out[-MAX_GUARD_ACTIONS:]
+
+
 def build(
     *,
     incident_id: int,
@@ -159,8 +177,10 @@ def build(
     psi_full_limit: float,
     throttle_c: float,
     ignore_sensors: Iterable[str] = (),
+    audit: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The Incident (agent/protocol.py) for a run whose stored frames, oldest first, are ``frames``."""
+    """The Incident (agent/protocol.py) for a run whose stored frames, oldest first, are ``frames``;
+    ``audit`` is the tail of the audit log, for what the memory guard did in that run."""
     ignore = tuple(ignore_sensors)
     samples = thin([compact(f, reserve_bytes=reserve_bytes, ignore_sensors=ignore) for f in frames])
     last = frames[-1] if frames else None
@@ -178,5 +198,6 @@ def build(
         "cause_text": text,
         "figures": fig,
         "containers": running_containers(last),
+        "guard_actions": guard_actions(audit, _num(run.get("started")), float(last["ts"]) if last else None),
         "samples": samples,
     }

@@ -16,6 +16,7 @@ import zlib
 from typing import Any
 
 from agent import __version__
+from agent.containers.audit import AuditLog
 from agent.incidents import records
 from agent.incidents.store import IncidentLog, RunMarker, boot_id
 from agent.settings import AgentSettings
@@ -89,4 +90,5 @@ class IncidentService:
             psi_full_limit=s.memory_guard.psi_full,
             throttle_c=s.noise.throttle_c,
             ignore_sensors=s.noise.ignore_sensors,
+            audit=AuditLog(s.state_dir / "audit.log").tail(500),
         )

@@ -19,7 +19,7 @@ from agent.protocol import Incident
 
 log = logging.getLogger("sparkdeck.incidents")
 
-KEEP = 20  # ~25 KB each at 1 Hz (120 compact samples): half a megabyte at most
+KEEP = 20  # ~35 KB each (1 GPU, 120 samples at 1 Hz); at most ~2 MB (240 samples, 2 GPUs)
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 # Test-only: where the boot id is read from (tests change it to play a host reboot).
 BOOT_ID_ENV = "SPARKDECK_BOOT_ID_FILE"

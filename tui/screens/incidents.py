@@ -44,6 +44,11 @@ class IncidentsScreen(BaseView):
         self.incidents: list[dict[str, Any]] = incidents or []
         self.error = ""
         self._fetch = incidents is None
+        self._count: int | None = None  # the hello's incident count behind the list shown
+
+    def _hello_count(self) -> int | None:
+        count = (self.client.hello or {}).get("incidents")
+        return count if isinstance(count, int) else None
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
@@ -56,13 +61,15 @@ class IncidentsScreen(BaseView):
         table = self.query_one(DataTable)
         for key, label in (("id", "#"), ("ended", "Ended (last sample)"), ("kind", "Kind"), ("cause", "Likely cause")):
             table.add_column(label, key=key)
+        if self._fetch:
+            self._count = self._hello_count()  # before the first update_view, which compares it
+            self.action_reload()
         super().on_mount()
         table.focus()
-        if self._fetch:
-            self.action_reload()
 
     def action_reload(self) -> None:
-        self.run_worker(self._load(), exclusive=True, exit_on_error=False, group="incidents")
+        # the function, not a coroutine: an exclusive worker replaced before it starts leaves none unawaited
+        self.run_worker(self._load, exclusive=True, exit_on_error=False, group="incidents")
 
     async def _load(self) -> None:
         try:
@@ -76,6 +83,9 @@ class IncidentsScreen(BaseView):
 
     def update_view(self) -> None:
         super().update_view()
+        if self._fetch and self._hello_count() != self._count:  # the agent restarted and found a new one
+            self._count = self._hello_count()
+            self.action_reload()
         self.set_text("#notice", f"[$warning]incidents: {escape(self.error)}[/]" if self.error else "")
         table = self.query_one(DataTable)
         cursor = table.cursor_row
