@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agent.incidents.privatefile import write_private
+from agent.statefiles import write_file
 from agent.protocol import Incident
 
 log = logging.getLogger("sparkdeck.incidents")
@@ -53,7 +53,7 @@ class RunMarker:
 
     def write(self, record: dict[str, Any]) -> None:
         try:
-            write_private(self.path, json.dumps(record).encode())
+            write_file(self.path, json.dumps(record).encode())
         except OSError as exc:
             log.warning("cannot write %s: %s (an unclean end of this run may go unnoticed)", self.path, exc)
 
@@ -81,7 +81,7 @@ class IncidentLog:
     def add(self, incident: dict[str, Any]) -> None:
         self.items = (self.items + [incident])[-self.keep :]
         try:
-            write_private(self.path, json.dumps({"incidents": self.items}, separators=(",", ":")).encode())
+            write_file(self.path, json.dumps({"incidents": self.items}, separators=(",", ":")).encode())
         except OSError as exc:
             log.warning("cannot write %s: %s (the incident is kept in memory until the agent stops)", self.path, exc)
 
