@@ -29,8 +29,8 @@ from agent.settings import AgentSettings
 
 log = logging.getLogger("sparkdeck.agent")
 
-REVALIDATE_S = 0.5
-RING_MAX_FRAMES = 3000  # ~4 MB of compressed frames; backfill beyond it comes from the history store  # how often open streams re-check their token (revocation closes them)
+REVALIDATE_S = 0.5  # how often open streams re-check their token (revocation closes them)
+RING_MAX_FRAMES = 3000  # ~4 MB of compressed frames; backfill beyond it comes from the history store
 
 
 def _container_service(settings: AgentSettings, hub: Hub, proc_root: str, sys_root: str) -> Any:
