@@ -60,6 +60,20 @@ def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]],
     return ""
 
 
+def memory_text(entry: dict[str, Any], st: dict[str, Any]) -> str:
+    """The template's memory claim and, once launched, what the fit check chose."""
+    claim = entry.get("memory") or {}
+    if st.get("fraction") is not None and st.get("fraction_param"):
+        return f"memory: {st['fraction_param']}={st['fraction']:.2f} ({fmt.size(st.get('claim_bytes'))})"
+    if st.get("claim_bytes"):
+        return f"memory: claims {fmt.size(st['claim_bytes'])}"
+    if claim.get("gib"):
+        return f"memory: claims {claim['gib']:g} GiB"
+    if claim.get("fraction_param"):
+        return f"memory: {claim['fraction_param']} sized to fit at launch"
+    return ""
+
+
 class ModelsScreen(BaseView):
     view = "models"
     BINDINGS = [
@@ -159,6 +173,8 @@ class ModelsScreen(BaseView):
             return
         st = {**entry_state(entry), **(self.client.model_progress.get(entry["name"]) or {})}
         text = f"[b]{entry['name']}[/b]  params: " + (", ".join(f"{k}={v}" for k, v in (entry.get("params") or {}).items()) or "none")
+        if memory_text(entry, st):
+            text += f"\n[dim]{memory_text(entry, st)}[/dim]"
         missing = [k for k, ok in (entry.get("secrets") or {}).items() if not ok]
         if missing:
             text += f"\n[$warning]secrets not set on the agent: {', '.join(missing)}[/]"
