@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -241,6 +242,11 @@ class ModelsScreen(BaseView):
             return
         self.run_worker(forward_port(self, self.client, port, entry["name"]), exit_on_error=False, group="forward")
 
+    def _offer_force(self, name: str, body: dict, detail: str) -> None:
+        """The fit check refused the launch: say why and offer to start it anyway (audited on the agent)."""
+        question = f"[b]{escape(name)}[/b] does not fit in memory:\n{escape(detail)}\n\nStart it anyway? On unified memory that can freeze the machine."
+        self.app.push_screen(ConfirmScreen(question, "Force start"), lambda ok: self._send(name, "start", {**body, "force": True}) if ok else None)
+
     def _send(self, name: str, what: str, body: dict | None) -> None:
         self.run_worker(self._do(name, what, body), exit_on_error=False, group="actions")
 
@@ -250,5 +256,7 @@ class ModelsScreen(BaseView):
             msg = ActionFinished(self.index or 0, f"{what} model {name}", True, "requested; progress shows in the table")
         except ApiFailure as exc:
             msg = ActionFinished(self.index or 0, f"{what} model {name}", False, exc.detail)
+            if exc.code == "insufficient_memory" and what == "start" and not (body or {}).get("force"):
+                self._offer_force(name, body or {}, exc.detail)
         self.app.post_message(msg)  # to the app: this screen may be gone by now
         await self._load()
