@@ -18,6 +18,11 @@ from agent.collectors.memory import GIB, read_memory
 from agent.protocol import ModelState
 from conftest import free_port
 from containers_helpers import call, model_state, next_frame, open_stream, wait_for
+from tests.test_tui_containers import select_model, until
+from tui.app import SparkdeckApp
+from tui.client import Target
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.launch import LaunchScreen
 
 pytestmark = pytest.mark.docker
 
@@ -205,31 +210,10 @@ async def test_two_quick_launches_do_not_double_book(docker_engine, fit_agent) -
 
 
 async def test_the_tui_says_why_and_offers_to_force(docker_engine, fit_agent) -> None:
-    from textual.widgets import DataTable
-
-    from tui import client as c
-    from tui.app import SparkdeckApp
-    from tui.client import Target
-    from tui.screens.confirm import ConfirmScreen
-    from tui.screens.launch import LaunchScreen
-    from tui.screens.models import ModelsScreen
-
-    async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not pred():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await pilot.pause(0.1)
-
     agent = fit_agent
     app = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="models")
     async with app.run_test(size=(140, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ModelsScreen)
-        table = screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count >= 1 and app.clients[0].state == c.LIVE, what="catalog")
-        table.move_cursor(row=table.get_row_index("sdfit-huge"))
-        await pilot.pause()
+        screen = await select_model(app, pilot, "sdfit-huge")
         await pilot.press("l")
         assert isinstance(app.screen, LaunchScreen)
         await pilot.press("ctrl+s")
