@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
+from agent.collectors.memory import GIB, read_memory, reserve_bytes
 from agent.collectors.nvml import load_nvml
 from agent import statefiles
 from agent.settings import AgentSettings
@@ -83,6 +84,18 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
     checks.append(
         Check("meminfo", mem is not None, f"MemTotal {mem[0] / 2**30:.1f} GiB, used {(mem[0] - mem[1]) / 2**30:.1f} GiB" if mem else "/proc/meminfo unreadable")
     )
+    picture = read_memory(reserve=reserve_bytes(settings.memory.reserve_gib))
+    if picture is not None:
+        left = picture["models_available_bytes"]
+        psi = "PSI memory pressure readable" if picture["pressure"] is not None else "no PSI (/proc/pressure/memory): pressure will read null"
+        checks.append(
+            Check(
+                "memory",
+                left >= 0,
+                f"for models {left / GIB:.1f} GiB (MemAvailable less the {settings.memory.reserve_gib:g} GiB reserve); {psi}",
+                None if left >= 0 else "less is available than the reserve: stop something, or lower memory.reserve_gib",
+            )
+        )
     sensors = read_hwmon()
     checks.append(
         Check(

@@ -18,6 +18,11 @@ from agent.collectors.memory import GIB, read_memory
 from agent.protocol import ModelState
 from conftest import free_port
 from containers_helpers import call, model_state, next_frame, open_stream, wait_for
+from tests.test_tui_containers import select_model, until
+from tui.app import SparkdeckApp
+from tui.client import Target
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.launch import LaunchScreen
 
 pytestmark = pytest.mark.docker
 
@@ -202,3 +207,20 @@ async def test_two_quick_launches_do_not_double_book(docker_engine, fit_agent) -
     assert call(agent, "POST", f"/api/v1/models/{name}/stop", agent.control_token, params={"timeout_s": 0}).status_code == 200
     r = _start(agent, loser)
     assert r.status_code == 202, r.text
+
+
+async def test_the_tui_says_why_and_offers_to_force(docker_engine, fit_agent) -> None:
+    agent = fit_agent
+    app = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="models")
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await select_model(app, pilot, "sdfit-huge")
+        await pilot.press("l")
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the force question")
+        assert "does not fit in memory" in app.screen.question and "4096.0 GiB" in app.screen.question
+        assert _names(docker_engine, "huge") == ""  # nothing created while it asks
+        await pilot.press("y")
+        await until(pilot, lambda: next(r for r in screen.rows() if r[0]["name"] == "sdfit-huge")[1] == "ready", what="forced start ready")
+    audit = call(agent, "GET", "/api/v1/audit", agent.control_token).json()["entries"]
+    assert [(e["result"], e.get("detail")) for e in audit if e["target"] == "sdfit-huge"] == [("error: insufficient_memory", None), ("ok", "force")]

@@ -128,7 +128,8 @@ def test_doctor_reports_what_it_sees(tmp_path, scenario, expect):
     assert "fix: create one: sparkdeck-agent token add" in out.stdout
     js = json.loads(cli("doctor", "--json", "--simulate", scenario, "--state-dir", str(tmp_path)).stdout)
     names = {c["name"] for c in js}
-    assert {"nvml", "meminfo", "sensors", "docker", "state_dir", "tokens", "bind"} <= names
+    assert {"nvml", "meminfo", "memory", "sensors", "docker", "state_dir", "tokens", "bind"} <= names
+    assert "for models" in next(c["detail"] for c in js if c["name"] == "memory")
 
 
 def test_sigterm_closes_streams_with_a_close_frame_and_exits_cleanly(start_agent):

@@ -32,6 +32,17 @@ async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> 
         await pilot.pause(0.05)
 
 
+async def select_model(app, pilot, name: str) -> ModelsScreen:
+    """The Models screen, live, with the cursor on ``name`` (the catalog also holds the built-ins)."""
+    screen = app.screen
+    assert isinstance(screen, ModelsScreen)
+    table = screen.query_one(DataTable)
+    await until(pilot, lambda: table.row_count >= 1 and app.clients[0].state == c.LIVE, what="catalog")
+    table.move_cursor(row=table.get_row_index(name))
+    await pilot.pause()
+    return screen
+
+
 def row_state(app, name: str) -> str | None:
     snap = app.clients[0].latest or {}
     return next((x["state"] for x in snap.get("containers") or [] if x["name"] == name), None)
@@ -131,12 +142,7 @@ startup_timeout_s = 60
     agent = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(models))
     app = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="models")
     async with app.run_test(size=(140, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ModelsScreen)
-        table = screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count >= 1 and app.clients[0].state == c.LIVE, what="catalog")
-        table.move_cursor(row=table.get_row_index("sdtest-tui"))  # the catalog also holds the built-ins
-        await pilot.pause()
+        screen = await select_model(app, pilot, "sdtest-tui")
         await pilot.press("l")
         assert isinstance(app.screen, LaunchScreen)
         app.screen.query_one("#port", Input).value = str(port)  # a port of our choosing

@@ -117,7 +117,12 @@ def snapshot_frame(seq: int, host: str, gpus: list[dict], containers: list[dict]
             "hostname": host,
             "uptime_s": 86400 * 3 + 3600,
             "cpu": {"percent": round(sum(cores) / len(cores), 1), "per_core_percent": cores, "load_1": 6.5, "load_5": 5.2, "load_15": 4.8, "count": 20},
-            "memory": {"total_bytes": 128 * GiB, "available_bytes": int(66.5 * GiB), "used_bytes": int(61.5 * GiB), "percent": 48.0},
+            "memory": {
+                "total_bytes": 128 * GiB, "available_bytes": int(66.5 * GiB), "used_bytes": int(61.5 * GiB), "percent": 48.0,
+                "free_bytes": int(20.5 * GiB), "reclaimable_bytes": 46 * GiB, "shmem_bytes": 2 * GiB,
+                "gpu_process_bytes": 52 * GiB if any(g["memory"]["unified"] for g in gpus) else None,
+                "reserve_bytes": 8 * GiB, "models_available_bytes": int(58.5 * GiB), "pressure": {"some_avg10": 1.2, "full_avg10": 0.0},
+            },
             "swap": {"total_bytes": 16 * GiB, "used_bytes": GiB, "percent": 6.3},
             "disks": [
                 {"mount": "/", "device": "/dev/nvme0n1p2", "fstype": "ext4", "total_bytes": 3700 * GiB, "used_bytes": 1200 * GiB, "percent": 32.4},
@@ -194,8 +199,10 @@ def fleet() -> list[AgentClient]:
 
 
 CATALOG = [
-    {"name": "vllm", "description": "vLLM OpenAI-compatible server", "image": "nvcr.io/nvidia/vllm:25.09-py3", "params": {"model": "Qwen/Qwen2.5-7B-Instruct"},
-     "ports": {"8000/tcp": 8000}, "secrets": {"HF_TOKEN": True}, "state": {"state": "ready", "message": None, "since": NOW - 600, "url": "http://spark-01.local:8000", "running": True, "listen": ["127.0.0.1:8000"]}},
+    {"name": "vllm", "description": "vLLM OpenAI-compatible server", "image": "nvcr.io/nvidia/vllm:25.09-py3", "params": {"model": "Qwen/Qwen2.5-7B-Instruct", "gpu_memory_utilization": "auto"},
+     "ports": {"8000/tcp": 8000}, "secrets": {"HF_TOKEN": True}, "memory": {"fraction_param": "gpu_memory_utilization"},
+     "state": {"state": "ready", "message": None, "since": NOW - 600, "url": "http://spark-01.local:8000", "running": True,
+               "claim_bytes": int(0.42 * 128 * GiB), "fraction_param": "gpu_memory_utilization", "fraction": 0.42, "listen": ["127.0.0.1:8000"]}},
     {"name": "sglang", "description": "SGLang server", "image": "lmsysorg/sglang:spark", "params": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
      "ports": {"30000/tcp": 30000}, "secrets": {"HF_TOKEN": False}, "state": {"state": "idle", "message": None, "running": False, "listen": ["0.0.0.0:30000"]}},
     {"name": "trtllm", "description": "TensorRT-LLM trtllm-serve", "image": "nvcr.io/nvidia/tensorrt-llm:1.0", "params": {"model": "nvidia/Llama-3.1-8B-Instruct-FP4"},

@@ -1,9 +1,10 @@
 """The memory picture: what is free, what the kernel could free, and what is left for models.
 
-One read of /proc/meminfo and one of /proc/pressure/memory per call (a few µs each), no
-psutil. ``models_available`` is the one formula everything that asks "does it fit?" uses:
-the snapshot, the launch fit check and the memory guard (which reads MemAvailable on its own
-at a faster cadence and calls it with the same reserve).
+One read of /proc/meminfo and one of /proc/pressure/memory per call, no psutil (about 30 µs
+per read, ~115 µs for the whole picture, on a busy 2-core VM). ``models_available`` is the
+one formula everything that asks "does it fit?" uses: the snapshot, the launch fit check and
+the memory guard (which reads MemAvailable on its own at a faster cadence and calls it with
+the same reserve).
 
 What is counted as reclaimable, and why (README "What the numbers mean"):
 

@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 from agent.containers import logs
 from agent.containers.audit import clip
-from agent.containers.catalog import LOOPBACK, MODEL_LABEL, Catalog, LaunchSpec, RenderError, Secrets, render
+from agent.containers.catalog import LOOPBACK, MODEL_LABEL, Catalog, LaunchSpec, ModelTemplate, RenderError, Secrets, render
 from agent.containers.engine import Engine, EngineError
-from agent.containers.memory_fit import InsufficientMemory, pending_bytes, plan
+from agent.containers.memory_fit import Fit, InsufficientMemory, pending_bytes, plan
 from agent.containers.tracker import ContainerTracker
 from agent.protocol import PROTOCOL_VERSION, encode
 
@@ -182,7 +182,7 @@ class Launcher:
             self._tasks[name] = asyncio.create_task(self._follow_up(spec, container), name=f"model-{name}")
             return {**self.state_of(name), "memory_fit": fit.report}
 
-    def _fit(self, name: str, template: Any, params: dict[str, Any], force: bool) -> Any:
+    def _fit(self, name: str, template: ModelTemplate, params: dict[str, Any], force: bool) -> Fit:
         """The memory fit check, under the launch lock so two quick launches see each other's claim."""
         if any(e.get("model") == name and e["state"] == "running" for e in self.tracker.entries.values()):
             raise LaunchError(409, "already_running", f"model {name!r} is already running; stop it first")

@@ -100,8 +100,8 @@ def plan(
 ) -> Fit:
     """Size and check one launch; raises InsufficientMemory (unless ``force``) or RenderError."""
     claim = t.memory
-    if claim is None:
-        return Fit(dict(params))
+    if claim is None:  # the template declares nothing to check
+        return Fit(dict(params), report={"checked": False})
     out = dict(params)
     fraction, was_auto = None, None
     if claim.fraction_param is not None:

@@ -67,6 +67,20 @@ def listens(entry: dict[str, Any], progress: dict[str, Any] | None = None) -> st
     return ", ".join(str(x) for x in where)
 
 
+def memory_text(entry: dict[str, Any], st: dict[str, Any]) -> str:
+    """The template's memory claim and, once launched, what the fit check chose."""
+    claim = entry.get("memory") or {}
+    if st.get("fraction") is not None and st.get("fraction_param"):
+        return f"memory: {st['fraction_param']}={st['fraction']:.2f} ({fmt.size(st.get('claim_bytes'))})"
+    if st.get("claim_bytes"):
+        return f"memory: claims {fmt.size(st['claim_bytes'])}"
+    if claim.get("gib"):
+        return f"memory: claims {claim['gib']:g} GiB"
+    if claim.get("fraction_param"):
+        return f"memory: {claim['fraction_param']} sized to fit at launch"
+    return ""
+
+
 class ModelsScreen(BaseView):
     view = "models"
     BINDINGS = [
@@ -167,6 +181,8 @@ class ModelsScreen(BaseView):
             return
         st = {**entry_state(entry), **(self.client.model_progress.get(entry["name"]) or {})}
         text = f"[b]{entry['name']}[/b]  params: " + (", ".join(f"{k}={v}" for k, v in (entry.get("params") or {}).items()) or "none")
+        if memory_text(entry, st):
+            text += f"\n[dim]{memory_text(entry, st)}[/dim]"
         missing = [k for k, ok in (entry.get("secrets") or {}).items() if not ok]
         if missing:
             text += f"\n[$warning]secrets not set on the agent: {', '.join(missing)}[/]"
@@ -232,6 +248,11 @@ class ModelsScreen(BaseView):
             return
         self.run_worker(forward_port(self, self.client, port, entry["name"]), exit_on_error=False, group="forward")
 
+    def _offer_force(self, name: str, body: dict, detail: str) -> None:
+        """The fit check refused the launch: say why and offer to start it anyway (audited on the agent)."""
+        question = f"[b]{escape(name)}[/b] does not fit in memory:\n{escape(detail)}\n\nStart it anyway? On unified memory that can freeze the machine."
+        self.app.push_screen(ConfirmScreen(question, "Force start"), lambda ok: self._send(name, "start", {**body, "force": True}) if ok else None)
+
     def _send(self, name: str, what: str, body: dict | None) -> None:
         self.run_worker(self._do(name, what, body), exit_on_error=False, group="actions")
 
@@ -241,5 +262,7 @@ class ModelsScreen(BaseView):
             msg = ActionFinished(self.index or 0, f"{what} model {name}", True, "requested; progress shows in the table")
         except ApiFailure as exc:
             msg = ActionFinished(self.index or 0, f"{what} model {name}", False, exc.detail)
+            if exc.code == "insufficient_memory" and what == "start" and not (body or {}).get("force"):
+                self._offer_force(name, body or {}, exc.detail)
         self.app.post_message(msg)  # to the app: this screen may be gone by now
         await self._load()

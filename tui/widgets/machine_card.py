@@ -105,6 +105,10 @@ class MachineCard(TextPanel, can_focus=True):
         t.append(fmt.bar(frac, bar_w), bad if (frac or 0) > 0.9 else ok)
         t.append(f" {figures}")
         t.append(tag + "\n", "italic bold" if unified else "")
+        for_models = snap["host"]["memory"].get("models_available_bytes")
+        if for_models is not None and (unified or not gpus):  # what a launch may still take (MemAvailable less the reserve); a discrete GPU's models live in its own memory
+            t.append("    for models ", "dim")
+            t.append(fmt.size(for_models) + "\n", bad if for_models < 0 else "")
         noise = snap.get("noise") or {}
         t.append("Noise ", "dim")
         t.append(f"{noise['index']:.0f}/100 ({noise.get('source', 'none')})" if noise.get("index") is not None else "n/a (no input)")
