@@ -8,7 +8,8 @@ import pytest
 
 from agent.containers.tracker import parse_engine_time
 from agent.guard.policy import Tripwire, choose, eligible
-from agent.guard.readers import MemoryReader, PsiTrigger, models_available
+from agent.collectors.memory import models_available
+from agent.guard.readers import MemoryReader, PsiTrigger
 from agent.procfs import meminfo_field, psi_line
 
 GIB = 1024**3

@@ -51,6 +51,12 @@ def models_available(available_bytes: int, reserve_bytes: int) -> int:
     return available_bytes - reserve_bytes
 
 
+def held_bytes(row: dict[str, Any]) -> tuple[int, int]:
+    """How much a container row holds, for ranking: GPU memory first, then RSS (the fit check's
+    'holding the most' and the guard's stop-largest rank the same way)."""
+    return (row.get("gpu_memory_bytes") or 0, row.get("memory_bytes") or 0)
+
+
 def reserve_bytes(reserve_gib: float) -> int:
     return int(reserve_gib * GIB)
 

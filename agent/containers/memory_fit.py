@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.collectors.memory import GIB
+from agent.collectors.memory import GIB, held_bytes
 from agent.containers.catalog import ModelTemplate, RenderError, fraction_value
 
 DEFAULT_MAX_FRACTION = 0.85  # vLLM's 0.9 default leaves the Spark's OS too little (README)
@@ -78,7 +78,7 @@ def pending_bytes(states: dict[str, dict[str, Any]], rows: list[dict[str, Any]],
 def holders(rows: list[dict[str, Any]], n: int = HOLDERS_SHOWN) -> list[dict[str, Any]]:
     """The running containers holding the most: GPU memory first, then RSS."""
     running = [r for r in rows if r.get("state") == "running"]
-    running.sort(key=lambda r: (r.get("gpu_memory_bytes") or 0, r.get("memory_bytes") or 0), reverse=True)
+    running.sort(key=held_bytes, reverse=True)
     return [{"name": r["name"], "model": r.get("model"), "gpu_memory_bytes": r.get("gpu_memory_bytes"), "memory_bytes": r.get("memory_bytes")} for r in running[:n]]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.guard.readers import models_available
+from agent.collectors.memory import held_bytes, models_available
 
 Cause = Literal["memory", "pressure"]
 ALLOW_LABEL = "sparkdeck.guard"  # `sparkdeck.guard=allow` makes a container not started by sparkdeck eligible for stop-largest
@@ -99,11 +99,6 @@ def eligible(row: dict[str, Any], action: str, *, any_container: bool = False, o
     if action == "stop-largest":
         return any_container or is_model or (row.get("labels") or {}).get(ALLOW_LABEL) == "allow"
     return False
-
-
-def held_bytes(row: dict[str, Any]) -> tuple[int, int]:
-    """(GPU memory, RSS) a container holds, the order stop-largest ranks by; unknown counts as 0."""
-    return (row.get("gpu_memory_bytes") or 0, row.get("memory_bytes") or 0)
 
 
 def choose(rows: list[dict[str, Any]], action: str, *, started: dict[str, float] | None = None, any_container: bool = False, only_label: str | None = None, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any] | None:

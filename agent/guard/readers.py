@@ -19,14 +19,6 @@ from agent.procfs import KeptFile, meminfo_field, psi_line
 TRIGGER_WINDOWS_US = (1_000_000, 2_000_000)
 
 
-def models_available(available_bytes: int, reserve_bytes: int) -> int:
-    """Memory a model may still take: MemAvailable less the safety reserve (negative when short).
-
-    wt-ia puts the same formula in the memory picture (host.memory.models_available_bytes);
-    one of the two is folded into the other at merge."""
-    return available_bytes - reserve_bytes
-
-
 class MemoryReader:
     def __init__(self, proc_root: str = "/proc"):
         self._meminfo = KeptFile(f"{proc_root}/meminfo")

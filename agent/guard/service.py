@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from agent.containers.engine import EngineError
 from agent.guard.policy import Cause, Tripwire, choose, eligible
-from agent.guard.readers import MemoryReader, PsiTrigger, models_available
+from agent.collectors.memory import models_available
+from agent.guard.readers import MemoryReader, PsiTrigger
 from agent.protocol import PROTOCOL_VERSION, encode
 from agent.settings import MemoryGuardSettings
 
