@@ -4,7 +4,6 @@ noisy refusals and the close frame of a flood (issue 12, items 1, 4, 5, 7)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -16,6 +15,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+
+from test_stream import raw_ws_that_never_reads
 
 
 def ws_status(url: str, token: str | None) -> tuple[int, dict | None]:
@@ -233,24 +234,6 @@ def test_refused_handshakes_log_one_rate_limited_line(start_agent, record):
     assert 1 <= len(lines) <= 10 and all("refused WebSocket /api/v1/stream" in x for x in lines)
 
 
-def _handshake(agent) -> socket.socket:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", agent.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        (
-            f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{agent.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {agent.read_token}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101")
-    return s
-
-
 def _close_code(data: bytes) -> int | None:
     """The code of the first close frame in a run of server frames (unmasked)."""
     i = 0
@@ -274,7 +257,7 @@ def test_flood_gets_its_close_frame(start_agent, record, flood_s):
     10 s close time-out: the agent's close() used to meet data still arriving, answer with a
     RST and drop the undelivered close frame."""
     agent = start_agent("--simulate", "gb10", "--interval", "0.1")
-    s = _handshake(agent)
+    s = raw_ws_that_never_reads(agent)  # until it starts reading below
     time.sleep(3)  # snapshots pile up in the socket buffers
     bad = (bytes([0x81, 0x81]) + b"\0\0\0\0" + b"?") * 1000  # masked one-byte text frames: not JSON
     s.setblocking(False)
