@@ -299,3 +299,23 @@ def test_flood_gets_its_close_frame(start_agent, record, kind):
     record("clients", f"{kind} sent for 12 s by a client that reads nothing meanwhile", f"{sent / 2**20:.1f} MiB sent; close frame {code}, then {'a reset' if error else 'EOF'}")
     assert code == (1008 if kind == "bad messages" else 1009)
     assert agent.proc.poll() is None
+
+
+def test_stream_client_that_reads_nothing_is_cut_off(start_agent, record):
+    """It cannot answer pings: uvicorn's keepalive time-out used to close it only once its send
+    buffer drained, which never happens, so its socket stayed for ever."""
+    agent = start_agent("--simulate", "gb10", "--interval", "0.1")
+    s = raw_ws_that_never_reads(agent)
+    t0 = time.monotonic()
+
+    def clients() -> int:
+        return httpx.get(agent.url + "/api/v1/info", headers=agent.headers(agent.read_token)).json()["stream_clients"]
+
+    assert clients() == 1
+    while clients() and time.monotonic() - t0 < 90:
+        time.sleep(1)
+    gone_s = time.monotonic() - t0
+    s.close()
+    record("connections", "a stream client that completes the handshake and never reads", f"disconnected after {gone_s:.0f} s (ping 20 s, pong time-out 20 s, 20 s for the close frame)")
+    assert gone_s < 70
+    assert agent.proc.poll() is None
