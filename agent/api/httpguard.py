@@ -6,6 +6,8 @@ Checked against uvicorn 0.54 with real sockets (tests/faults/test_hostile_client
   sends nothing, or sends a request header one line every few seconds (slowloris), stays
   open for ever. Here every connection must complete its request headers within
   ``HEADER_TIMEOUT_S`` of connecting (or of its previous response), else it is closed.
+- a malformed request or an unknown ``Upgrade`` writes a WARNING line each, as fast as a
+  client sends them: here at most 10 of each a minute.
 - ``limit_concurrency`` answers 503 in plain text and is checked after the WebSocket
   upgrade has been handed off, so it never caps streams. Here a connection that finds
   ``max_connections`` already open is answered with a JSON 503 and closed (streams
@@ -17,11 +19,14 @@ The h11 protocol is named explicitly (not "auto"), so installing httptools chang
 from __future__ import annotations
 
 import json
+import logging
 from asyncio import TimerHandle
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from agent.ratelog import ThrottleFilter
 
 HEADER_TIMEOUT_S = 10.0  # a whole request header, from connect (or the previous response)
 KEEPALIVE_S = 5.0  # an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
@@ -29,6 +34,11 @@ KEEPALIVE_S = 5.0  # an idle keep-alive connection is closed after this (uvicorn
 _FULL = json.dumps(
     {"error": "too_many_connections", "detail": "the agent has max_connections connections open; retry later"}
 ).encode()
+
+
+# uvicorn's own lines for bad requests, under a child of its logger so they keep its level
+_log = logging.getLogger("uvicorn.error.http")
+_log.addFilter(ThrottleFilter({"Invalid HTTP request received.", "Unsupported upgrade request."}))
 
 
 async def _too_many_connections(scope: dict, receive: Any, send: Any) -> None:
@@ -44,6 +54,10 @@ async def _too_many_connections(scope: dict, receive: Any, send: Any) -> None:
 
 class GuardedH11Protocol(H11Protocol):
     max_connections = 1024  # set from the settings by agent.server.build_server
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.logger = _log
 
     def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def,override]
         super().connection_made(transport)

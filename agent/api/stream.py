@@ -91,8 +91,7 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
             parsed = parse_client_message(raw if raw is not None else "")
         except ProtocolError as exc:
             if not client.push_control(error_frame(exc.code, exc.message)):
-                _close_at_once(ws, CLOSE_POLICY, "too many bad messages")
-                client.close(CLOSE_POLICY, "too many bad messages")
+                _policy_close(ws, client, "too many bad messages")
                 return
             continue
         answer: object | None = None
@@ -107,8 +106,14 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
         elif isinstance(parsed, Ping):
             answer = encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id})
         if answer is not None and not client.push_control(answer):  # it asks faster than it reads the answers
-            client.close(CLOSE_POLICY, "too many unanswered messages")
+            _policy_close(ws, client, "too many unanswered messages")
             return
+
+
+def _policy_close(ws: WebSocket, client: StreamClient, reason: str) -> None:
+    """1008 for a client that sends faster than it reads: the close frame goes out at once."""
+    _close_at_once(ws, CLOSE_POLICY, reason)
+    client.close(CLOSE_POLICY, reason)
 
 
 def _close_at_once(ws: WebSocket, code: int, reason: str) -> None:

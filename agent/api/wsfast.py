@@ -15,7 +15,7 @@ It also mends three things in uvicorn's protocol that a hostile client can use:
 - a refused handshake wrote three log lines, one at ERROR ("ASGI callable returned
   without completing handshake"): the route logs one rate-limited line (agent.api.deps)
   and the protocol none;
-- a close frame waited for a paused transport, and the socket was closed 10 s later
+- a close frame (1008, or 1009 from the parser) waited for a paused transport, and the socket was closed 10 s later
   even if the close frame still sat unsent behind frames the client had not read; when
   the client kept sending, that close() answered with a RST and the close frame was
   lost. Now the close frame is queued at once (``close_now``), and the socket is closed
@@ -38,6 +38,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 EXTENSION = "sparkdeck.send_frame"
 LINGER_S = 20.0  # longest a closing connection is kept for its close frame to be read
+LINGER_READ_BYTES = 1 << 20  # read (and discard) at most this much after our close, then stop reading
 _POLL_S = 0.25
 
 # uvicorn's and websockets' own lines for a handshake answered with an HTTP status
@@ -97,7 +98,8 @@ class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.logger = _log
         self.conn.logger = _log
-        self.linger_deadline = 0.0
+        self.linger_started = self.linger_deadline = 0.0
+        self.linger_read = 0
 
     # A WebSocket-level ping is answered by the protocol itself, written past the flow control
     # that every other send honours: a peer that sends pings and never reads would grow the
@@ -146,19 +148,58 @@ class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_close(code, reason)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
+        self._linger()
+
+    def handle_parser_exception(self) -> None:
+        """A bad frame (1009 for one over ``max_message_bytes``, 1002 …): uvicorn closes the
+        socket at once, while the rest of the message is still arriving; linger instead."""
+        if self.close_sent:  # called again for each later chunk: already lingering
+            return
+        if not self.handshake_complete:
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+            return
+        close = self.conn.close_sent
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": close.code if close else 1006, "reason": close.reason if close else ""})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if not self.transport.can_write_eof():  # TLS: no half-close, so uvicorn's immediate close
+            self.transport.close()
+            return
+        # the parser now discards everything, the peer's close reply included: end our side
+        # with a FIN after the close frame, as websockets asks, and wait for the peer's
+        self.transport.write_eof()
+        self._linger()
+
+    def _linger(self) -> None:
         if self.read_paused:  # keep reading (and discarding) so the peer's close reply is seen
             self.read_paused = False
             self.transport.resume_reading()
-        self.linger_deadline = self.loop.time() + LINGER_S
-        self.close_timer = self.loop.call_later(min(self.close_timeout, LINGER_S), self._close_when_delivered)
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.linger_started = self.loop.time()
+        self.linger_deadline = self.linger_started + LINGER_S
+        self.close_timer = self.loop.call_later(_POLL_S, self._close_when_delivered)
+
+    def data_received(self, data: bytes) -> None:
+        if self.close_sent and self.linger_started:
+            self.linger_read += len(data)
+            if self.linger_read > LINGER_READ_BYTES and not self.read_paused:
+                # a peer that keeps sending after our close costs a core to read; let TCP hold it back
+                self.read_paused = True
+                self.transport.pause_reading()
+        super().data_received(data)
 
     def _close_when_delivered(self) -> None:
-        """Close once the peer has everything (a close() with data still arriving sends a RST,
-        and the kernel drops what it had not yet delivered, close frame included)."""
+        """Close once the peer has everything we sent: a close() while its data still arrives
+        sends a RST, and the kernel drops what it had not yet delivered, close frame included.
+        A peer that may still answer our close gets uvicorn's ``close_timeout`` to do so."""
         self.close_timer = None
         if self.disconnected:
             return
-        if unsent_bytes(self.transport) and self.loop.time() < self.linger_deadline:
+        now = self.loop.time()
+        may_answer = not self.read_paused and now - self.linger_started < self.close_timeout
+        if (unsent_bytes(self.transport) or may_answer) and now < self.linger_deadline:
             self.close_timer = self.loop.call_later(_POLL_S, self._close_when_delivered)
             return
         if self.transport.get_write_buffer_size():

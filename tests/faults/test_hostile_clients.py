@@ -4,7 +4,6 @@ noisy refusals and the close frame of a flood (issue 12, items 1, 4, 5, 7)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -16,6 +15,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+
+from test_stream import raw_ws_that_never_reads
 
 
 def ws_status(url: str, token: str | None) -> tuple[int, dict | None]:
@@ -227,28 +228,22 @@ def test_refused_handshakes_log_one_rate_limited_line(start_agent, record):
     statuses = [ws_status(agent.ws_url, "sdk_wrong%d" % i)[0] for i in range(100)]
     time.sleep(0.5)
     lines = agent.log_lines[before:]
-    record("logs", "100 refused stream handshakes", f"{len(lines)} log line(s), {sum('ERROR' in x for x in lines)} at ERROR")
+    for _ in range(100):  # malformed requests and unknown upgrades: uvicorn warns about each
+        with socket.create_connection(("127.0.0.1", agent.port)) as s:
+            s.sendall(b"NOT HTTP\r\n\r\n")
+            s.recv(4096)
+        httpx.get(agent.url + "/api/v1/health", headers={"Upgrade": "h2c", "Connection": "Upgrade"})
+    time.sleep(0.5)
+    later = agent.log_lines[before + len(lines) :]
+    record(
+        "logs",
+        "100 refused stream handshakes, 100 malformed requests, 100 unknown upgrades",
+        f"{len(lines)} line(s) for the refusals ({sum('ERROR' in x for x in lines)} at ERROR), {len(later)} for the bad requests",
+    )
     assert statuses == [401] * 100
     assert not any("ERROR" in x or "handshake" in x for x in lines)
     assert 1 <= len(lines) <= 10 and all("refused WebSocket /api/v1/stream" in x for x in lines)
-
-
-def _handshake(agent) -> socket.socket:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", agent.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        (
-            f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{agent.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {agent.read_token}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101")
-    return s
+    assert 2 <= len(later) <= 20 and not any("ERROR" in x for x in later)
 
 
 def _close_code(data: bytes) -> int | None:
@@ -268,21 +263,25 @@ def _close_code(data: bytes) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("flood_s", [12.0])
-def test_flood_gets_its_close_frame(start_agent, record, flood_s):
-    """A client that reads nothing for a while and floods bad messages for longer than the
-    10 s close time-out: the agent's close() used to meet data still arriving, answer with a
-    RST and drop the undelivered close frame."""
+@pytest.mark.parametrize("kind", ["bad messages", "one oversized message"])
+def test_flood_gets_its_close_frame(start_agent, record, kind):
+    """A client that reads nothing for a while, then sends for longer than the 10 s close
+    time-out: the agent's close() used to meet data still arriving, answer with a RST and drop
+    the undelivered close frame (1008 for the flood, 1009 for the oversized message)."""
     agent = start_agent("--simulate", "gb10", "--interval", "0.1")
-    s = _handshake(agent)
+    s = raw_ws_that_never_reads(agent)  # until it starts reading below
     time.sleep(3)  # snapshots pile up in the socket buffers
-    bad = (bytes([0x81, 0x81]) + b"\0\0\0\0" + b"?") * 1000  # masked one-byte text frames: not JSON
+    if kind == "bad messages":
+        head, body = b"", (bytes([0x81, 0x81]) + b"\0\0\0\0" + b"?") * 1000  # masked one-byte text frames: not JSON
+    else:
+        head, body = bytes([0x81, 0xFF]) + struct.pack("!Q", 1 << 30) + b"\0\0\0\0", b"x" * 65536  # 1 GiB announced
+    s.sendall(head)
     s.setblocking(False)
     sent, t0, pending = 0, time.monotonic(), b""
-    while time.monotonic() - t0 < flood_s:
+    while time.monotonic() - t0 < 12:
         try:
-            n = s.send(pending or bad)  # a partial send: the rest goes first, frames stay whole
-            pending, sent = (pending or bad)[n:], sent + n
+            n = s.send(pending or body)  # a partial send: the rest goes first, frames stay whole
+            pending, sent = (pending or body)[n:], sent + n
         except BlockingIOError:
             time.sleep(0.002)
         except OSError:
@@ -297,6 +296,26 @@ def test_flood_gets_its_close_frame(start_agent, record, flood_s):
         error = exc
     s.close()
     code = _close_code(data)
-    record("clients", f"bad messages flooded for {flood_s:.0f} s by a client that reads nothing meanwhile", f"{sent / 2**20:.1f} MiB sent; close frame {code}, then {'a reset' if error else 'EOF'}")
-    assert code == 1008
+    record("clients", f"{kind} sent for 12 s by a client that reads nothing meanwhile", f"{sent / 2**20:.1f} MiB sent; close frame {code}, then {'a reset' if error else 'EOF'}")
+    assert code == (1008 if kind == "bad messages" else 1009)
+    assert agent.proc.poll() is None
+
+
+def test_stream_client_that_reads_nothing_is_cut_off(start_agent, record):
+    """It cannot answer pings: uvicorn's keepalive time-out used to close it only once its send
+    buffer drained, which never happens, so its socket stayed for ever."""
+    agent = start_agent("--simulate", "gb10", "--interval", "0.1")
+    s = raw_ws_that_never_reads(agent)
+    t0 = time.monotonic()
+
+    def clients() -> int:
+        return httpx.get(agent.url + "/api/v1/info", headers=agent.headers(agent.read_token)).json()["stream_clients"]
+
+    assert clients() == 1
+    while clients() and time.monotonic() - t0 < 90:
+        time.sleep(1)
+    gone_s = time.monotonic() - t0
+    s.close()
+    record("connections", "a stream client that completes the handshake and never reads", f"disconnected after {gone_s:.0f} s (ping 20 s, pong time-out 20 s, 20 s for the close frame)")
+    assert gone_s < 70
     assert agent.proc.poll() is None
