@@ -55,7 +55,7 @@ async def test_processes_screen_signals(start_agent, procs):
         assert isinstance(app.screen, ProcessesScreen)
         table = app.screen.query_one(ProcessesTable)
         await until(pilot, lambda: len(table.by_key) == 2, what="two rows")
-        assert table.get_row_at(0)[0].plain.startswith("▾ host (no container)")  # the group's header row
+        assert table.get_row_at(0)[-1].plain.startswith("host (no container)")  # the group's header row
 
         # filter: only the Python child
         await pilot.press("slash", *"import", "enter")

@@ -60,6 +60,12 @@ def grouped(rows: list[dict[str, Any]], key: str) -> list[tuple[str, list[dict[s
     return [(g, groups[g]) for g in order]
 
 
+def total(rows: list[dict[str, Any]], key: str) -> float | None:
+    """The sum of a figure over rows; None when no row has it (shown n/a, never 0)."""
+    known = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return sum(known) if known else None
+
+
 class ProcessesTable(DataTable):
     DEFAULT_CSS = """
     ProcessesTable { height: 1fr; }
@@ -75,8 +81,9 @@ class ProcessesTable(DataTable):
         self.shown = 0
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        sortable = {k for k, _ in SORT_KEYS}
+        for key, label in COLUMNS:  # room for the sort arrow: a column's width is set from its first label
+            self.add_column(label + ("  " if key in sortable else ""), key=key)
 
     def cycle_sort(self) -> str:
         keys = [k for k, _ in SORT_KEYS]
@@ -99,12 +106,21 @@ class ProcessesTable(DataTable):
         self.by_key = {}
         self.shown = len(shown)
         self.clear()
+        for key, label in COLUMNS:
+            col = self.columns.get(key)  # type: ignore[call-overload]
+            if col is not None:
+                col.label = Text(label + (" ▼" if key == self.sort_key else ""))
         for group, members in grouped(shown, self.sort_key):
-            gpu = [m.get("used_gpu_memory_bytes") for m in members]
-            total = fmt.size(sum(g for g in gpu if g is not None)) if any(g is not None for g in gpu) else "n/a"
-            head = Text(f"▾ {group}", "bold")
-            head.append(f"  {len(members)} process{'es' if len(members) != 1 else ''}, {total} GPU", "dim")
-            self.add_row(head, "", "", "", "", "", "", "", key=f"group:{group}")
+            # the header row: the group's totals in the figure columns, its name in the command column
+            head = Text(group, "bold")
+            head.append(f"  {len(members)} process{'es' if len(members) != 1 else ''}", "dim")
+            self.add_row(
+                "", "", "",
+                Text(fmt.size(total(members, "used_gpu_memory_bytes")), "bold", justify="right"),
+                Text(fmt.pct(total(members, "cpu_percent"), 1), "bold", justify="right"),
+                Text(fmt.size(total(members, "rss_bytes")), "bold", justify="right"),
+                "", head, key=f"group:{group}",
+            )
             for r in members:
                 key = row_key(r)
                 self.by_key[key] = r
@@ -121,10 +137,6 @@ class ProcessesTable(DataTable):
                     Text(busy, "bold") if busy else Text(str(r.get("command") or r.get("name") or "?")),
                     key=key,
                 )
-        for key, label in COLUMNS:
-            col = self.columns.get(key)  # type: ignore[call-overload]
-            if col is not None:
-                col.label = Text(label + (" ▼" if key == self.sort_key else ""))
         if current is not None and row_key(current) in self.by_key:
             self.move_cursor(row=self.get_row_index(row_key(current)))
         elif at is not None and str(at) in self.rows:  # a group header stays selected
