@@ -9,21 +9,13 @@ import time
 import pytest
 
 from tests.test_processes import DEAF_TO_TERM, NO_CONTAINERS, gpu_env
+from tests.test_tui_containers import until
 from tui import client as c
 from tui.app import SparkdeckApp
 from tui.client import Target
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.processes import ProcessesScreen
 from tui.widgets.processes_table import ProcessesTable
-
-
-async def until(pilot, pred, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            notes = [f"{n.title}: {n.message}" for n in pilot.app._notifications]
-            raise AssertionError(f"timed out waiting for {what}; notifications: {notes}")
-        await pilot.pause(0.05)
 
 
 async def select(pilot, table: ProcessesTable, pid: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
@@ -18,12 +17,14 @@ from textual.widgets import Input, Static
 from tui.client import ApiFailure
 from tui.screens.base import BaseView
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.filtering import TableFilter
 from tui.widgets.processes_table import SORT_KEYS, ProcessesTable
 
 RELOAD_S = 2.0
 
 
-class ProcessesScreen(BaseView):
+class ProcessesScreen(TableFilter, BaseView):
+    table_type = ProcessesTable
     view = "processes"
     BINDINGS = [
         Binding("k", "signal('TERM')", "SIGTERM"),
@@ -134,29 +135,3 @@ class ProcessesScreen(BaseView):
         if self.live_view:
             self.query_one(ProcessesTable).busy.pop(pid, None)
             self.action_reload()
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def action_sort(self) -> None:
-        self.query_one(ProcessesTable).cycle_sort()
-        self.update_view()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.value = ""
-        box.display = False
-        self.query_one(ProcessesTable).filter_text = ""
-        self.query_one(ProcessesTable).focus()
-        self.update_view()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(ProcessesTable).filter_text = event.value
-        self.update_view()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.query_one(ProcessesTable).focus()
