@@ -24,6 +24,7 @@ import pytest
 from agent.auth import TokenStore
 from agent.processes import procinfo
 from agent.processes.service import ProcessService
+from agent.protocol import ProcessList, SignalResult
 from tests.conftest import launch_agent
 
 DEAF_TO_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
@@ -66,14 +67,16 @@ def signal(agent, pid: int, sig: str, token: str | None = None, **body) -> httpx
 def test_list_and_signals_on_real_processes(start_agent, children):
     sleeper = children("sleep", "300")
     deaf = children(sys.executable, "-c", DEAF_TO_TERM)
+    interrupted = children("sleep", "300")
     outsider = children("sleep", "300")  # a real process NVML does not list
-    agent = start_agent("--simulate", "gb10", "--interval", "0.2", env={**gpu_env(sleeper.pid, deaf.pid), **NO_CONTAINERS})
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2", env={**gpu_env(sleeper.pid, deaf.pid, interrupted.pid), **NO_CONTAINERS})
     time.sleep(0.3)  # let the child python ignore SIGTERM before anything is sent
 
     r = httpx.get(f"{agent.url}/api/v1/processes", headers=agent.headers(agent.read_token), timeout=10)
     assert r.status_code == 200
+    ProcessList.model_validate(r.json())  # the wire model, extra fields forbidden
     rows = {row["pid"]: row for row in r.json()["processes"]}
-    assert set(rows) == {sleeper.pid, deaf.pid}
+    assert set(rows) == {sleeper.pid, deaf.pid, interrupted.pid}
     row = rows[sleeper.pid]
     assert row["user"] == "root" and row["uid"] == 0 and row["command"] == "sleep 300" and row["name"] == "sleep"
     assert row["container"] is None and row["container_main"] is False and row["gpu"] == 0
@@ -97,7 +100,7 @@ def test_list_and_signals_on_real_processes(start_agent, children):
     # TERM ignored: said so; KILL ends it
     r = signal(agent, deaf.pid, "TERM", wait_s=0.5)
     assert r.status_code == 200, r.text
-    body = r.json()
+    body = SignalResult.model_validate(r.json()).model_dump()
     assert body["sent"] is True and body["result"] == "still_running" and "send KILL" in body["detail"]
     assert alive(deaf)
     r = signal(agent, deaf.pid, "KILL")
@@ -109,6 +112,8 @@ def test_list_and_signals_on_real_processes(start_agent, children):
     assert sleeper.wait(5) == -15
     r = signal(agent, sleeper.pid, "TERM")  # reaped, still listed by the (fake) NVML: already gone
     assert r.status_code == 200 and r.json()["result"] == "gone" and r.json()["sent"] is False
+    r = signal(agent, interrupted.pid, "INT")
+    assert r.json()["result"] == "exited" and interrupted.wait(5) == -2
 
     r = httpx.get(f"{agent.url}/api/v1/processes", headers=agent.headers(agent.read_token), timeout=10)
     assert r.json()["processes"] == []  # exited processes are left out even while NVML still lists them
@@ -122,6 +127,7 @@ def test_list_and_signals_on_real_processes(start_agent, children):
         ("signal KILL", f"pid {deaf.pid}", "exited"),
         ("signal TERM", f"pid {sleeper.pid}", "exited"),
         ("signal TERM", f"pid {sleeper.pid}", "gone"),
+        ("signal INT", f"pid {interrupted.pid}", "exited"),
     ]
     assert all(e["token"] == "controller" for e in entries)
     assert "Traceback" not in agent.log()

@@ -40,11 +40,16 @@ async def signal_process(
             audit.append(token=token.name, client=peer(request), action=f"signal {body.signal}", target=f"pid {pid}", result=result, detail=detail)
 
     try:
-        what = svc.describe(pid)
-        detail = " ".join(x for x in (f"container {what['container']['name']}" if what["container"] else "", what["command"] or "") if x) or None
-        answer = await svc.send(pid, body.signal, wait_s=body.wait_s, start_time=body.start_time)
+        svc.check_listed(pid)  # before anything about the pid is read: an unlisted one is left alone
     except NotGpuProcess as exc:
         record("error: not_a_gpu_process")
+        raise ApiError(404, "not_a_gpu_process", str(exc)) from None
+    what = svc.describe(pid)
+    detail = " ".join(x for x in (f"container {what['container']['name']}" if what["container"] else "", what["command"] or "") if x) or None
+    try:
+        answer = await svc.send(pid, body.signal, wait_s=body.wait_s, start_time=body.start_time)
+    except NotGpuProcess as exc:  # it left the list while we looked
+        record("error: not_a_gpu_process", detail)
         raise ApiError(404, "not_a_gpu_process", str(exc)) from None
     except PidChanged as exc:
         record("error: pid_changed", detail)

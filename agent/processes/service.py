@@ -149,10 +149,13 @@ class ProcessService:
         uid, user, ns_init = procinfo.owner(pid, self.proc_root)
         return {"user": user, "uid": uid, "container": self._container(pid), "container_main": ns_init, "command": procinfo.cmdline(pid, self.proc_root)}
 
-    async def send(self, pid: int, name: str, *, wait_s: float, start_time: float | None = None) -> dict[str, Any]:
-        """Signal a listed GPU process and wait up to ``wait_s`` for it to exit."""
+    def check_listed(self, pid: int) -> None:
         if not any(int(p["pid"]) == pid for _, p in self._listed()):
             raise NotGpuProcess(f"pid {pid} is not in the GPU process list (GPU telemetry: {self._gpu_status.get('state', 'not sampled')})")
+
+    async def send(self, pid: int, name: str, *, wait_s: float, start_time: float | None = None) -> dict[str, Any]:
+        """Signal a listed GPU process and wait up to ``wait_s`` for it to exit."""
+        self.check_listed(pid)
         base = {"pid": pid, "signal": name, "waited_s": 0.0}
         try:
             fd = os.pidfd_open(pid)
