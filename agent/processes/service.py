@@ -52,9 +52,10 @@ class ProcessService:
         self._gpus = frame.get("gpus") or []
         self._gpu_status = frame.get("gpu_status") or {}
         pids = {int(p["pid"]) for g in self._gpus for p in (g.get("processes") or [])}
-        for pid in pids - self._seen.keys():
-            info = procinfo.read_stat(pid, self.proc_root)
-            self._seen[pid] = info.start_ticks if info else None
+        for pid in pids:
+            if self._seen.get(pid) is None:  # new, or unreadable last time: a later sample may read it
+                info = procinfo.read_stat(pid, self.proc_root)
+                self._seen[pid] = info.start_ticks if info else None
         for pid in self._seen.keys() - pids:
             del self._seen[pid]
 
@@ -65,7 +66,8 @@ class ProcessService:
     def _alive(self, pid: int) -> procinfo.ProcInfo | None:
         """The process NVML listed under ``pid``, or None when it exited or the pid was reused."""
         info = procinfo.read_stat(pid, self.proc_root)
-        if info is None or self._seen.get(pid) not in (None, info.start_ticks):
+        # no start time noted while NVML listed it: nothing proves this is that process
+        if info is None or self._seen.get(pid) != info.start_ticks:
             return None
         return info
 
