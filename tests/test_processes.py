@@ -243,12 +243,12 @@ def test_stat_and_cmdline_parsing(tmp_path):
     # a command name with spaces and ')' must not shift the fields
     fields = ["S"] + ["0"] * 10 + ["150", "50"] + ["0"] * 6 + ["12345", "0", "10"]
     (d / "stat").write_text(f"4242 (evil ) name) {' '.join(fields)}\n")
-    (d / "cmdline").write_bytes(b"python\0-c\0" + b"x" * 1000 + b"\0")
+    (d / "cmdline").write_bytes(b"python\0-c\0import os\n\x1b[2J" + b"x" * 1000 + b"\0")
     (d / "status").write_text("Name:\tx\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t4242\t1\n")
     info = procinfo.read_stat(4242, str(tmp_path))
     assert info is not None and info.start_ticks == 12345 and info.cpu_ticks == 200 and info.rss_bytes == 10 * procinfo.PAGE
     text = procinfo.cmdline(4242, str(tmp_path))
-    assert text.startswith("python -c xxx") and len(text) == procinfo.CMDLINE_MAX
+    assert text.startswith("python -c import os  [2Jxxx") and len(text) == procinfo.CMDLINE_MAX  # control characters blanked
     uid, _user, ns_init = procinfo.owner(4242, str(tmp_path))
     assert uid == 1000 and ns_init is True
     (d / "stat").write_text(f"4242 (z) Z {' '.join(fields[1:])}\n")

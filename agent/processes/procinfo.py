@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 from dataclasses import dataclass
 
 from agent.procfs import line_value, read_bytes
 
 CMDLINE_MAX = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -61,7 +63,8 @@ def cmdline(pid: int, proc_root: str = "/proc") -> str | None:
     if not raw:
         return None  # a kernel thread, or gone
     text = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
-    return text[:CMDLINE_MAX]
+    # a newline or escape sequence inside an argument (python -c "...") must not reach a terminal
+    return _CONTROL.sub(" ", text)[:CMDLINE_MAX]
 
 
 def owner(pid: int, proc_root: str = "/proc") -> tuple[int | None, str | None, bool]:
