@@ -108,8 +108,9 @@ class ProcessesScreen(TableFilter, BaseView):
         what = f"pid [b]{row['pid']}[/b] ({escape(str(row.get('name') or row.get('command') or '?'))[:40]})"
         cont = row.get("container")
         where = f" in container [b]{escape(str(cont.get('name')))}[/b]" if isinstance(cont, dict) else ""
+        deaf = " As its container's main process it ignores SIGTERM unless it handles it." if row.get("container_main") else ""
         question = {
-            "TERM": f"Send SIGTERM to {what}{where}? It may save its work and exit, or ignore it.",
+            "TERM": f"Send SIGTERM to {what}{where}? It may save its work and exit, or ignore it.{deaf}",
             "KILL": f"SIGKILL {what}{where}? It ends at once, with no chance to clean up.",
         }[sig]
         self.app.push_screen(ConfirmScreen(question, f"SIG{sig}"), lambda ok: self._run(row, sig) if ok else None)
