@@ -538,6 +538,53 @@ class IncidentList(_Model):
     kept: int = Field(description="at most this many are kept; older ones are dropped")
 
 
+class ProcessContainer(_Model):
+    id: str = Field(description="short id (12 hex digits), as in frames")
+    full_id: str
+    name: str
+
+
+class GpuProcessRow(_Model):
+    """One GPU compute process (GET /api/v1/processes); a process on two GPUs has a row for each."""
+
+    gpu: int
+    gpu_uuid: str | None
+    pid: int
+    user: str | None = Field(description="owner's name (its uid when the host has no such user)")
+    uid: int | None
+    name: str | None = Field(description="/proc/PID/comm")
+    command: str | None = Field(description="command line, arguments joined by spaces, cut at 512 characters")
+    container: ProcessContainer | None
+    container_main: bool = Field(description="pid 1 of its pid namespace: a container's main process, deaf to SIGTERM/SIGINT unless it handles them")
+    used_gpu_memory_bytes: int | None
+    cpu_percent: float | None = Field(description="host CPU, % of one core, since the previous listing (first look: over 0.25 s)")
+    rss_bytes: int
+    start_time: float | None = Field(description="Unix seconds; also names the process in a signal request")
+
+
+class ProcessList(_Model):
+    processes: list[GpuProcessRow]
+    gpu_status: str | None = Field(description="the last sample's gpu_status.state")
+    ts: float
+
+
+class SignalRequest(_Model):
+    """POST /api/v1/processes/{pid}/signal."""
+
+    signal: Literal["TERM", "KILL", "INT"]
+    wait_s: float = Field(3.0, ge=0, le=30, description="how long to wait for the process to exit")
+    start_time: float | None = Field(None, description="the row's start_time: refuse (409 pid_changed) if the pid now names another process")
+
+
+class SignalResult(_Model):
+    pid: int
+    signal: Literal["TERM", "KILL", "INT"]
+    sent: bool
+    result: Literal["exited", "still_running", "gone"]
+    waited_s: float
+    detail: str
+
+
 class Info(_Model):
     agent_version: str
     protocol_version: int

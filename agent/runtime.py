@@ -102,6 +102,10 @@ class Agent:
         from agent.incidents.service import IncidentService
 
         self.incidents = IncidentService(settings, self.history.store if self.history else None)
+        from agent.processes.service import ProcessService
+
+        self.processes = ProcessService(containers=self.container_service, proc_root=proc_root)
+        self.sampler.listeners.append(self.processes.note_frame)
 
     async def start(self) -> None:
         statefiles.ensure_dir(self.settings.state_dir)

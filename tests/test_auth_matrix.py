@@ -20,6 +20,8 @@ ROUTES = {
     ("GET", "/api/v1/models"): "read",
     ("GET", "/api/v1/history"): "read",
     ("GET", "/api/v1/incidents"): "read",
+    ("GET", "/api/v1/processes"): "read",
+    ("POST", "/api/v1/processes/{pid}/signal"): "control",
     ("GET", "/metrics"): "read",
     ("POST", "/api/v1/containers/{id_or_name}/start"): "control",
     ("POST", "/api/v1/containers/{id_or_name}/restart"): "control",
@@ -72,7 +74,7 @@ def test_every_route_has_a_declared_scope(matrix_agent):
 def test_http_route(matrix_agent, route, kind):
     agent, tokens = matrix_agent
     method, path = route
-    url = agent.url + path.format(id_or_name="no-such-container", name="no-such-model")
+    url = agent.url + path.format(id_or_name="no-such-container", name="no-such-model", pid="1")
     params = {"metrics": "cpu.percent"} if path.endswith("/history") else None
     r = httpx.request(method, url, headers=agent.headers(tokens[kind]), params=params, json={} if method == "POST" else None, timeout=30)
     assert outcome(r.status_code) == expected(ROUTES[route], kind), r.text

@@ -349,3 +349,53 @@ def test_incidents(snap_compare, size):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=open_incidents)
+
+
+def processes_fixture() -> list[dict]:
+    vllm = {"id": "a1" * 6, "full_id": "a1" * 32, "name": "vllm-qwen"}
+    comfy = {"id": "e5" * 6, "full_id": "e5" * 32, "name": "comfyui"}
+
+    def proc(pid, user, cmd, container, main, gpu_mem, cpu, rss, age_s, gpu=0):
+        return {
+            "gpu": gpu, "gpu_uuid": "GPU-5a1e7c2b", "pid": pid, "user": user, "uid": 0 if user == "root" else 1000,
+            "name": cmd.split()[0].rsplit("/", 1)[-1][:15], "command": cmd, "container": container, "container_main": main,
+            "used_gpu_memory_bytes": gpu_mem, "cpu_percent": cpu, "rss_bytes": rss, "start_time": NOW - age_s,
+        }
+
+    return [
+        proc(48211, "root", "python3 -m vllm.entrypoints.openai.api_server --model Qwen/Qwen2.5-7B-Instruct --gpu-memory-utilization 0.85", vllm, True, 48 * GiB, 104.2, 6 * GiB, 7300),
+        proc(48390, "root", "python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5)", vllm, False, 4 * GiB, 3.1, 900 * 1024**2, 7290),
+        proc(51002, "root", "python main.py --listen 0.0.0.0 --port 8188", comfy, True, 11 * GiB, 12.0, 3 * GiB, 1800),
+        proc(60417, "me", "/home/me/.venv/bin/python train.py --config configs/lora.yaml", None, False, 9 * GiB, 98.7, 5 * GiB, 420),
+        proc(60655, "me", "ollama runner --model /home/me/.ollama/models/blobs/sha256-6a0746a1ec1a", None, False, None, 0.4, 700 * 1024**2, 95),
+    ]
+
+
+def _open_processes(app, outcome: str = ""):
+    from tui.screens.processes import ProcessesScreen
+
+    async def run(pilot):
+        screen = ProcessesScreen(0, processes=processes_fixture())
+        app.push_screen(screen)
+        await pilot.pause(0.2)
+        screen.outcome = outcome
+        screen.update_view()
+        await pilot.pause(0.1)
+
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_processes(snap_compare, size):
+    app = app_for([spark_client()], "detail")
+    outcome = (
+        "[b $warning]SIGTERM had no effect[/]: pid 51002 is still running 3 s after SIGTERM: it is the main process of container comfyui,"
+        " and a container's main process ignores SIGTERM and SIGINT unless it handles them; send KILL or stop the container  [dim](K sends SIGKILL)[/dim]"
+    )
+    assert snap_compare(app, terminal_size=size, run_before=_open_processes(app, outcome))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_processes_read_only(snap_compare, size):
+    app = app_for([spark_client("read")], "detail")
+    assert snap_compare(app, terminal_size=size, run_before=_open_processes(app))

@@ -27,6 +27,7 @@ from tui.screens.incidents import IncidentsScreen
 from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.overview import OverviewScreen
+from tui.screens.processes import ProcessesScreen
 
 
 class SparkdeckApp(App):
@@ -41,6 +42,7 @@ class SparkdeckApp(App):
         Binding("c", "view('containers')", "Containers"),
         Binding("m", "view('models')", "Models"),
         Binding("i", "view('incidents')", "Incidents", show=False),  # in help and the palette; the footer is full
+        Binding("p", "view('processes')", "GPU processes", show=False),
         Binding("r", "retry", "Reconnect", show=False),
         Binding("left_square_bracket", "machine(-1)", "Prev machine", show=False),
         Binding("right_square_bracket", "machine(1)", "Next machine", show=False),
@@ -157,6 +159,7 @@ class SparkdeckApp(App):
             "containers": lambda: ContainersScreen(self.current),
             "models": lambda: ModelsScreen(self.current),
             "incidents": lambda: IncidentsScreen(self.current),
+            "processes": lambda: ProcessesScreen(self.current),
         }
         if view in screens:
             self.push_screen(screens[view]())
@@ -166,7 +169,7 @@ class SparkdeckApp(App):
             return
         self.current = (self.current + step) % len(self.clients)
         view = self.top_view()
-        self.action_view(view.view if view is not None and view.view in ("detail", "containers", "models", "incidents") else "overview")
+        self.action_view(view.view if view is not None and view.view in ("detail", "containers", "models", "incidents", "processes") else "overview")
         if isinstance(self.screen, OverviewScreen):
             self.screen.focus_current()
 

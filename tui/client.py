@@ -606,6 +606,17 @@ class AgentClient:
     async def model_action(self, name: str, action: str, body: dict[str, Any] | None = None) -> Any:
         return await self.request("POST", f"/api/v1/models/{urllib.parse.quote(name, safe='')}/{action}", body or {})
 
+    async def processes(self) -> dict[str, Any]:
+        """GET /api/v1/processes: the GPU compute processes, enriched by the agent."""
+        return await self.request("GET", "/api/v1/processes", timeout=10.0)
+
+    async def signal_process(self, pid: int, sig: str, start_time: float | None = None) -> dict[str, Any]:
+        """Signal a GPU process; start_time (from its row) makes the agent refuse a reused pid."""
+        body: dict[str, Any] = {"signal": sig}
+        if start_time is not None:
+            body["start_time"] = start_time
+        return await self.request("POST", f"/api/v1/processes/{int(pid)}/signal", body, timeout=45.0)
+
 
 def log_lines(body: Any) -> list[str]:
     """Accept the shapes a logs answer may take: text, a list, {"lines": [...]}, one entry."""

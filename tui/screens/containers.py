@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
@@ -11,12 +10,14 @@ from tui.client import ApiFailure
 from tui.messages import ActionFinished
 from tui.screens.base import BaseView, forward_port
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.filtering import TableFilter
 from tui.widgets.containers_table import ContainersTable
 
 CONTROL = {"start", "stop", "restart", "remove"}
 
 
-class ContainersScreen(BaseView):
+class ContainersScreen(TableFilter, BaseView):
+    table_type = ContainersTable
     view = "containers"
     BINDINGS = [
         Binding("s", "container('start')", "Start"),
@@ -126,29 +127,3 @@ class ContainersScreen(BaseView):
             self.notify("no container selected" if row is None else "this container publishes no port", severity="warning")
             return
         self.run_worker(forward_port(self, self.client, int(ports[0]), row.get("name") or str(row["id"])[:12]), exit_on_error=False, group="forward")
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def action_sort(self) -> None:
-        self.query_one(ContainersTable).cycle_sort()
-        self.update_view()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.value = ""
-        box.display = False
-        self.query_one(ContainersTable).filter_text = ""
-        self.query_one(ContainersTable).focus()
-        self.update_view()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(ContainersTable).filter_text = event.value
-        self.update_view()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.query_one(ContainersTable).focus()

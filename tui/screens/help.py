@@ -15,6 +15,7 @@ HELP = """\
 |---|---|
 | `o` `d` `c` `m` | overview, machine detail, containers, models |
 | `i` | incidents: earlier agent runs that ended uncleanly (crash, freeze, reboot) |
+| `p` | GPU processes: who holds the GPU, grouped by container |
 | `[` `]` | previous / next machine |
 | `↑` `↓` | overview: move between cards (`enter` opens); detail: scroll |
 | `r` | reconnect now (also after an auth failure) |
@@ -24,7 +25,10 @@ HELP = """\
 
 **Containers:** `s` start, `x` stop, `R` restart, `D` remove (stop, restart and
 remove ask first), `l` logs (follows live), `/` filter, `S` or a click on a
-header sorts. **Models:** `l` or `enter` launch form, `x` stop, `y` copy endpoint.
+header sorts. **GPU processes:** `k` SIGTERM, `K` SIGKILL (both ask first),
+`/` filter, `S` sort by GPU memory, CPU, RSS or pid. A container's main process
+ignores SIGTERM unless it handles it: the screen says so; use `K` or stop the
+container. **Models:** `l` or `enter` launch form, `x` stop, `y` copy endpoint.
 
 **Connection:** *live*; *connecting*; *reconnecting* shows the next try (backoff
 with jitter) — data on screen is then marked **STALE** with its age; after the

@@ -1,0 +1,1 @@
+"""GPU compute processes: the list and signals (issue 14, item 1)."""
