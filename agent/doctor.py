@@ -83,7 +83,7 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
     checks.append(
         Check("meminfo", mem is not None, f"MemTotal {mem[0] / 2**30:.1f} GiB, used {(mem[0] - mem[1]) / 2**30:.1f} GiB" if mem else "/proc/meminfo unreadable")
     )
-    sensors = read_hwmon()
+    sensors = read_hwmon(str(settings.sysfs_root))
     checks.append(
         Check(
             "sensors",

@@ -242,6 +242,18 @@ class PowerSensor(_Model):
     power_w: float
 
 
+class ThermalTrip(_Model):
+    type: str = Field(description="the kernel's trip type: active, passive, hot or critical (power-off)")
+    temp_c: float | None
+
+
+class ThermalZone(_Model):
+    zone: str = Field(description="sysfs name, e.g. thermal_zone0")
+    type: str = Field(description="what the zone measures, e.g. acpitz, cpu-thermal, x86_pkg_temp")
+    temp_c: float | None = Field(description="null while the sensor cannot be read")
+    trips: list[ThermalTrip]
+
+
 class HostTelemetry(_Model):
     hostname: str
     uptime_s: float
@@ -254,6 +266,7 @@ class HostTelemetry(_Model):
     temperatures: list[TempSensor]
     fans: list[FanSensor]
     power: list[PowerSensor]
+    thermal_zones: list[ThermalZone] = Field(default_factory=list, description="every /sys/class/thermal zone (sysfs_root)")
 
 
 class Noise(_Model):
@@ -525,6 +538,24 @@ class IncidentList(_Model):
 
     incidents: list[Incident]
     kept: int = Field(description="at most this many are kept; older ones are dropped")
+
+
+class ThrottleEvent(_Model):
+    id: int
+    kind: Literal["throttle"]
+    gpu: int = Field(description="GPU index")
+    gpu_uuid: str | None
+    reason: str = Field(description="an NVML clock-event reason, e.g. sw_power_cap, hw_thermal_slowdown")
+    start: float = Field(description="Unix time of the first sample with this reason")
+    end: float | None = Field(description="Unix time of the first sample without it; null while it lasts")
+
+
+class EventList(_Model):
+    kind: str
+    from_: float = Field(alias="from")
+    to: float
+    events: list[ThrottleEvent]
+    truncated: bool = Field(description="more events overlap the range than one answer holds (5,000); narrow it")
 
 
 class Info(_Model):

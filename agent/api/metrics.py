@@ -74,6 +74,51 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
         if c.get("gpu_memory_bytes") is not None:
             c_gpu.add_metric(labels, c["gpu_memory_bytes"])
     yield from (c_up, c_cpu, c_mem, c_gpu)
+    yield from _thermal_families(host)
+    yield from _serving_families(frame["containers"])
+
+
+def _thermal_families(host: dict[str, Any]) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    zone = GaugeMetricFamily("sparkdeck_thermal_zone_celsius", "/sys/class/thermal zone temperature", labels=["zone", "type"])
+    trip = GaugeMetricFamily("sparkdeck_thermal_trip_celsius", "thermal zone trip point", labels=["zone", "type", "trip"])
+    for z in host.get("thermal_zones") or []:
+        if z["temp_c"] is not None:
+            zone.add_metric([z["zone"], z["type"]], z["temp_c"])
+        for i, t in enumerate(z["trips"]):
+            if t["temp_c"] is not None:
+                trip.add_metric([z["zone"], z["type"], f"{i}:{t['type']}"], t["temp_c"])
+    yield from (zone, trip)
+
+
+_SERVING = [  # (field, metric, help, scale)
+    ("requests_running", "sparkdeck_serving_requests_running", "requests the model server is running", 1),
+    ("requests_waiting", "sparkdeck_serving_requests_waiting", "requests queued in the model server", 1),
+    ("kv_cache_usage_percent", "sparkdeck_serving_kv_cache_usage_ratio", "KV cache in use, 0..1", 0.01),
+    ("prompt_tokens_per_s", "sparkdeck_serving_prompt_tokens_per_second", "prompt tokens processed per second (last window)", 1),
+    ("generation_tokens_per_s", "sparkdeck_serving_generation_tokens_per_second", "tokens generated per second (last window)", 1),
+    ("ttft_p50_s", "sparkdeck_serving_ttft_p50_seconds", "median time to first token over the last window", 1),
+]
+
+
+def _serving_families(containers: list[dict[str, Any]]) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    labels = ["container", "model", "kind"]
+    fams = {key: GaugeMetricFamily(name, doc, labels=labels) for key, name, doc, _ in _SERVING}
+    up = GaugeMetricFamily("sparkdeck_serving_up", "1 when the model server's metrics answered, 0 when not", labels=labels)
+    for c in containers:
+        s = c.get("serving")
+        if not s:
+            continue
+        lv = [c.get("name") or c["id"][:12], c.get("model") or "", s["kind"]]
+        up.add_metric(lv, 0 if s.get("error") else 1)
+        for key, _, _, scale in _SERVING:
+            if s.get(key) is not None:
+                fams[key].add_metric(lv, s[key] * scale)
+    yield up
+    yield from fams.values()
 
 
 _MEMORY = [  # (field, metric, help); a null field is left out, not exported as 0
