@@ -283,6 +283,27 @@ class ContainerPort(_Model):
     protocol: str
 
 
+class ServedModel(_Model):
+    name: str
+    size_bytes: int | None
+    size_vram_bytes: int | None
+
+
+class Serving(_Model):
+    """A model server's own figures (vLLM, SGLang, llama.cpp, TensorRT-LLM, Ollama), read every 5 s."""
+
+    kind: str = Field(description="vllm, sglang, llama.cpp, trtllm, ollama (unknown: a bad sparkdeck.metrics label)")
+    source: Literal["label", "image"] | None = Field(description="label: the template's metrics field or a sparkdeck.metrics label; image: guessed from the image name")
+    requests_running: int | None = Field(description="requests being served (Ollama: models loaded)")
+    requests_waiting: int | None
+    kv_cache_usage_percent: float | None
+    prompt_tokens_per_s: float | None = Field(description="over the last 5 s window; null on the first read")
+    generation_tokens_per_s: float | None
+    ttft_p50_s: float | None = Field(description="median time to first token of the requests in the last window; null with none")
+    models: list[ServedModel] | None = Field(description="Ollama only: the loaded models (/api/ps)")
+    error: str | None = Field(description="why the figures are missing: no answer, HTTP error, unparseable, port not published")
+
+
 class Container(_Model):
     """One container in a snapshot frame: what a dashboard row needs, with live figures.
 
@@ -305,6 +326,7 @@ class Container(_Model):
     net_tx_bytes_s: int | None
     gpu_memory_bytes: int | None = Field(description="sum over the container's GPU processes; null where unknown")
     model: str | None = Field(description="catalog name when started by the model launcher")
+    serving: Serving | None = Field(default=None, description="model-server metrics; null when it is not a model server (or not running)")
 
 
 class ContainerDetail(Container):

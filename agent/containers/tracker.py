@@ -28,6 +28,8 @@ from typing import Any
 from agent.containers.catalog import MODEL_LABEL
 from agent.containers.engine import Engine, EngineError, EngineUnavailable
 from agent.containers.gpu_map import gpu_memory_by_container
+from agent.containers.serving import target_for
+from agent.containers.serving_poll import ServingPoller
 from agent.containers.stats import StatsReader
 
 log = logging.getLogger("sparkdeck.containers")
@@ -105,6 +107,7 @@ class ContainerTracker:
         self.status: dict[str, Any] = {"state": "unavailable", "message": "connecting to the Docker engine", "fix": None}
         self.connected = asyncio.Event()
         self._stats = StatsReader(proc_root, sys_root)
+        self.serving = ServingPoller()  # model-server metrics, read in its own thread
         self._last_gpus: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -127,6 +130,7 @@ class ContainerTracker:
         row = {k: v for k, v in entry.items() if detail or k not in DETAIL_ONLY}
         row.update({k: figs.get(k) for k in _STAT_FIELDS})
         row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if complete and running else gpu_mem.get(cid)
+        row["serving"] = self.serving.result(cid) if running else None
         return row
 
     # -- used by the API -------------------------------------------------------------
@@ -155,6 +159,7 @@ class ContainerTracker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+        self.serving.close()
         await asyncio.to_thread(self._stats.close)
         await self.engine.close()
 
@@ -218,12 +223,22 @@ class ContainerTracker:
     async def _stats_loop(self) -> None:
         while True:
             running = {cid: pid for cid, pid in self.pids.items() if self.entries.get(cid, {}).get("state") == "running"}
+            self._update_serving_targets()
             if running:
                 try:
                     self.figures = await asyncio.to_thread(self._stats.read_all, running)
                 except Exception:
                     log.exception("container stats failed")
             await asyncio.sleep(max(self.interval_s, STATS_MIN_INTERVAL_S))
+
+    def _update_serving_targets(self) -> None:
+        targets = {}
+        for cid, entry in self.entries.items():
+            if entry.get("state") == "running":
+                t = target_for(entry)
+                if t is not None:
+                    targets[cid] = t
+        self.serving.set_targets(targets)
 
     # -- state updates ----------------------------------------------------------------------
     async def reconcile(self) -> None:
