@@ -187,7 +187,7 @@ class HostCollector:
         self._hostname = socket.gethostname()
         self._nic_has_device: dict[str, bool] = {}
         self._partitions: tuple[float, list[Any]] = (-PARTITIONS_REREAD_S, [])
-        self._thermal = ThermalZones(sys_root, clock)
+        self._thermal = ThermalZones(sys_root)  # its own re-list timer: the injected clock paces the rates
         psutil.cpu_percent(percpu=True)  # primes psutil's per-call CPU delta
 
     def collect(self) -> dict[str, Any]:
