@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
+from agent.collectors.thermal import ThermalZones
 from agent.collectors.nvml import load_nvml
 from agent import statefiles
 from agent.settings import AgentSettings
@@ -90,6 +91,15 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
             bool(sensors["temperatures"]),
             f"{len(sensors['temperatures'])} temperature, {len(sensors['fans'])} fan, {len(sensors['power'])} power sensor(s)",
             None if sensors["temperatures"] else "no hwmon temperature sensors visible (in a container? mount /sys)",
+        )
+    )
+    zones = ThermalZones(str(settings.sysfs_root)).read()
+    hot = max((z for z in zones if z["temp_c"] is not None), key=lambda z: z["temp_c"], default=None)
+    checks.append(
+        Check(
+            "thermal",
+            True,  # informative: VMs and containers often have none
+            f"{len(zones)} thermal zone(s); hottest {hot['type']} {hot['temp_c']:.1f} °C" if hot else f"no readable thermal zones under {settings.sysfs_root}/class/thermal",
         )
     )
     if not sensors["fans"]:

@@ -123,3 +123,19 @@ def test_thermal_zones_and_throttle_events_live(start_agent, tmp_path):
     slow = next(e for e in r if e["reason"] == "hw_slowdown")
     assert slow["end"] is not None and slow["end"] >= slow["start"]
     assert len({e["id"] for e in r}) == 3
+
+
+def test_doctor_reads_the_configured_sysfs_root(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = fake_sysfs(tmp_path / "sys", temp_mc=88000)
+    env = {**os.environ, "SPARKDECK_SYSFS_ROOT": str(root)}
+    env.pop("SPARKDECK_CONFIG", None)
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "doctor", "--json", "--simulate", "gb10", "--state-dir", str(tmp_path / "s")], capture_output=True, text=True, env=env, timeout=60)
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
+    assert checks["thermal"]["detail"] == "3 thermal zone(s); hottest cpu-thermal 88.0 °C"
+    # the fake tree has no hwmon: the sensors check falls back to its zones (2 readable), not the real /sys
+    assert checks["sensors"]["detail"].startswith("2 temperature, 0 fan, 0 power")
