@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -225,6 +227,9 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
         assert f'sparkdeck_serving_requests_running{{container="{names["vllm"]}",kind="vllm",model=""}} 5.0' in m
         assert f'sparkdeck_serving_up{{container="{names["hang"]}",kind="vllm",model=""}} 0.0' in m
         assert f'sparkdeck_serving_kv_cache_usage_ratio{{container="{names["vllm"]}",kind="vllm",model=""}} 0.87' in m
+        if shutil.which("promtool"):  # the exposition (serving and thermal families included) passes Prometheus' own lint
+            lint = subprocess.run(["promtool", "check", "metrics"], input=m, capture_output=True, text=True, timeout=30)
+            assert lint.returncode == 0, lint.stdout + lint.stderr
         # a stopped server has no serving figures
         docker_engine.cli("stop", "-t", "0", names["vllm"])
         wait_for(lambda: rows()[names["vllm"]]["serving"] is None, 10, "stopped server: serving null")
