@@ -51,9 +51,7 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
     for gpu in frame["gpus"]:
         labels = [str(gpu["index"]), gpu.get("uuid") or "", gpu.get("name") or ""]
         up.add_metric(labels, 1 if gpu["status"] == "ok" else 0)
-        for key, _, _, scale in gpu_fields:
-            if gpu.get(key) is not None:
-                fams[key].add_metric(labels, gpu[key] * scale)
+        _add_fields(fams, gpu_fields, gpu, labels)
         mem = gpu.get("memory") or {}
         if mem.get("used_bytes") is not None:
             mem_used.add_metric([*labels, "true" if mem.get("unified") else "false"], mem["used_bytes"])
@@ -76,6 +74,13 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
     yield from (c_up, c_cpu, c_mem, c_gpu)
     yield from _thermal_families(host)
     yield from _serving_families(frame["containers"])
+
+
+def _add_fields(fams: dict[str, Any], fields: list[tuple[str, str, str, float]], obj: dict[str, Any], labels: list[str]) -> None:
+    """One sample per (field, metric, help, scale) the object reports; a null field is left out, not 0."""
+    for key, _, _, scale in fields:
+        if obj.get(key) is not None:
+            fams[key].add_metric(labels, obj[key] * scale)
 
 
 def _thermal_families(host: dict[str, Any]) -> Iterator[Any]:
@@ -114,9 +119,7 @@ def _serving_families(containers: list[dict[str, Any]]) -> Iterator[Any]:
             continue
         lv = [c.get("name") or c["id"][:12], c.get("model") or "", s["kind"]]
         up.add_metric(lv, 0 if s.get("error") else 1)
-        for key, _, _, scale in _SERVING:
-            if s.get(key) is not None:
-                fams[key].add_metric(lv, s[key] * scale)
+        _add_fields(fams, _SERVING, s, lv)
     yield up
     yield from fams.values()
 
