@@ -70,6 +70,7 @@ class ServingPoller:
         self._targets: dict[str, Target | Unreachable] = {}
         self._results: dict[str, dict[str, Any]] = {}
         self._prev: dict[str, tuple[Target, float, Reading]] = {}
+        self._prev_lock = threading.Lock()  # the pool's readers and the poll thread's clean-up share it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="sparkdeck-serving")
@@ -116,8 +117,9 @@ class ServingPoller:
             except Exception as exc:
                 log.warning("model-server metrics of %s: %r", cid[:12], exc)
                 results[cid] = empty(targets[cid].kind, f"metrics read failed: {type(exc).__name__}", targets[cid].source)  # type: ignore[union-attr]
-        for gone in [c for c in self._prev if c not in targets]:
-            del self._prev[gone]
+        with self._prev_lock:
+            for gone in [c for c in self._prev if c not in targets]:
+                del self._prev[gone]
         self._results = results
 
     def _read(self, cid: str, t: Target) -> dict[str, Any]:
@@ -125,13 +127,16 @@ class ServingPoller:
             text = fetch(t.host, t.port, t.path)
             reading = parse_ollama(text) if t.kind == "ollama" else parse_prometheus(text)
         except FetchError as exc:
-            self._prev.pop(cid, None)  # no baseline across a gap: the next rate is over one clean window
-            return empty(t.kind, f"{t.host}:{t.port}{t.path}: {exc}", t.source)
+            error = f"{t.host}:{t.port}{t.path}: {exc}"
         except (ValueError, TypeError, KeyError) as exc:
-            self._prev.pop(cid, None)
-            return empty(t.kind, f"unparseable answer from {t.path}: {str(exc)[:120]}", t.source)
-        now = time.monotonic()
-        prev = self._prev.get(cid)
-        base = (prev[1], prev[2]) if prev is not None and prev[0] == t else None
-        self._prev[cid] = (t, now, reading)
-        return summarize(t.kind, t.source, reading, base, now)
+            error = f"unparseable answer from {t.path}: {str(exc)[:120]}"
+        else:
+            now = time.monotonic()
+            with self._prev_lock:
+                prev = self._prev.get(cid)
+                self._prev[cid] = (t, now, reading)
+            base = (prev[1], prev[2]) if prev is not None and prev[0] == t else None
+            return summarize(t.kind, t.source, reading, base, now)
+        with self._prev_lock:
+            self._prev.pop(cid, None)  # no baseline across a gap: the next rate is over one clean window
+        return empty(t.kind, error, t.source)

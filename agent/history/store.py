@@ -45,6 +45,7 @@ CREATE INDEX IF NOT EXISTS events_start ON events (start);
 """
 TIERS = (("agg10", 10), ("agg60", 60))
 WRITE_TIMEOUT_S = 0.25  # the sampler waits at most this long for a frame to be stored
+MAX_PENDING_EVENT_WRITES = 256  # throttle-event batches queued while the store is slow; more are dropped
 FSYNC_EVERY_S = 1.0  # the WAL reaches the disk at least this often while frames are written
 
 
@@ -84,6 +85,7 @@ class HistoryStore:
         self.writes_failed = 0
         self.writes_dropped = 0
         self._pending: asyncio.Future | None = None
+        self._event_writes = 0  # event batches queued on the store's thread
 
     # -- thread side ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -322,9 +324,21 @@ class HistoryStore:
         return await self._run("read", self._after, seq, below, limit) or []
 
     def write_events(self, events: list[dict[str, Any]]) -> None:
-        """Store new or closed events on the store's thread; never waits (the sampler calls this)."""
+        """Store new or closed events on the store's thread; never waits (the sampler calls this).
+        While the store is stuck at most MAX_PENDING_EVENT_WRITES batches wait; later ones are dropped."""
+        if self._event_writes >= MAX_PENDING_EVENT_WRITES:
+            self.writes_dropped += 1
+            return
+        self._event_writes += 1
+
+        def write() -> None:
+            try:
+                self._guard("event write", self._write_events, events)
+            finally:  # counted down even when the store could not be opened
+                self._event_writes -= 1
+
         try:
-            self._exec.submit(self._guard, "event write", self._write_events, events)
+            self._exec.submit(write)
         except RuntimeError:
             pass  # closing
 
