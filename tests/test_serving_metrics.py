@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from agent.containers.catalog import METRICS_LABEL, Catalog, Secrets, render
-from agent.containers.serving import Target, Unreachable, kind_from_image, parse_ollama, parse_prometheus, quantile, summarize, target_for
+from agent.containers.serving import Target, Unreachable, kind_from_image, parse_ollama, parse_prometheus, quantile, summarize, target_for, wanted
 from agent.containers.serving_poll import FetchError, fetch
 from agent.protocol import Snapshot
 from containers_helpers import wait_for
@@ -75,6 +75,9 @@ def test_vllm_window_rates_and_ttft_median():
     assert s["prompt_tokens_per_s"] == 200.0 and s["generation_tokens_per_s"] == 200.0
     assert s["ttft_p50_s"] == 0.075  # 10 new observations all in (0.05, 0.1]: the median interpolates to the middle
     assert s["error"] is None
+    # the agent hands the parser only the lines it reads: the same figures
+    fa, fb = (parse_prometheus(vllm_text(*args), wanted("vllm")) for args in ((1000, 500, {0.05: 4}), (2000, 1500, {0.05: 4, 0.1: 10})))
+    assert summarize("vllm", "label", fb, (10.0, fa), 15.0) == s
     restarted = summarize("vllm", "label", a, (15.0, b), 20.0)
     assert restarted["prompt_tokens_per_s"] is None and restarted["ttft_p50_s"] is None  # counters went down
     old = summarize("vllm", "label", parse_prometheus(vllm_text(1, 1, {}, kv=0.5, old_kv_name=True)), None, 1.0)

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agent.containers.serving import Reading, Target, Unreachable, empty, parse_ollama, parse_prometheus, summarize
+from agent.containers.serving import Reading, Target, Unreachable, empty, parse_ollama, parse_prometheus, summarize, wanted
 
 log = logging.getLogger("sparkdeck.serving")
 
@@ -125,7 +125,7 @@ class ServingPoller:
     def _read(self, cid: str, t: Target) -> dict[str, Any]:
         try:
             text = fetch(t.host, t.port, t.path)
-            reading = parse_ollama(text) if t.kind == "ollama" else parse_prometheus(text)
+            reading = parse_ollama(text) if t.kind == "ollama" else parse_prometheus(text, wanted(t.kind))
         except FetchError as exc:
             error = f"{t.host}:{t.port}{t.path}: {exc}"
         except (ValueError, TypeError, KeyError) as exc:
