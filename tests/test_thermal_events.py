@@ -3,10 +3,12 @@ against a real agent process; the fake NVML's throttle reasons come from a file 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from agent.collectors.thermal import ThermalZones
 from agent.history.events import ThrottleEvents
@@ -104,6 +106,11 @@ def test_thermal_zones_and_throttle_events_live(start_agent, tmp_path):
     by = {e["reason"]: e for e in done}
     assert t0 - 1 <= by["hw_thermal_slowdown"]["start"] < by["hw_thermal_slowdown"]["end"] < by["sw_power_cap"]["end"]
     assert by["hw_thermal_slowdown"]["end"] - by["hw_thermal_slowdown"]["start"] >= 0.4
+    # what the machine screen's timeline asks for, through the TUI's own client
+    from tui.client import AgentClient, Target
+
+    got, start, end = asyncio.run(AgentClient(Target("t", agent.url, agent.read_token)).throttle_events(600))
+    assert {e["reason"] for e in got} == {"hw_thermal_slowdown", "sw_power_cap"} and end - start == pytest.approx(600)
     # the range selects overlapping events only
     assert events(**{"from": t0 - 100, "to": t0 - 50}) == []
     assert len(events(**{"from": by["sw_power_cap"]["end"] - 0.05, "to": time.time()})) == 1
