@@ -20,6 +20,7 @@ from agent.containers.catalog import METRICS_LABEL, Catalog, Secrets, render
 from agent.containers.serving import Target, Unreachable, kind_from_image, parse_ollama, parse_prometheus, quantile, summarize, target_for, wanted
 from agent.containers.serving_poll import FetchError, fetch
 from agent.protocol import Snapshot
+from conftest import free_port
 from containers_helpers import wait_for
 
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 1.0)
@@ -120,6 +121,10 @@ def test_detection_by_image_and_label():
     bad = target_for({"image": "busybox", "ports": ports, "labels": {METRICS_LABEL: "{nope"}})
     assert isinstance(bad, Unreachable) and "must be" in bad.error
     assert target_for({"image": "busybox", "ports": ports}) is None
+    # --network host: nothing is published, the server listens on the host's own port
+    assert target_for({"image": "nvcr.io/nvidia/vllm:25.09-py3", "ports": []}, host_network=True) == Target("vllm", "127.0.0.1", 8000, "/metrics", "image")
+    hl = {METRICS_LABEL: json.dumps({"kind": "sglang", "port": "31000/tcp", "path": "/metrics"})}
+    assert target_for({"image": "x", "ports": [], "labels": hl}, host_network=True) == Target("sglang", "127.0.0.1", 31000, "/metrics", "label")
 
 
 def test_builtin_templates_label_their_metrics(tmp_path):
@@ -173,7 +178,7 @@ def test_fetch_bounds_time_and_size():
 def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_path):
     tag = f"sparkdeck-test/sglang-fake:{docker_engine.session}"  # an image name that says sglang, for detection
     docker_engine.cli("tag", docker_engine.image, tag)
-    names = {k: f"sdt-serv-{k}-{uuid.uuid4().hex[:6]}" for k in ("vllm", "sglang", "ollama", "hang", "down")}
+    names = {k: f"sdt-serv-{k}-{uuid.uuid4().hex[:6]}" for k in ("vllm", "sglang", "ollama", "hang", "down", "hostnet")}
     www = {k: tmp_path / k for k in ("vllm", "sglang", "ollama")}
     for d in www.values():
         d.mkdir()
@@ -194,6 +199,9 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
         # accepts connections and never answers: must cost its own time-out, never the sampler's
         docker_engine.run("-p", "127.0.0.1::8000", "--label", label("vllm"), docker_engine.image, "sh", "-c", "nc -ll -p 8000 -e sleep 600", name=names["hang"])
         docker_engine.run("-p", "127.0.0.1::8000", "--label", label("vllm"), docker_engine.image, "sleep", "600", name=names["down"])  # nothing listens
+        hp = free_port()  # --network host: the server binds the host's loopback, nothing is published
+        hostnet = f"{METRICS_LABEL}=" + json.dumps({"kind": "vllm", "port": f"{hp}/tcp", "path": "/metrics"})
+        docker_engine.run("--network", "host", "-v", f"{www['vllm']}:/www:ro", "--label", hostnet, docker_engine.image, "httpd", "-f", "-p", f"127.0.0.1:{hp}", "-h", "/www", name=names["hostnet"])
         agent = start_agent("--simulate", "gb10", "--interval", "0.2")
         h = agent.headers(agent.read_token)
 
@@ -203,7 +211,7 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
         def rows():
             return {c["name"]: c for c in snap()["containers"] if c["name"] in names.values()}
 
-        first = wait_for(lambda: (lambda r: r if len(r) == 5 and r[names["vllm"]]["serving"] and r[names["vllm"]]["serving"]["requests_running"] == 2 else None)(rows()), 20, "first serving read")
+        first = wait_for(lambda: (lambda r: r if len(r) == 6 and r[names["vllm"]]["serving"] and r[names["vllm"]]["serving"]["requests_running"] == 2 else None)(rows()), 20, "first serving read")
         v = first[names["vllm"]]["serving"]
         assert v["kind"] == "vllm" and v["source"] == "label" and v["kv_cache_usage_percent"] == 42.0 and v["requests_waiting"] == 1
         # a window with traffic: +1000 prompt / +2000 generated tokens, 10 requests with TTFT in (0.05, 0.1]
@@ -220,6 +228,7 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
         assert o["kind"] == "ollama" and o["models"] == [{"name": "llama3.2:1b", "size_bytes": 2_019_393_189, "size_vram_bytes": 2_019_393_189}]
         assert "no answer within" in r[names["hang"]]["serving"]["error"], r[names["hang"]]["serving"]
         assert r[names["down"]]["serving"]["error"] and r[names["down"]]["serving"]["requests_running"] is None
+        assert r[names["hostnet"]]["serving"]["requests_running"] == 5 and r[names["hostnet"]]["serving"]["error"] is None
         assert all(c["serving"] is None for c in snap()["containers"] if c["name"] not in names.values() and not c["image"].startswith(("vllm", "lmsysorg")))
         Snapshot.model_validate(snap())
         # the hung server never stalls the sampler: frames keep their 0.2 s pace

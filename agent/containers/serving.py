@@ -140,10 +140,15 @@ def _published(ports: list[dict[str, Any]], container_port: str) -> tuple[str, i
     return None
 
 
-def target_for(entry: dict[str, Any]) -> Target | Unreachable | None:
-    """Where to read a running container's metrics: a Target, Unreachable, or None (not a model server)."""
+def target_for(entry: dict[str, Any], host_network: bool = False) -> Target | Unreachable | None:
+    """Where to read a running container's metrics: a Target, Unreachable, or None (not a model server).
+
+    host_network: the container shares the host's network (``--network host``, common in NVIDIA's
+    Spark playbooks), so its server listens on the host's own port and nothing is published."""
     labels = entry.get("labels") or {}
     ports = entry.get("ports") or []
+    if host_network and not ports:
+        ports = [{"host_ip": "127.0.0.1", "host_port": int(p.split("/")[0]), "container_port": int(p.split("/")[0]), "protocol": "tcp"} for p in _declared_ports(entry)]
     raw = labels.get(LABEL)
     if raw:
         try:
@@ -169,6 +174,19 @@ def target_for(entry: dict[str, Any]) -> Target | Unreachable | None:
     if where is None:
         return Unreachable(kind, f"port {k.port} is not published on the host; set label {LABEL} to say which port", "image")
     return Target(kind, where[0], where[1], k.path, "image")
+
+
+def _declared_ports(entry: dict[str, Any]) -> list[str]:
+    """The container ports a host-network server may listen on: the label's, else the kind's default."""
+    raw = (entry.get("labels") or {}).get(LABEL)
+    try:
+        spec = json.loads(raw) if raw else None
+        if isinstance(spec, dict) and str(spec.get("port") or "").split("/")[0].isdigit():
+            return [str(spec["port"])]
+        kind = spec["kind"] if isinstance(spec, dict) and spec.get("kind") in KINDS else kind_from_image(entry.get("image"))
+    except ValueError:
+        return []
+    return [KINDS[kind].port] if kind else []
 
 
 # ---- reading one answer ---------------------------------------------------------------

@@ -108,6 +108,7 @@ class ContainerTracker:
         self.connected = asyncio.Event()
         self._stats = StatsReader(proc_root, sys_root)
         self.serving = ServingPoller()  # model-server metrics, read in its own thread
+        self.host_network: set[str] = set()  # --network host: a server's port is the host's own
         self._last_gpus: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -235,7 +236,7 @@ class ContainerTracker:
         targets = {}
         for cid, entry in self.entries.items():
             if entry.get("state") == "running":
-                t = target_for(entry)
+                t = target_for(entry, host_network=cid in self.host_network)
                 if t is not None:
                     targets[cid] = t
         self.serving.set_targets(targets)
@@ -244,6 +245,7 @@ class ContainerTracker:
     async def reconcile(self) -> None:
         items = await self.engine.call("GET", "containers/json", params={"all": "1"})
         fresh = {item["Id"]: entry_from_listing(item) for item in items}
+        self.host_network = {item["Id"] for item in items if (item.get("HostConfig") or {}).get("NetworkMode") == "host"}
         for cid, entry in fresh.items():
             await self._set(cid, entry)
         for cid in [c for c in self.entries if c not in fresh]:
@@ -258,6 +260,8 @@ class ContainerTracker:
             self.forget(cid)
             return None
         entry = entry_from_listing(item)
+        if (item.get("HostConfig") or {}).get("NetworkMode") == "host":
+            self.host_network.add(item["Id"])
         if new_pid:
             self.pids.pop(item["Id"], None)
         await self._set(item["Id"], entry)
@@ -287,3 +291,4 @@ class ContainerTracker:
         self.pids.pop(cid, None)
         self.figures.pop(cid, None)
         self.started.pop(cid, None)
+        self.host_network.discard(cid)
