@@ -88,7 +88,10 @@ def test_machine_detail_thermal_and_throttle(snap_compare, size):
     app = app_for([serving_client()], "detail")
 
     async def settle(pilot):
-        await pilot.pause(0.2)  # the events worker answers, the panel appears
+        for _ in range(50):  # the events worker answers, the panel appears (generous: a loaded machine is slow)
+            await pilot.pause(0.05)
+            if app.screen.query_one("#throttle").display:
+                break
         await pilot.pause()
         if size[1] < 40:
             await pilot.press("end")  # the timeline sits below the panels
