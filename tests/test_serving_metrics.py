@@ -234,7 +234,7 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
         # the hung server never stalls the sampler: frames keep their 0.2 s pace
         s0 = snap()["seq"]
         time.sleep(2.0)
-        assert snap()["seq"] - s0 >= 8
+        assert snap()["seq"] - s0 >= 5  # 10 due; a stall behind the 2 s time-out would leave a gap
         m = httpx.get(agent.url + "/metrics", headers=h).text
         assert f'sparkdeck_serving_requests_running{{container="{names["vllm"]}",kind="vllm",model=""}} 5.0' in m
         assert f'sparkdeck_serving_up{{container="{names["hang"]}",kind="vllm",model=""}} 0.0' in m
