@@ -11,6 +11,7 @@ from typing import Any
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
 from agent.collectors.memory import GIB, read_memory, reserve_bytes
+from agent.collectors.thermal import ThermalZones
 from agent.collectors.nvml import load_nvml
 from agent import statefiles
 from agent.settings import AgentSettings
@@ -96,13 +97,22 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
                 None if left >= 0 else "less is available than the reserve: stop something, or lower memory.reserve_gib",
             )
         )
-    sensors = read_hwmon()
+    sensors = read_hwmon(str(settings.sysfs_root))
     checks.append(
         Check(
             "sensors",
             bool(sensors["temperatures"]),
             f"{len(sensors['temperatures'])} temperature, {len(sensors['fans'])} fan, {len(sensors['power'])} power sensor(s)",
             None if sensors["temperatures"] else "no hwmon temperature sensors visible (in a container? mount /sys)",
+        )
+    )
+    zones = ThermalZones(str(settings.sysfs_root)).read()
+    hot = max((z for z in zones if z["temp_c"] is not None), key=lambda z: z["temp_c"], default=None)
+    checks.append(
+        Check(
+            "thermal",
+            True,  # informative: VMs and containers often have none
+            f"{len(zones)} thermal zone(s); hottest {hot['type']} {hot['temp_c']:.1f} °C" if hot else f"no readable thermal zones under {settings.sysfs_root}/class/thermal",
         )
     )
     if not sensors["fans"]:

@@ -242,6 +242,18 @@ class PowerSensor(_Model):
     power_w: float
 
 
+class ThermalTrip(_Model):
+    type: str = Field(description="the kernel's trip type: active, passive, hot or critical (power-off)")
+    temp_c: float | None
+
+
+class ThermalZone(_Model):
+    zone: str = Field(description="sysfs name, e.g. thermal_zone0")
+    type: str = Field(description="what the zone measures, e.g. acpitz, cpu-thermal, x86_pkg_temp")
+    temp_c: float | None = Field(description="null while the sensor cannot be read")
+    trips: list[ThermalTrip]
+
+
 class HostTelemetry(_Model):
     hostname: str
     uptime_s: float
@@ -254,6 +266,7 @@ class HostTelemetry(_Model):
     temperatures: list[TempSensor]
     fans: list[FanSensor]
     power: list[PowerSensor]
+    thermal_zones: list[ThermalZone] = Field(default_factory=list, description="every /sys/class/thermal zone (sysfs_root)")
 
 
 class Noise(_Model):
@@ -268,6 +281,27 @@ class ContainerPort(_Model):
     host_port: int
     container_port: int | None
     protocol: str
+
+
+class ServedModel(_Model):
+    name: str
+    size_bytes: int | None
+    size_vram_bytes: int | None
+
+
+class Serving(_Model):
+    """A model server's own figures (vLLM, SGLang, llama.cpp, TensorRT-LLM, Ollama), read every 5 s."""
+
+    kind: str = Field(description="vllm, sglang, llama.cpp, trtllm, ollama (unknown: a bad sparkdeck.metrics label)")
+    source: Literal["label", "image"] | None = Field(description="label: the template's metrics field or a sparkdeck.metrics label; image: guessed from the image name")
+    requests_running: int | None = Field(description="requests being served (Ollama: models loaded)")
+    requests_waiting: int | None
+    kv_cache_usage_percent: float | None
+    prompt_tokens_per_s: float | None = Field(description="over the last 5 s window; null on the first read")
+    generation_tokens_per_s: float | None
+    ttft_p50_s: float | None = Field(description="median time to first token of the requests in the last window; null with none")
+    models: list[ServedModel] | None = Field(description="Ollama only: the loaded models (/api/ps)")
+    error: str | None = Field(description="why the figures are missing: no answer, HTTP error, unparseable, port not published")
 
 
 class Container(_Model):
@@ -292,6 +326,7 @@ class Container(_Model):
     net_tx_bytes_s: int | None
     gpu_memory_bytes: int | None = Field(description="sum over the container's GPU processes; null where unknown")
     model: str | None = Field(description="catalog name when started by the model launcher")
+    serving: Serving | None = Field(default=None, description="model-server metrics; null when it is not a model server (or not running)")
 
 
 class ContainerDetail(Container):
@@ -583,6 +618,24 @@ class SignalResult(_Model):
     result: Literal["exited", "still_running", "gone"]
     waited_s: float
     detail: str
+
+
+class ThrottleEvent(_Model):
+    id: int
+    kind: Literal["throttle"]
+    gpu: int = Field(description="GPU index")
+    gpu_uuid: str | None
+    reason: str = Field(description="an NVML clock-event reason, e.g. sw_power_cap, hw_thermal_slowdown")
+    start: float = Field(description="Unix time of the first sample with this reason")
+    end: float | None = Field(description="Unix time of the first sample without it; null while it lasts")
+
+
+class EventList(_Model):
+    kind: str
+    from_: float = Field(alias="from")
+    to: float
+    events: list[ThrottleEvent]
+    truncated: bool = Field(description="more events overlap the range than one answer holds (5,000); narrow it")
 
 
 class Info(_Model):

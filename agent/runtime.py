@@ -63,8 +63,9 @@ def _memory_guard(settings: AgentSettings, hub: Hub, containers: Any, proc_root:
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, *, nvml: Any = None, proc_root: str = "/proc", sys_root: str = "/sys"):
+    def __init__(self, settings: AgentSettings, *, nvml: Any = None, proc_root: str = "/proc", sys_root: str | None = None):
         self.settings = settings
+        sys_root = sys_root or str(settings.sysfs_root)  # the setting, unless a test passes its own
         self.version = __version__
         self.simulated = bool(settings.simulate)
         self.tokens = TokenStore(settings.tokens_file)
@@ -97,6 +98,10 @@ class Agent:
 
             self.history = HistoryService(settings)
             self.sampler.before_publish.append(self.history.before_publish)
+        from agent.history.events import ThrottleEvents
+
+        self.throttle_events = ThrottleEvents(self.history.store if self.history else None)
+        self.sampler.listeners.append(self.throttle_events.note_frame)
         self.guard = _memory_guard(settings, self.hub, self.container_service, proc_root)
         self.sampler.listeners.append(self.guard.note_frame)
         from agent.incidents.service import IncidentService
@@ -114,6 +119,7 @@ class Agent:
             await self.container_service.start()  # waits briefly for the engine so the first frame is accurate
         if self.history:
             await self.history.restore(self.sampler, self.ring)
+            await self.throttle_events.restore()
         await self.incidents.start()  # reads the last run's frames: before this run stores any
         await self.sampler.tick()  # the first snapshot exists before the first request
         self._tasks = [

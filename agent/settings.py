@@ -164,6 +164,9 @@ class AgentSettings(BaseSettings):
     """The memory picture: the safety reserve kept free of models."""
     memory_guard: MemoryGuardSettings = MemoryGuardSettings()
     """What the agent does when shared memory runs out (the Spark freezes instead of OOM-killing)."""
+    sysfs_root: Path = Path("/sys")
+    """Where sysfs is mounted (hwmon, thermal zones, NIC devices, container cgroups). Tests and `doctor` point it
+    at a fake tree; in a container with the host's /sys bound elsewhere, that path."""
 
     @model_validator(mode="before")
     @classmethod

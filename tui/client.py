@@ -573,6 +573,13 @@ class AgentClient:
             out[name] = slots
         return out
 
+    async def throttle_events(self, seconds: float) -> tuple[list[dict[str, Any]], float, float]:
+        """GPU throttle events overlapping the last ``seconds``: (events, from, to)."""
+        now = time.time()
+        # a short time-out: the detail screen asks every 5 s, and a dead link must not pile up threads
+        body = await self.request("GET", f"/api/v1/events?{urllib.parse.urlencode({'kind': 'throttle', 'from': now - seconds, 'to': now})}", timeout=5.0)
+        return list(body.get("events") or []), float(body.get("from") or now - seconds), float(body.get("to") or now)
+
     async def container_action(self, ref: str, action: str, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
         path = f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/{action}" + (f"?{query}" if query else "")

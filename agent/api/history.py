@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from agent.api.deps import get_agent, require_read
 from agent.api.errors import ApiError
+from agent.history.events import MAX_RESULTS
 from agent.history.series import METRIC_RE
+from agent.protocol import EventList
 from agent.runtime import Agent
 
 router = APIRouter(prefix="/api/v1")
@@ -42,3 +44,25 @@ async def history(
         raise ApiError(503, "history_unavailable", agent.history.store.status["message"])
     result["status"] = agent.history.store.status
     return result
+
+
+EVENT_KINDS = ("throttle",)
+
+
+@router.get("/events", summary="Throttle events (start and end) overlapping a time range", dependencies=[Depends(require_read)], response_model=EventList)
+async def events(
+    kind: str = Query("throttle", description="throttle: a GPU clock-event reason (gpu_idle left out)", max_length=32),
+    from_: float | None = Query(None, alias="from", description="Unix time; default: to - 1 h"),
+    to: float | None = Query(None, description="Unix time; default: now"),
+    agent: Agent = Depends(get_agent),
+) -> dict:
+    if kind not in EVENT_KINDS:
+        raise ApiError(400, "bad_kind", f"unknown event kind {kind[:32]!r}; known: {', '.join(EVENT_KINDS)}")
+    end = to if to is not None else time.time()
+    start = from_ if from_ is not None else end - 3600
+    if not (0 <= start <= end):
+        raise ApiError(400, "bad_range", "need 0 <= from <= to")
+    found = await agent.throttle_events.query(start, end, MAX_RESULTS + 1)
+    if found is None:
+        raise ApiError(503, "history_unavailable", agent.history.store.status["message"] if agent.history else "history unavailable")
+    return {"kind": kind, "from": start, "to": end, "events": found[:MAX_RESULTS], "truncated": len(found) > MAX_RESULTS}

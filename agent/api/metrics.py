@@ -51,9 +51,7 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
     for gpu in frame["gpus"]:
         labels = [str(gpu["index"]), gpu.get("uuid") or "", gpu.get("name") or ""]
         up.add_metric(labels, 1 if gpu["status"] == "ok" else 0)
-        for key, _, _, scale in gpu_fields:
-            if gpu.get(key) is not None:
-                fams[key].add_metric(labels, gpu[key] * scale)
+        _add_fields(fams, gpu_fields, gpu, labels)
         mem = gpu.get("memory") or {}
         if mem.get("used_bytes") is not None:
             mem_used.add_metric([*labels, "true" if mem.get("unified") else "false"], mem["used_bytes"])
@@ -74,6 +72,56 @@ def _families(frame: dict[str, Any]) -> Iterator[Any]:
         if c.get("gpu_memory_bytes") is not None:
             c_gpu.add_metric(labels, c["gpu_memory_bytes"])
     yield from (c_up, c_cpu, c_mem, c_gpu)
+    yield from _thermal_families(host)
+    yield from _serving_families(frame["containers"])
+
+
+def _add_fields(fams: dict[str, Any], fields: list[tuple[str, str, str, float]], obj: dict[str, Any], labels: list[str]) -> None:
+    """One sample per (field, metric, help, scale) the object reports; a null field is left out, not 0."""
+    for key, _, _, scale in fields:
+        if obj.get(key) is not None:
+            fams[key].add_metric(labels, obj[key] * scale)
+
+
+def _thermal_families(host: dict[str, Any]) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    zone = GaugeMetricFamily("sparkdeck_thermal_zone_celsius", "/sys/class/thermal zone temperature", labels=["zone", "type"])
+    trip = GaugeMetricFamily("sparkdeck_thermal_trip_celsius", "thermal zone trip point", labels=["zone", "type", "trip"])
+    for z in host.get("thermal_zones") or []:
+        if z["temp_c"] is not None:
+            zone.add_metric([z["zone"], z["type"]], z["temp_c"])
+        for i, t in enumerate(z["trips"]):
+            if t["temp_c"] is not None:
+                trip.add_metric([z["zone"], z["type"], f"{i}:{t['type']}"], t["temp_c"])
+    yield from (zone, trip)
+
+
+_SERVING = [  # (field, metric, help, scale)
+    ("requests_running", "sparkdeck_serving_requests_running", "requests the model server is running", 1),
+    ("requests_waiting", "sparkdeck_serving_requests_waiting", "requests queued in the model server", 1),
+    ("kv_cache_usage_percent", "sparkdeck_serving_kv_cache_usage_ratio", "KV cache in use, 0..1", 0.01),
+    ("prompt_tokens_per_s", "sparkdeck_serving_prompt_tokens_per_second", "prompt tokens processed per second (last window)", 1),
+    ("generation_tokens_per_s", "sparkdeck_serving_generation_tokens_per_second", "tokens generated per second (last window)", 1),
+    ("ttft_p50_s", "sparkdeck_serving_ttft_p50_seconds", "median time to first token over the last window", 1),
+]
+
+
+def _serving_families(containers: list[dict[str, Any]]) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    labels = ["container", "model", "kind"]
+    fams = {key: GaugeMetricFamily(name, doc, labels=labels) for key, name, doc, _ in _SERVING}
+    up = GaugeMetricFamily("sparkdeck_serving_up", "1 when the model server's metrics answered, 0 when not", labels=labels)
+    for c in containers:
+        s = c.get("serving")
+        if not s:
+            continue
+        lv = [c.get("name") or c["id"][:12], c.get("model") or "", s["kind"]]
+        up.add_metric(lv, 0 if s.get("error") else 1)
+        _add_fields(fams, _SERVING, s, lv)
+    yield up
+    yield from fams.values()
 
 
 _MEMORY = [  # (field, metric, help); a null field is left out, not exported as 0

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import psutil
 
+from agent.collectors.thermal import ThermalZones
 from agent.collectors.memory import MEMINFO_FIELDS, parse_meminfo, picture, read_pressure
 from agent.procfs import net_dev, read_bytes
 
@@ -186,6 +187,7 @@ class HostCollector:
         self._hostname = socket.gethostname()
         self._nic_has_device: dict[str, bool] = {}
         self._partitions: tuple[float, list[Any]] = (-PARTITIONS_REREAD_S, [])
+        self._thermal = ThermalZones(sys_root)  # its own re-list timer: the injected clock paces the rates
         psutil.cpu_percent(percpu=True)  # primes psutil's per-call CPU delta
 
     def collect(self) -> dict[str, Any]:
@@ -223,6 +225,7 @@ class HostCollector:
             "temperatures": sensors["temperatures"],
             "fans": sensors["fans"],
             "power": sensors["power"],
+            "thermal_zones": self._thermal.read(),
         }
 
     def _disks(self) -> list[dict[str, Any]]:

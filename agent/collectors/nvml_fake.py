@@ -19,6 +19,9 @@ Scenarios (``--simulate NAME``):
 
 ``SPARKDECK_SIMULATE_PROCESSES=pid:bytes,...`` makes the first GPU of any scenario
 report those compute processes (to test per-container GPU memory end to end).
+``SPARKDECK_SIMULATE_THROTTLE_FILE=PATH`` makes every fake GPU report exactly the throttle
+reasons named in that file (e.g. ``hw_thermal_slowdown,sw_power_cap``; empty or missing: none),
+read on each call, so a test can start and end a throttle event when it chooses.
 """
 
 from __future__ import annotations
@@ -36,6 +39,23 @@ from pynvml import NVMLError
 GiB = 1024**3
 # "pid:bytes,pid:bytes": compute processes the first fake GPU reports (tests map them to containers)
 PROCESSES_ENV = "SPARKDECK_SIMULATE_PROCESSES"
+THROTTLE_ENV = "SPARKDECK_SIMULATE_THROTTLE_FILE"
+
+
+def scripted_reasons(path: str) -> int:
+    """The NVML bit mask for the reason names in ``path`` (unknown names ignored)."""
+    from agent.collectors.gpu import THROTTLE_REASONS
+
+    bits = {name: bit for bit, name in THROTTLE_REASONS.items()}
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = f.read(4096).replace(",", " ").split()
+    except OSError:
+        return 0
+    mask = 0
+    for name in names:
+        mask |= bits.get(name, 0)
+    return mask
 
 
 def parse_processes(text: str) -> list[tuple[int, int | None]]:
@@ -248,6 +268,8 @@ class FakeNvml:
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, h: int) -> int:
         self._dev(h)
+        if os.environ.get(THROTTLE_ENV):
+            return scripted_reasons(os.environ[THROTTLE_ENV])
         if self._load(h) < 0.1:
             return pynvml.nvmlClocksEventReasonGpuIdle
         if self._load(h) > 0.9:

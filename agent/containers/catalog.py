@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.containers.serving import LABEL as METRICS_LABEL  # the template's metrics field, for the serving poller
+from agent.containers.serving import label_value as metrics_label
+
 MODEL_LABEL = "sparkdeck.model"
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 # Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@digest]
@@ -71,6 +74,12 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
 
 
+def url_path(v: str, what: str) -> str:
+    if not v.startswith("/") or any(c in v for c in " \r\n"):
+        raise ValueError(f"{what} path must start with / and hold no spaces")
+    return v
+
+
 class Health(BaseModel):
     model_config = ConfigDict(extra="forbid")
     port: str
@@ -79,9 +88,21 @@ class Health(BaseModel):
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not v.startswith("/") or any(c in v for c in " \r\n"):
-            raise ValueError("health path must start with / and hold no spaces")
-        return v
+        return url_path(v, "health")
+
+
+class Metrics(BaseModel):
+    """Where the model server publishes its metrics (agent/containers/serving.py reads them every 5 s)."""
+
+    model_config = ConfigDict(extra="forbid")
+    port: str
+    path: str = "/metrics"
+    kind: Literal["vllm", "sglang", "llama.cpp", "trtllm", "ollama"]
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return url_path(v, "metrics")
 
 
 AUTO = "auto"  # a fraction param left at auto is sized by the launch fit check
@@ -136,6 +157,7 @@ class ModelTemplate(BaseModel):
     volumes: list[str] = []
     env: dict[str, str] = {}
     health: Health | None = None
+    metrics: Metrics | None = None
     startup_timeout_s: float = Field(default=900.0, gt=0, le=86400)
     memory: MemoryClaim | None = None
     bind: str | None = None
@@ -190,6 +212,8 @@ class ModelTemplate(BaseModel):
                 raise ValueError(f"env name {key!r} is not valid")
         if self.health is not None and self.health.port not in self.ports:
             raise ValueError(f"health.port {self.health.port!r} is not one of ports")
+        if self.metrics is not None and self.metrics.port not in self.ports:
+            raise ValueError(f"metrics.port {self.metrics.port!r} is not one of ports")
         if self.memory is not None and self.memory.fraction_param is not None:
             fp = self.memory.fraction_param
             if fp not in self.params:
@@ -364,7 +388,7 @@ def render(
     body: dict[str, Any] = {
         "Image": t.image,
         "Env": env,
-        "Labels": {MODEL_LABEL: t.name},
+        "Labels": {MODEL_LABEL: t.name, **({METRICS_LABEL: metrics_label(t.metrics.kind, t.metrics.port, t.metrics.path)} if t.metrics else {})},
         "ExposedPorts": {k: {} for k in ports},
         "HostConfig": host_config,
     }

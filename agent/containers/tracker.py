@@ -28,6 +28,8 @@ from typing import Any
 from agent.containers.catalog import MODEL_LABEL
 from agent.containers.engine import Engine, EngineError, EngineUnavailable
 from agent.containers.gpu_map import gpu_memory_by_container
+from agent.containers.serving import target_for
+from agent.containers.serving_poll import ServingPoller
 from agent.containers.stats import StatsReader
 
 log = logging.getLogger("sparkdeck.containers")
@@ -105,6 +107,8 @@ class ContainerTracker:
         self.status: dict[str, Any] = {"state": "unavailable", "message": "connecting to the Docker engine", "fix": None}
         self.connected = asyncio.Event()
         self._stats = StatsReader(proc_root, sys_root)
+        self.serving = ServingPoller()  # model-server metrics, read in its own thread
+        self.host_network: set[str] = set()  # --network host: a server's port is the host's own
         self._last_gpus: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -127,6 +131,7 @@ class ContainerTracker:
         row = {k: v for k, v in entry.items() if detail or k not in DETAIL_ONLY}
         row.update({k: figs.get(k) for k in _STAT_FIELDS})
         row["gpu_memory_bytes"] = gpu_mem.get(cid, 0) if complete and running else gpu_mem.get(cid)
+        row["serving"] = self.serving.result(cid) if running else None
         return row
 
     # -- used by the API -------------------------------------------------------------
@@ -155,6 +160,7 @@ class ContainerTracker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+        self.serving.close()
         await asyncio.to_thread(self._stats.close)
         await self.engine.close()
 
@@ -218,6 +224,7 @@ class ContainerTracker:
     async def _stats_loop(self) -> None:
         while True:
             running = {cid: pid for cid, pid in self.pids.items() if self.entries.get(cid, {}).get("state") == "running"}
+            self._update_serving_targets()
             if running:
                 try:
                     self.figures = await asyncio.to_thread(self._stats.read_all, running)
@@ -225,10 +232,20 @@ class ContainerTracker:
                     log.exception("container stats failed")
             await asyncio.sleep(max(self.interval_s, STATS_MIN_INTERVAL_S))
 
+    def _update_serving_targets(self) -> None:
+        targets = {}
+        for cid, entry in self.entries.items():
+            if entry.get("state") == "running":
+                t = target_for(entry, host_network=cid in self.host_network)
+                if t is not None:
+                    targets[cid] = t
+        self.serving.set_targets(targets)
+
     # -- state updates ----------------------------------------------------------------------
     async def reconcile(self) -> None:
         items = await self.engine.call("GET", "containers/json", params={"all": "1"})
         fresh = {item["Id"]: entry_from_listing(item) for item in items}
+        self.host_network = {item["Id"] for item in items if (item.get("HostConfig") or {}).get("NetworkMode") == "host"}
         for cid, entry in fresh.items():
             await self._set(cid, entry)
         for cid in [c for c in self.entries if c not in fresh]:
@@ -243,6 +260,8 @@ class ContainerTracker:
             self.forget(cid)
             return None
         entry = entry_from_listing(item)
+        if (item.get("HostConfig") or {}).get("NetworkMode") == "host":
+            self.host_network.add(item["Id"])
         if new_pid:
             self.pids.pop(item["Id"], None)
         await self._set(item["Id"], entry)
@@ -272,3 +291,4 @@ class ContainerTracker:
         self.pids.pop(cid, None)
         self.figures.pop(cid, None)
         self.started.pop(cid, None)
+        self.host_network.discard(cid)

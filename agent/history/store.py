@@ -40,9 +40,12 @@ CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, ts REAL NOT NULL, bl
 CREATE INDEX IF NOT EXISTS frames_ts ON frames (ts);
 CREATE TABLE IF NOT EXISTS agg10 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agg60 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, start REAL NOT NULL, end REAL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_start ON events (start);
 """
 TIERS = (("agg10", 10), ("agg60", 60))
 WRITE_TIMEOUT_S = 0.25  # the sampler waits at most this long for a frame to be stored
+MAX_PENDING_EVENT_WRITES = 256  # throttle-event batches queued while the store is slow; more are dropped
 FSYNC_EVERY_S = 1.0  # the WAL reaches the disk at least this often while frames are written
 
 
@@ -83,6 +86,7 @@ class HistoryStore:
         self.writes_failed = 0
         self.writes_dropped = 0
         self._pending: asyncio.Future | None = None
+        self._event_writes = 0  # event batches queued on the store's thread
 
     # -- thread side ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -170,6 +174,7 @@ class HistoryStore:
         n = conn.execute("DELETE FROM frames WHERE ts < ?", (now - self.raw_s,)).rowcount
         n += conn.execute("DELETE FROM agg10 WHERE ts < ?", (now - self.tier10_s,)).rowcount
         n += conn.execute("DELETE FROM agg60 WHERE ts < ?", (now - self.tier60_s,)).rowcount
+        n += conn.execute("DELETE FROM events WHERE end IS NOT NULL AND end < ?", (now - self.tier60_s,)).rowcount
         conn.execute("COMMIT")
         return n
 
@@ -202,6 +207,31 @@ class HistoryStore:
         if last is None:
             return []
         return conn.execute("SELECT seq, ts, blob FROM frames WHERE ts >= ? ORDER BY seq", (max(since_ts, last - window_s),)).fetchall()
+
+    def _write_events(self, conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?)",
+            [(e["id"], e["kind"], e["start"], e["end"], json.dumps(e, separators=(",", ":"))) for e in events],
+        )
+
+    def _events(self, conn: sqlite3.Connection, start: float, end: float, limit: int) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            "SELECT data FROM events WHERE start <= ? AND (end IS NULL OR end >= ?) ORDER BY start, id LIMIT ?", (end, start, limit)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def _close_open_events(self, conn: sqlite3.Connection) -> int:
+        # an event the last run left open ended, at the latest, with that run's last frame
+        last = conn.execute("SELECT MAX(ts) FROM frames").fetchone()[0]
+        rows = conn.execute("SELECT data FROM events WHERE end IS NULL").fetchall()
+        closed = []
+        for (data,) in rows:
+            e = json.loads(data)
+            e["end"] = max(e["start"], last or e["start"])
+            closed.append(e)
+        if closed:
+            self._write_events(conn, closed)
+        return conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
     def _min_seq(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM frames").fetchone()[0]
@@ -295,6 +325,32 @@ class HistoryStore:
     async def frames_after(self, seq: int, below: int | None = None, limit: int = 500) -> list[tuple[int, float, bytes]]:
         """Stored frames with seq in (seq, below), oldest first: backfill older than the ring."""
         return await self._run("read", self._after, seq, below, limit) or []
+
+    def write_events(self, events: list[dict[str, Any]]) -> None:
+        """Store new or closed events on the store's thread; never waits (the sampler calls this).
+        While the store is stuck at most MAX_PENDING_EVENT_WRITES batches wait; later ones are dropped."""
+        if self._event_writes >= MAX_PENDING_EVENT_WRITES:
+            self.writes_dropped += 1
+            return
+        self._event_writes += 1
+
+        def write() -> None:
+            try:
+                self._guard("event write", self._write_events, events)
+            finally:  # counted down even when the store could not be opened
+                self._event_writes -= 1
+
+        try:
+            self._exec.submit(write)
+        except RuntimeError:
+            pass  # closing
+
+    async def events(self, start: float, end: float, limit: int) -> list[dict[str, Any]] | None:
+        return await self._run("read", self._events, start, end, limit)
+
+    async def close_open_events(self) -> int:
+        """Close events left open by the last run; the highest event id stored."""
+        return await self._run("write", self._close_open_events) or 0
 
     async def min_seq(self) -> int:
         return await self._run("read", self._min_seq) or 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input, Static
+from rich.markup import escape
+from textual.widgets import DataTable, Input, Static
 
+from tui import serving
 from tui.client import ApiFailure
 from tui.messages import ActionFinished
 from tui.screens.base import BaseView, forward_port
@@ -49,6 +51,12 @@ class ContainersScreen(TableFilter, BaseView):
 
     def update_view(self) -> None:
         super().update_view()
+        snap = self.client.latest
+        self.query_one(ContainersTable).show((snap or {}).get("containers") or [])
+        self._notice()
+        self.refresh_bindings()
+
+    def _notice(self) -> None:
         cl = self.client
         snap = cl.latest
         lines = []
@@ -58,9 +66,13 @@ class ContainersScreen(TableFilter, BaseView):
         denied = cl.control_denied_reason()
         if denied and cl.scope == "read":
             lines.append(f"[$warning]actions disabled[/]: {denied}")
+        row = self.query_one(ContainersTable).selected()
+        if row is not None and row.get("serving"):  # the selected model server in full
+            lines.append(escape(serving.full(str(row.get("name")), row["serving"])))
         self.set_text("#notice", "\n".join(lines))
-        self.query_one(ContainersTable).show((snap or {}).get("containers") or [])
-        self.refresh_bindings()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._notice()  # the notice line follows the cursor to the selected server
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("container", "logs") and self.is_mounted and self.client.control_denied_reason():  # the agent serves logs to control tokens only

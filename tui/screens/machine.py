@@ -18,12 +18,15 @@ from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.network_panel import NetworkPanel
 from tui.widgets.noise_panel import NoisePanel
 from tui.widgets.sensors_panel import SensorsPanel
+from tui.widgets.throttle_panel import ThrottlePanel
 
 
 # chart ranges: "live" is the client's own history (the last minutes, backfilled on connect);
 # the others are read from the agent's history store at about 120 points
 RANGES = [("live", 0), ("1 h", 3600), ("24 h", 86400), ("7 d", 7 * 86400)]
 REFRESH_STORED_S = 30.0
+THROTTLE_WINDOW_S = 600.0  # the timeline's span with live charts; a stored range uses its own
+REFRESH_EVENTS_S = 5.0
 
 
 class MachineScreen(BaseView):
@@ -38,6 +41,8 @@ class MachineScreen(BaseView):
         self.range_index = 0
         self._stored: dict[str, list] | None = None
         self._stored_at = 0.0
+        self._events: tuple[list, float, float] | None = None
+        self._events_at = -REFRESH_EVENTS_S
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
@@ -52,10 +57,12 @@ class MachineScreen(BaseView):
                 yield SensorsPanel(id="sensors")
                 yield DisksPanel(id="disks")
                 yield NetworkPanel(id="network")
+            yield ThrottlePanel(id="throttle")
         yield self.footer()
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.query_one(ThrottlePanel).display = False  # until the agent reports an event
         self.query_one("#detail").focus()  # arrows / PgUp / PgDn scroll at once (80x24 needs it)
 
     def update_view(self) -> None:
@@ -96,10 +103,18 @@ class MachineScreen(BaseView):
         self.query_one(SensorsPanel).show(host)
         self.query_one(DisksPanel).show(host)
         self.query_one(NetworkPanel).show(cl)
+        if time.monotonic() - self._events_at >= REFRESH_EVENTS_S:
+            self._events_at = time.monotonic()
+            self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S), exit_on_error=False, group="events", exclusive=True)
+        panel = self.query_one(ThrottlePanel)
+        panel.display = bool(self._events and self._events[0])  # shown once there is something to show
+        if panel.display:
+            panel.show(self._events)
 
     def action_range(self) -> None:
         self.range_index = (self.range_index + 1) % len(RANGES)
         self._stored, self._stored_at = None, 0.0
+        self._events_at = -REFRESH_EVENTS_S  # the timeline follows the chart range
         label = RANGES[self.range_index][0]
         self.notify(f"charts: {label}" + ("" if label == "live" else " (from the agent's history)"), timeout=2)
         if self.live_view:
@@ -113,6 +128,14 @@ class MachineScreen(BaseView):
             self.notify(f"history unavailable: {exc}", severity="warning", timeout=4)
             self.range_index, self._stored = 0, None
         if self.live_view:
+            self.update_view()
+
+    async def _load_events(self, seconds: float) -> None:
+        try:
+            self._events = await self.client.throttle_events(seconds)
+        except Exception:  # an agent without /api/v1/events (older) or history off: no timeline, no noise
+            self._events = None
+        if self.live_view and self._events:
             self.update_view()
 
     def on_resize(self) -> None:

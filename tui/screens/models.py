@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from tui import format as fmt
+from tui import serving
 from tui.client import ApiFailure
 from tui.messages import ActionFinished
 from tui.screens.base import BaseView, forward_port
@@ -158,10 +159,12 @@ class ModelsScreen(BaseView):
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         table.clear()
+        snap = self.client.latest
         for entry, ph, url in self.rows():
+            figures = [serving.short(c["serving"]) for c in model_containers(snap, entry["name"]) if c.get("serving")]
             table.add_row(
                 entry["name"],
-                Text(ph, fmt.theme_style(self.app.current_theme, ph.split()[0], "dim")),
+                Text(ph + (f"  {figures[0]}" if figures else ""), fmt.theme_style(self.app.current_theme, ph.split()[0], "dim")),
                 url if ph == "ready" else (Text(url, "dim") if url else ""),
                 listens(entry, self.client.model_progress.get(entry["name"])),
                 entry.get("image", ""),
@@ -189,6 +192,9 @@ class ModelsScreen(BaseView):
         if st.get("message"):
             style = "$error" if st.get("state") in ("failed", "exited") else "dim"
             text += f"\n[{style}]{st['state']}: {st['message']}" + (f" (exit code {st['exit_code']})" if st.get("exit_code") is not None else "") + "[/]"
+        for c in model_containers(self.client.latest, entry["name"]):
+            if c.get("serving"):
+                text += f"\n{escape(serving.full(str(c.get('name')), c['serving']))}"
         for line in (st.get("log_tail") or [])[-3:]:
             text += f"\n[dim]{escape(str(line))}[/dim]"  # a log line is the container's text, not markup
         if st.get("exit_code") is not None and not st.get("log_tail") and self.client.scope == "read":

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui import format as fmt
+from tui import serving
 
 COLUMNS = [  # (key, label): the figures first, so 80 columns show them; the image last
     ("name", "Name"),
@@ -143,6 +144,8 @@ class ContainersTable(DataTable):
         for x in shown:
             state = self.busy.get(str(x["id"])) or str(x.get("state", "?"))
             label = state + HEALTH.get(str(x.get("health")), "")
+            if x.get("serving"):  # a model server: its own figures next to its state
+                label += f"  {serving.short(x['serving'])}"
             name = Text(str(x.get("name", "?"))[:28])
             if x.get("model"):
                 name.append(f" ◆{x['model']}", "bold")
