@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
 PROBE = Path(__file__).with_name("probe.py")
 HOST_IP, GUEST_IP = "10.213.7.1", "10.213.7.2"
-# the package set, plus sudo: the README's commands are run exactly as an admin types them
-INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,sudo"
+# the package set, plus sudo: the README's commands are run exactly as an admin types them;
+# openssh-server: `sparkdeck setup` reaches the machine as a laptop would (tests/booted/test_booted_setup.py)
+INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,sudo,openssh-server"
 ROOTFS_TAR = CACHE / f"bookworm-rootfs-{hashlib.sha256(INCLUDE.encode()).hexdigest()[:8]}.tar"
 
 
