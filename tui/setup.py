@@ -100,8 +100,10 @@ def build_wheel(dest: Path) -> Path:
         with tempfile.TemporaryDirectory() as build:  # setuptools writes build/ next to the source: build a copy
             copy = Path(build) / "src"
             shutil.copytree(src, copy, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", ".state", ".pytest_cache", "__pycache__", "tests"))
-            cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps", "--no-build-isolation", str(copy), "-w", str(dest)]
+            cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps", str(copy), "-w", str(dest)]
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=build)
+            if r.returncode != 0:  # offline: the build backend this environment already has, if it is new enough
+                r = subprocess.run([*cmd[:-3], "--no-build-isolation", *cmd[-3:]], capture_output=True, text=True, cwd=build)
             if r.returncode != 0:
                 raise SetupError(f"could not build sparkdeck's wheel from {src}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}; pass --wheel FILE")
         found = sorted(dest.glob("sparkdeck-*.whl"))
@@ -359,6 +361,9 @@ def run(opts: Options, out: TextIO = sys.stdout, *, interactive_tty: Callable[[]
         print(f"== saved {name} -> {url} in {path} ({opts.scope} token)", file=out)
         if not _entry_works(url, token):
             raise SetupError(f"{name} was saved, but the agent does not answer through {url}; try `sparkdeck status {name}`")
+    if opts.dry_run:
+        print(f"== dry run: nothing was changed on {target.host} or in the hosts file", file=out)
+        return 0
     print(f"done: `sparkdeck {name}` opens the dashboard, `sparkdeck status {name}` prints a summary", file=out)
     return 0
 
@@ -379,8 +384,8 @@ def _install(r: Remote, opts: Options, facts: remote.Facts, wheel: Path, content
         args = [remote_wheel, tmp, "" if facts.agent_port else str(remote.agent_port(facts)), scope, token_name, pip_args, "1" if upgrade else "0", content]
         command = "sudo sh -c " + shlex.quote(remote.INSTALL_SCRIPT) + " sh " + " ".join(shlex.quote(a) for a in args)
         if opts.dry_run:
-            print("  (the sudo session runs tui/setup_remote.py's INSTALL_SCRIPT with: " + shlex.join(args) + ")", file=out)
-            r.show(r.argv("sudo sh -c '<INSTALL_SCRIPT>' sh " + shlex.join(args), tty=tty))
+            r.show(r.argv("sudo sh -c \"$INSTALL_SCRIPT\" sh " + shlex.join(args), tty=tty))
+            print("  INSTALL_SCRIPT (the one sudo session):\n" + "\n".join("  | " + line for line in remote.INSTALL_SCRIPT.strip("\n").splitlines()), file=out)
             return None
         if r.interactive(command, tty=tty) != 0:
             raise SetupError(f"the install on {r.target.host} failed (above); what this run created there was removed")

@@ -17,6 +17,7 @@ OPT = "/opt/sparkdeck"
 AGENT = f"{OPT}/bin/sparkdeck-agent"
 STAMP = f"{OPT}/sparkdeck-wheel.sha256"  # the installed wheel's content hash: a rebuilt dev wheel of the same version is newer
 DEFAULT_AGENT_PORT = 8611
+SUDO_GROUPS = {"sudo", "wheel", "admin"}  # Debian/Ubuntu, Fedora/Arch, old Ubuntu
 
 CHECK_SCRIPT = r"""
 echo "user=$(id -un)"
@@ -178,12 +179,16 @@ def assess(f: Facts, host: str) -> list[Finding]:
         add("systemd", "ok", "systemd is running")
     else:
         add("systemd", "fail", f"{host} does not run systemd, which the service needs; run `sparkdeck-agent serve` there yourself instead")
+    state = f.sudo
+    if state == "password" and not set(f.groups) & SUDO_GROUPS:
+        # sudo -n cannot tell "needs a password" from "not allowed" without the password: the admin groups can
+        state = "denied"
     sudo = {
         "nopasswd": ("ok", "sudo works without a password"),
         "password": ("ok", "sudo will ask for your password once, in this terminal"),
-        "denied": ("fail", f"{f.user or 'this user'} may not use sudo on {host}: ask an admin to run `sudo usermod -aG sudo {f.user or 'USER'}` (or set up as another user)"),
+        "denied": ("fail", f"{f.user or 'this user'} may not use sudo on {host} (not in the sudo group): ask an admin to run `sudo usermod -aG sudo {f.user or 'USER'}`, or set up as another user"),
         "missing": ("fail", f"sudo is not installed on {host}: as root there, apt install sudo and add {f.user or 'your user'} to the sudo group"),
-    }.get(f.sudo, ("fail", f"cannot tell whether sudo works on {host} ({f.sudo})"))
+    }.get(state, ("fail", f"cannot tell whether sudo works on {host} ({f.sudo})"))
     add("sudo", *sudo)
     if not f.docker:
         add("docker", "fail", f"no Docker engine on {host} (/var/run/docker.sock): install Docker Engine (DGX OS ships it), then run setup again")

@@ -172,5 +172,23 @@ class Machine:
     def path(self, p: str) -> Path:
         return self.tree / p.lstrip("/")
 
+    # -- sshd, for `sparkdeck setup` ------------------------------------------------------
+    def start_sshd(self, port: int) -> None:
+        """The rootfs's sshd on GUEST_IP:port, the address a laptop on the LAN (this host) reaches."""
+        self.path("/etc/ssh/sshd_config.d/sparkdeck-test.conf").write_text(f"Port {port}\nListenAddress {GUEST_IP}\nPasswordAuthentication yes\n")
+        self.sh("systemctl restart ssh.service && systemctl is-active ssh.service")
+
+    def add_user(self, name: str, *, sudo: bool, public_key: str | None = None, password: str | None = None, groups: str = "") -> None:
+        """A login user; `sudo`: passwordless sudo rights (as the Spark's first user has, with a password)."""
+        script = f"useradd -m -s /bin/bash {'-G ' + groups if groups else ''} {name}"
+        if sudo:
+            script += f" && echo '{name} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{name} && chmod 440 /etc/sudoers.d/{name}"
+        if password:
+            script += f" && echo {shlex.quote(name + ':' + password)} | chpasswd"
+        if public_key:
+            script += f" && install -d -m 700 -o {name} -g {name} /home/{name}/.ssh && printf '%s\\n' {shlex.quote(public_key)} > /home/{name}/.ssh/authorized_keys"
+            script += f" && chown {name}: /home/{name}/.ssh/authorized_keys && chmod 600 /home/{name}/.ssh/authorized_keys"
+        self.sh(script)
+
     def journal(self, lines: int = 60) -> str:
         return self.sh(f"journalctl -u sparkdeck-agent --no-pager -n {lines}", check=False).stdout
