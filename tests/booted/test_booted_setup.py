@@ -105,8 +105,13 @@ def untouched(m: Machine) -> list[str]:
 # -- errors first: each one line with the fix, nothing left behind ------------------------
 
 
+def built_wheel(m: Machine) -> str:
+    """The project's wheel machine.py built this run, for runs that need not build their own (10 s each here)."""
+    return str(sorted(m.path("/root/wheels").glob("sparkdeck-*.whl"))[-1])
+
+
 def test_dry_run_prints_every_remote_command_and_changes_nothing(m):
-    r = m.laptop.setup("owner", "--dry-run")
+    r = m.laptop.setup("owner", "--dry-run", "--wheel", built_wheel(m))
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert f"-- owner@{GUEST_IP} true" in out and "'sh -s'  < (stdin)" in out  # reach, then the read-only check
@@ -138,7 +143,7 @@ def test_python_too_old_is_caught_by_the_check(m):
 
 
 def test_a_failed_install_removes_what_it_created(m):
-    r = m.laptop.setup("owner", pip_args="--no-index --find-links /nonexistent")  # pip finds no dependencies
+    r = m.laptop.setup("owner", "--wheel", built_wheel(m), pip_args="--no-index --find-links /nonexistent")  # pip finds no dependencies
     assert r.returncode == 1
     assert "pip could not install sparkdeck and its dependencies" in r.stderr + r.stdout and "undone: /opt/sparkdeck" in r.stdout
     assert r.stderr.strip().splitlines()[-1].startswith("sparkdeck: the install on 10.213.7.2 failed (above); what this run created there was removed")
@@ -216,7 +221,7 @@ def test_a_revoked_laptop_token_is_replaced_and_the_service_left_running(m):
 
 def test_a_newer_wheel_upgrades_in_place_keeping_config_tokens_and_the_entry(m, tmp_path):
     # the same version with other contents (a rebuilt dev tree) counts as newer
-    built = sorted(m.path("/root/wheels").glob("sparkdeck-*.whl"))[-1]
+    built = Path(built_wheel(m))
     wheel = tmp_path / built.name
     with zipfile.ZipFile(built) as src, zipfile.ZipFile(wheel, "w") as dst:
         for item in src.infolist():
