@@ -255,6 +255,10 @@ if [ "$UPGRADE" = 1 ] && [ $new_unit = 0 ]; then
   say "systemctl restart sparkdeck-agent (new version)"
   systemctl restart sparkdeck-agent || fail "the service did not restart: journalctl -u sparkdeck-agent"
 fi
+if ! systemctl is-active -q sparkdeck-agent; then  # installed earlier and stopped since: install-service leaves it be
+  say "systemctl start sparkdeck-agent"
+  systemctl start sparkdeck-agent
+fi
 systemctl is-active -q sparkdeck-agent || fail "the service is not active: journalctl -u sparkdeck-agent -n 50"
 case "$out" in *"created control token 'admin'"*)
   "$AGENT" token revoke admin >/dev/null 2>&1 && say "revoked the first token 'admin' (nobody saw it; setup adds its own)";;

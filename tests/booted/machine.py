@@ -149,6 +149,14 @@ class Machine:
                 self.nspawn.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def close_with_journal(self, lines: int = 60) -> None:
+        """close(), printing the agent's journal first (pytest shows it when a test failed)."""
+        try:
+            if self.leader:
+                print(self.journal(lines))
+        finally:
+            self.close()
+
     # -- inside ---------------------------------------------------------------------
     def sh(self, script: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """A shell command inside the container (all its namespaces), with a clean PATH."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import stat
 import subprocess
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.booted
 ROOT = Path(__file__).resolve().parents[2]
 PIP_ARGS = "--no-index --find-links /root/wheels"
 SSH_PORT = free_port()
+OWNER_PASSWORD = "owner-pw-3141"  # owner is in the sudo group and sudo asks for this, as for a Spark's first user
 
 
 class Laptop:
@@ -66,6 +68,42 @@ class Laptop:
     def setup(self, user: str, *args: str, pip_args: str = PIP_ARGS, **env: str) -> subprocess.CompletedProcess:
         return self.sparkdeck("setup", f"{user}@{GUEST_IP}:{SSH_PORT}", "--name", "spark", "--pip-args", pip_args, *args, **env)
 
+    def setup_in_terminal(self, *args: str, pip_args: str = PIP_ARGS, timeout: float = 300) -> tuple[subprocess.CompletedProcess, int]:
+        """`sparkdeck setup owner@…` in a terminal (a pty), typing owner's password at each sudo prompt: (result, prompts).
+
+        Output is stdout and stderr together, as a terminal shows them."""
+        argv = [sys.executable, "-m", "tui.cli", "setup", f"owner@{GUEST_IP}:{SSH_PORT}", "--name", "spark", "--pip-args", pip_args, *args]
+        master, slave = os.openpty()
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=self.env(), cwd=ROOT, start_new_session=True)
+        os.close(slave)
+        seen, prompts = b"", 0
+        try:
+            while time.monotonic() - t0 < timeout:
+                ready, _, _ = select.select([master], [], [], 1)
+                if ready:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # EIO: the terminal's last writer exited
+                        break
+                    if not chunk:
+                        break
+                    seen += chunk
+                    if seen.count(b"[sudo] password for owner") > prompts:
+                        prompts += 1
+                        os.write(master, OWNER_PASSWORD.encode() + b"\r")
+                elif p.poll() is not None:
+                    break
+            rc = p.wait(timeout=max(1, timeout - (time.monotonic() - t0)))
+        finally:
+            os.close(master)
+            if p.poll() is None:
+                p.kill()
+        out = seen.decode(errors="replace").replace("\r\n", "\n")
+        print(f"$ sparkdeck setup owner@… {' '.join(args)} in a terminal  ({time.monotonic() - t0:.1f} s, rc {rc}, {prompts} sudo prompt(s))\n{out}")
+        assert OWNER_PASSWORD not in out
+        return subprocess.CompletedProcess(argv, rc, out, out), prompts
+
 
 @pytest.fixture(scope="module")
 def m():
@@ -77,7 +115,7 @@ def m():
         machine.boot()
         gid = os.stat("/var/run/docker.sock").st_gid
         machine.sh(f"groupadd -g {gid} docker && echo \"127.0.1.1 $(hostname)\" >> /etc/hosts")  # sudo resolves its host name
-        machine.add_user("owner", sudo=True, public_key=laptop.public_key)
+        machine.add_user("owner", sudo=False, groups="sudo", password=OWNER_PASSWORD, public_key=laptop.public_key)
         machine.add_user("guest", sudo=False, public_key=laptop.public_key)
         machine.add_user("keyless", sudo=False, password="throwaway-pw-7")
         machine.start_sshd(SSH_PORT)
@@ -85,12 +123,8 @@ def m():
         machine.laptop = laptop
         yield machine
     finally:
-        try:
-            if machine.leader:
-                print(machine.journal(60))
-        finally:
-            machine.close()
-            shutil.rmtree(laptop.home, ignore_errors=True)
+        machine.close_with_journal(60)
+        shutil.rmtree(laptop.home, ignore_errors=True)
 
 
 def untouched(m: Machine) -> list[str]:
@@ -116,7 +150,7 @@ def test_dry_run_prints_every_remote_command_and_changes_nothing(m):
     out = r.stdout
     assert f"-- owner@{GUEST_IP} true" in out and "'sh -s'  < (stdin)" in out  # reach, then the read-only check
     assert "mktemp -d" in out and "cat > /tmp/sparkdeck-setup.DRYRUN/sparkdeck-" in out and "sudo sh -c \"$INSTALL_SCRIPT\" sh" in out and "\"$AGENT\" install-service" in out and "rm -rf" in out and "== dry run: nothing was changed" in out
-    assert "ok    python    Python 3.11" in out and "ok    sudo      sudo works without a password" in out
+    assert "ok    python    Python 3.11" in out and "ok    sudo      sudo will ask for your password once, in this terminal" in out
     assert untouched(m) == [] and not m.laptop.hosts.exists()
 
 
@@ -142,9 +176,16 @@ def test_python_too_old_is_caught_by_the_check(m):
     assert untouched(m) == []
 
 
-def test_a_failed_install_removes_what_it_created(m):
-    r = m.laptop.setup("owner", "--wheel", built_wheel(m), pip_args="--no-index --find-links /nonexistent")  # pip finds no dependencies
+def test_sudo_that_asks_for_a_password_needs_a_terminal(m):
+    r = m.laptop.setup("owner", "--wheel", built_wheel(m))
     assert r.returncode == 1
+    assert r.stderr.strip() == "sparkdeck: sudo on 10.213.7.2 asks for a password and this is not a terminal: run setup in a terminal (or allow owner sudo without a password)"
+    assert untouched(m) == []
+
+
+def test_a_failed_install_removes_what_it_created(m):
+    r, prompts = m.laptop.setup_in_terminal("--wheel", built_wheel(m), pip_args="--no-index --find-links /nonexistent")  # pip finds no dependencies
+    assert r.returncode == 1 and prompts == 1
     assert "pip could not install sparkdeck and its dependencies" in r.stderr + r.stdout and "undone: /opt/sparkdeck" in r.stdout
     assert r.stderr.strip().splitlines()[-1].startswith("sparkdeck: the install on 10.213.7.2 failed (above); what this run created there was removed")
     assert "Traceback" not in r.stderr
@@ -177,8 +218,8 @@ def test_key_authentication_failing_offers_to_install_the_key_once(m):
 def test_setup_installs_the_service_on_a_free_port_and_status_answers(m):
     # 8611 is taken on the machine's loopback: setup picks the next free port
     m.sh("systemd-run --unit=squatter python3 -m http.server 8611 --bind 127.0.0.1")
-    r = m.laptop.setup("owner")
-    assert r.returncode == 0, r.stdout + r.stderr
+    r, prompts = m.laptop.setup_in_terminal()
+    assert r.returncode == 0 and prompts == 1, r.stdout  # one sudo session: one password prompt, in the terminal
     assert m.show("ActiveState")["ActiveState"] == "active"
     config = m.path("/etc/sparkdeck/agent.toml").read_text()
     assert "port = 8612" in config and 'models_home = "/home/owner"' in config, config
@@ -212,8 +253,8 @@ def test_a_revoked_laptop_token_is_replaced_and_the_service_left_running(m):
     pid = m.show("MainPID")["MainPID"]
     name = f"sparkdeck-{os.uname().nodename.split('.')[0]}"
     m.sh(f"/opt/sparkdeck/bin/sparkdeck-agent token revoke {name}")
-    r = m.laptop.setup("owner")
-    assert r.returncode == 0, r.stdout + r.stderr
+    r, prompts = m.laptop.setup_in_terminal()
+    assert r.returncode == 0 and prompts == 1, r.stdout
     assert "is as new as" in r.stdout and "pip install" not in r.stdout and "== saved spark" in r.stdout
     assert m.show("MainPID")["MainPID"] == pid
     assert m.laptop.sparkdeck("status", "spark", "--json", "--timeout", "15").returncode == 0
@@ -229,8 +270,8 @@ def test_a_newer_wheel_upgrades_in_place_keeping_config_tokens_and_the_entry(m, 
         dst.writestr("agent/_setup_upgrade_probe.txt", "new\n")
     pid = m.show("MainPID")["MainPID"]
     config, tokens, hosts = (m.path("/etc/sparkdeck/agent.toml").read_text(), m.path("/var/lib/sparkdeck/tokens.json").read_text(), m.laptop.hosts.read_text())
-    r = m.laptop.setup("owner", "--wheel", str(wheel))
-    assert r.returncode == 0, r.stdout + r.stderr
+    r, prompts = m.laptop.setup_in_terminal("--wheel", str(wheel))
+    assert r.returncode == 0 and prompts == 1, r.stdout
     assert "== upgrading sparkdeck 0.1.0 on 10.213.7.2 to 0.1.0" in r.stdout and "restart sparkdeck-agent (new version)" in r.stdout
     assert m.path("/opt/sparkdeck/lib/python3.11/site-packages/agent/_setup_upgrade_probe.txt").is_file()
     assert m.show("MainPID")["MainPID"] != pid and m.show("ActiveState")["ActiveState"] == "active"
