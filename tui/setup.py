@@ -397,4 +397,7 @@ def _install(r: Remote, opts: Options, facts: remote.Facts, wheel: Path, content
             raise SetupError(f"the token made on {r.target.host} could not be read back: {p.stderr.strip()[-200:]}")
         return token[0]
     finally:
-        r.run(f"rm -rf {shlex.quote(tmp)}", timeout=30)
+        try:
+            r.run(f"rm -rf {shlex.quote(tmp)}", timeout=30)
+        except SetupError as exc:  # keep the first error; say what is left behind
+            print(f"  could not remove {tmp} on {r.target.host}: {exc}", file=out)

@@ -231,7 +231,8 @@ undo() {
   fi
   if [ $new_opt = 1 ]; then rm -rf "$OPT"; echo "undone: $OPT"; fi
 }
-fail() { echo "sparkdeck setup: $*" >&2; undo; exit 1; }
+fail() { trap - INT TERM HUP; echo "sparkdeck setup: $*" >&2; undo; exit 1; }
+trap 'fail "interrupted"' INT TERM HUP  # Ctrl-C in the terminal (ssh -t passes it on) or a dropped connection
 say() { echo "  $*"; }
 if [ $new_opt = 1 ]; then
   say "python3 -m venv $OPT"

@@ -84,10 +84,13 @@ def ensure_wheels(dest: Path) -> None:
 
 
 class Machine:
+    started = 0
+
     def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
         self.extra_args = extra_args
         self.dir = Path(tempfile.mkdtemp(prefix="sparkdeck-booted-", dir="/var/tmp"))
-        self.name = f"sdk{os.getpid() % 100000}"
+        Machine.started += 1  # unique per machine: two modules in one run must not share the veth's name
+        self.name = f"sdk{os.getpid() % 100000}{Machine.started}"
         self.veth = f"ve-{self.name}"
         self.nspawn: subprocess.Popen | None = None
         self.leader: int | None = None
