@@ -20,7 +20,7 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# install-service on a booted Debian 12 systemd (systemd-nspawn); root, 1.5-2.5 min with warm caches (about 4 cold)
+# install-service and `sparkdeck setup` (over sshd) on a booted Debian 12 systemd (systemd-nspawn); root, 2.5-4 min with warm caches (plus ~1.5 min for a cold rootfs)
 # in /var/cache/sparkdeck-test (rootfs tar, wheelhouse), which it builds when missing.
 test-service: $(STAMP)
 	SPARKDECK_BOOTED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/booted

@@ -8,6 +8,7 @@
     sparkdeck hosts remove NAME
     sparkdeck hosts unpin HOST:PORT
     sparkdeck forward TARGET MODEL_OR_PORT [--local-port N]
+    sparkdeck setup [USER@]HOST[:PORT] [--name NAME] [--yes] [--dry-run] [--wheel FILE] [--scope read|control]
 
 TARGET: http://HOST:PORT, https://HOST:PORT (certificate pinned on first use),
 ssh://[USER@]HOST[:PORT][?agent_port=N] (your own OpenSSH forwards the agent's
@@ -298,8 +299,40 @@ def cmd_forward(argv: list[str]) -> int:
         prepared.close()
 
 
+def setup_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sparkdeck setup",
+        description="Install the agent as a systemd service on a machine over SSH (your OpenSSH, sudo there) and add it to the hosts file.",
+    )
+    p.add_argument("destination", metavar="[USER@]HOST[:PORT]", help="as you would ssh to it (a ~/.ssh/config alias works)")
+    p.add_argument("--name", help="name in the hosts file (default: HOST)")
+    p.add_argument("--yes", action="store_true", help="answer yes to the questions (installing your public key, a Host alias)")
+    p.add_argument("--dry-run", action="store_true", help="run only the read-only checks; print every remote command instead of running it")
+    p.add_argument("--wheel", metavar="FILE", help="install this sparkdeck wheel (default: built from this installation)")
+    p.add_argument("--scope", choices=("read", "control"), default="control", help="scope of the token this laptop gets (default control)")
+    p.add_argument("--pip-args", default="", metavar="ARGS", help="extra options for the remote pip, e.g. '--no-index --find-links /srv/wheels' (default: $SPARKDECK_SETUP_PIP_ARGS)")
+    return p
+
+
+def cmd_setup(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from tui.setup import Options, SetupError, run
+
+    args = setup_parser().parse_args(argv)
+    opts = Options(args.destination, args.name, args.yes, args.dry_run, Path(args.wheel) if args.wheel else None, args.scope, args.pip_args)
+    try:
+        return run(opts)
+    except (SetupError, TargetError) as exc:
+        return _err(str(exc), 1)
+    except KeyboardInterrupt:
+        return _err("interrupted", 130)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "setup":
+        return cmd_setup(argv[1:])
     if argv and argv[0] == "status":
         return cmd_status(argv[1:])
     if argv and argv[0] == "incidents":

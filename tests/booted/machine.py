@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
 PROBE = Path(__file__).with_name("probe.py")
 HOST_IP, GUEST_IP = "10.213.7.1", "10.213.7.2"
-# the issue's package set, plus sudo: the README's commands are run exactly as an admin types them
-INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,sudo"
+# the issue's package set, plus sudo: the README's commands are run exactly as an admin types them;
+# openssh-server: `sparkdeck setup` reaches the machine as a laptop would (tests/booted/test_booted_setup.py)
+INCLUDE = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,sudo,openssh-server"
 ROOTFS_TAR = CACHE / f"bookworm-rootfs-{hashlib.sha256(INCLUDE.encode()).hexdigest()[:8]}.tar"
 
 
@@ -83,10 +84,13 @@ def ensure_wheels(dest: Path) -> None:
 
 
 class Machine:
+    started = 0
+
     def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
         self.extra_args = extra_args
         self.dir = Path(tempfile.mkdtemp(prefix="sparkdeck-booted-", dir="/var/tmp"))
-        self.name = f"sdk{os.getpid() % 100000}"
+        Machine.started += 1  # unique per machine: two modules in one run must not share the veth's name
+        self.name = f"sdk{os.getpid() % 100000}{Machine.started}"
         self.veth = f"ve-{self.name}"
         self.nspawn: subprocess.Popen | None = None
         self.leader: int | None = None
@@ -148,6 +152,14 @@ class Machine:
                 self.nspawn.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def close_with_journal(self, lines: int = 60) -> None:
+        """close(), printing the agent's journal first (pytest shows it when a test failed)."""
+        try:
+            if self.leader:
+                print(self.journal(lines))
+        finally:
+            self.close()
+
     # -- inside ---------------------------------------------------------------------
     def sh(self, script: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """A shell command inside the container (all its namespaces), with a clean PATH."""
@@ -170,6 +182,24 @@ class Machine:
 
     def path(self, p: str) -> Path:
         return self.tree / p.lstrip("/")
+
+    # -- sshd, for `sparkdeck setup` ------------------------------------------------------
+    def start_sshd(self, port: int) -> None:
+        """The rootfs's sshd on GUEST_IP:port, the address a laptop on the LAN (this host) reaches."""
+        self.path("/etc/ssh/sshd_config.d/sparkdeck-test.conf").write_text(f"Port {port}\nListenAddress {GUEST_IP}\nPasswordAuthentication yes\n")
+        self.sh("systemctl restart ssh.service && systemctl is-active ssh.service")
+
+    def add_user(self, name: str, *, sudo: bool, public_key: str | None = None, password: str | None = None, groups: str = "") -> None:
+        """A login user; `sudo`: passwordless sudo rights (as the Spark's first user has, with a password)."""
+        script = f"useradd -m -s /bin/bash {'-G ' + groups if groups else ''} {name}"
+        if sudo:
+            script += f" && echo '{name} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{name} && chmod 440 /etc/sudoers.d/{name}"
+        if password:
+            script += f" && echo {shlex.quote(name + ':' + password)} | chpasswd"
+        if public_key:
+            script += f" && install -d -m 700 -o {name} -g {name} /home/{name}/.ssh && printf '%s\\n' {shlex.quote(public_key)} > /home/{name}/.ssh/authorized_keys"
+            script += f" && chown {name}: /home/{name}/.ssh/authorized_keys && chmod 600 /home/{name}/.ssh/authorized_keys"
+        self.sh(script)
 
     def journal(self, lines: int = 60) -> str:
         return self.sh(f"journalctl -u sparkdeck-agent --no-pager -n {lines}", check=False).stdout

@@ -85,13 +85,9 @@ def m():
         machine.state = state
         yield machine
     finally:
-        try:
-            if machine.leader:
-                print(machine.journal(80))
-        finally:
-            _remove_model_containers()
-            machine.close()
-            shutil.rmtree(OWNER_HOME, ignore_errors=True)
+        _remove_model_containers()
+        machine.close_with_journal(80)
+        shutil.rmtree(OWNER_HOME, ignore_errors=True)
 
 
 def _remove_model_containers() -> None:
