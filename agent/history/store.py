@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, ts REAL NOT NULL, bl
 CREATE INDEX IF NOT EXISTS frames_ts ON frames (ts);
 CREATE TABLE IF NOT EXISTS agg10 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agg60 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, ts REAL NOT NULL, data TEXT NOT NULL);
 """
 TIERS = (("agg10", 10), ("agg60", 60))
 WRITE_TIMEOUT_S = 0.25  # the sampler waits at most this long for a frame to be stored
@@ -202,6 +203,17 @@ class HistoryStore:
             return []
         return conn.execute("SELECT seq, ts, blob FROM frames WHERE ts >= ? ORDER BY seq", (max(since_ts, last - window_s),)).fetchall()
 
+    def _save_alert(self, conn: sqlite3.Connection, alert_id: int, ts: float, data: str, keep: int) -> bool:
+        # one row per alert, replaced when it resolves; only the newest ``keep`` stay
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?)", (alert_id, ts, data))
+        conn.execute("DELETE FROM alerts WHERE id <= ?", (alert_id - keep,))
+        conn.execute("COMMIT")
+        return True
+
+    def _alerts(self, conn: sqlite3.Connection, limit: int) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT data FROM alerts ORDER BY id DESC LIMIT ?", (limit,))]
+
     def _min_seq(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM frames").fetchone()[0]
 
@@ -292,6 +304,17 @@ class HistoryStore:
     async def frames_after(self, seq: int, below: int | None = None, limit: int = 500) -> list[tuple[int, float, bytes]]:
         """Stored frames with seq in (seq, below), oldest first: backfill older than the ring."""
         return await self._run("read", self._after, seq, below, limit) or []
+
+    def save_alert_soon(self, alert_id: int, ts: float, data: str, keep: int) -> None:
+        """Store an alert on the store's thread; never waits (alerts are also kept in memory)."""
+        try:
+            self._exec.submit(self._guard, "alert write", self._save_alert, alert_id, ts, data, keep)
+        except RuntimeError:
+            pass  # closing
+
+    async def alerts(self, limit: int) -> list[str]:
+        """Stored alerts as JSON text, newest first."""
+        return await self._run("read", self._alerts, limit) or []
 
     async def min_seq(self) -> int:
         return await self._run("read", self._min_seq) or 0
