@@ -79,3 +79,27 @@ def test_watch_refuses_bad_input(start_agent, docker_engine):
     wait_for(lambda: docker_engine.cli("inspect", "-f", "{{.State.Status}}", name) == "exited", 20, "it to exit")
     r = call(agent, "POST", f"/api/v1/containers/{name}/watch", agent.control_token)
     assert r.status_code == 409 and r.json()["error"] == "not_running"
+
+
+def test_sparkdeck_watch_cli(start_agent, docker_engine):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    agent = start_agent("--simulate", "gb10", "--interval", "0.5")
+    name = f"sdk-watchcli-{docker_engine.session}"
+    cid = docker_engine.run(docker_engine.image, "sleep", "60", name=name)
+    wait_for(lambda: docker_engine.cli("inspect", "-f", "{{.State.Status}}", name) == "running", 20, "it to run")
+
+    def cli(*args: str, token: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tui.cli", "watch", agent.url, name, "--token", token, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    denied = cli(token=agent.read_token)
+    assert denied.returncode == 1 and "403" in denied.stderr
+    ok = cli(token=agent.control_token)
+    assert ok.returncode == 0, ok.stderr
+    assert f"watching {name}" in ok.stdout
+    assert cid in json.loads((agent.state_dir / "watches.json").read_text())
+    off = cli("--off", token=agent.control_token)
+    assert off.returncode == 0 and cid not in json.loads((agent.state_dir / "watches.json").read_text())

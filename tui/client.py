@@ -53,6 +53,7 @@ STATES = (CONNECTING, LIVE, RECONNECTING, AUTH_FAILED, INCOMPATIBLE, STOPPED)
 TERMINAL_STATES = (AUTH_FAILED, INCOMPATIBLE, STOPPED)
 
 HISTORY_LEN = 600  # samples kept per machine for charts
+AGENT_ALERTS_KEPT = 50  # agent alert frames kept per machine
 GUARD_EVENTS_KEPT = 20  # memory guard frames kept per machine (alerts show the latest few)
 
 
@@ -279,6 +280,7 @@ class AgentClient:
         self.last_error_frame: dict[str, Any] | None = None
         self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest model_state (+ "pull": pull_progress)
         self.guard_events: deque[dict[str, Any]] = deque(maxlen=GUARD_EVENTS_KEPT)  # the memory guard's actions, oldest first
+        self.agent_alerts: dict[int, dict[str, Any]] = {}  # ``alert`` frames by id: firing ones and recent events
         self._retry = asyncio.Event()
         self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
         self._ws = None
@@ -363,6 +365,14 @@ class AgentClient:
             entry["pull"] = frame
             self._notify("model")
             return "model"
+        if kind == "alert" and isinstance(frame.get("id"), int) and isinstance(frame.get("message"), str):
+            self.agent_alerts.pop(frame["id"], None)
+            if frame.get("state") != "resolved":
+                self.agent_alerts[frame["id"]] = frame
+            while len(self.agent_alerts) > AGENT_ALERTS_KEPT:  # bounded: the oldest go first
+                self.agent_alerts.pop(next(iter(self.agent_alerts)))
+            self._notify("alert")
+            return "alert"
         if kind == "guard" and isinstance(frame.get("message"), str) and isinstance(frame.get("ts"), (int, float)):
             self.guard_events.append(frame)
             self._notify("guard")
