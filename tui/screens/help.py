@@ -23,8 +23,8 @@ HELP = """\
 | `q` | quit |
 
 **Containers:** `s` start, `x` stop, `R` restart, `D` remove (stop, restart and
-remove ask first), `l` logs (follows live), `/` filter, `S` or a click on a
-header sorts. **Models:** `l` or `enter` launch form, `x` stop, `y` copy endpoint.
+remove ask first), `w` watch (the agent notifies when it ends), `l` logs (follows
+live), `/` filter, `S` or a click on a header sorts. **Models:** `l` or `enter` launch form, `x` stop, `y` copy endpoint.
 
 **Connection:** *live*; *connecting*; *reconnecting* shows the next try (backoff
 with jitter) — data on screen is then marked **STALE** with its age; after the
