@@ -115,6 +115,7 @@ class Agent:
         self.alerts = _alert_engine(settings, self.hub, self.container_service, self.history.store if self.history else None, self.host_info["hostname"])
         self.sampler.listeners.append(self.alerts.note_frame)
         self.hub.taps.append(self.alerts.tap)
+        self.alerts.incidents_source = lambda: self.incidents.log.items
 
     async def start(self) -> None:
         statefiles.ensure_dir(self.settings.state_dir)

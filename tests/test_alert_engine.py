@@ -108,3 +108,27 @@ def test_alerts_survive_a_restart_and_stay_bounded(tmp_path):
         store.close()
 
     asyncio.run(run())
+
+
+def test_morning_summary(tmp_path):
+    from agent.alerts.summary import next_at
+
+    now = time.mktime((2026, 3, 10, 6, 0, 0, 0, 0, -1))
+    assert time.localtime(next_at("07:30", now))[3:5] == (7, 30) and next_at("07:30", now) - now == 5400
+    assert next_at("05:00", now) - now == 23 * 3600  # tomorrow
+    rules = [{"name": "morning", "event": "summary", "at": "07:30", "severity": "info"}]
+    eng, sent = _engine(tmp_path, rule=rules)
+    eng.incidents_source = lambda: [{"id": 1, "detected_at": eng.started}, {"id": 0, "detected_at": eng.started - 86400}]
+    for k, e in enumerate((1000.0, 1360.0, 1000.0, 1720.0)):  # a counter reset (1360 -> 1000) is skipped
+        eng.note_frame({**_frame(float(k)), "gpus": [{"index": 0, "temperature_c": 50, "utilization_percent": 0, "energy_j": e}]})
+    eng.event("container_exit", "train", "train exited with code 0 after 2 h 0 min", details={"container": "train", "exit_code": 0, "run_s": 7200.0})
+    eng.summary()
+    a = _alerts(sent)[-1]
+    s = a.details.summary
+    assert a.rule == "morning" and a.state == "event"
+    assert s["energy_j"] == 1080.0 and s["incidents"] == 1 and s["ended"] == [{"name": "train", "exit_code": 0, "run_s": 7200.0}]
+    assert "train (exit 0)" in a.message and "incidents: 1" in a.message and "kWh" in a.message
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o600
+    eng.summary()  # the next one starts where this one ended
+    s2 = _alerts(sent)[-1].details.summary
+    assert s2["ended"] == [] and s2["energy_j"] == 0.0 and s2["since"] >= s["until"]

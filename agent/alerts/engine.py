@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from agent.alerts.jobs import JobStats, WatchSet, watched
 from agent.alerts.rules import OPS, Holder, rule_set, values_at
+from agent.alerts.summary import EnergyMeter, SummaryClock, build, next_at
 from agent.logs import scrub
 from agent.protocol import PROTOCOL_VERSION, encode
 from agent.settings import AgentSettings, AlertRuleSettings
@@ -74,6 +75,11 @@ class AlertEngine:
         self._was_busy = False
         self._tasks: set[asyncio.Task] = set()
         self._silence_task: asyncio.Task | None = None
+        self._summary_task: asyncio.Task | None = None
+        self.energy = EnergyMeter()
+        self.summary_clock = SummaryClock(settings.state_dir / "summary.json")
+        self.started = time.time()
+        self.incidents_source: Callable[[], list[dict[str, Any]]] = lambda: []  # set by the runtime
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,9 +92,11 @@ class AlertEngine:
             # a firing alert from the last run is re-evaluated from fresh samples, not resumed
         if self.by_event.get("log_silent") and self.containers is not None:
             self._silence_task = asyncio.create_task(self._silence_loop(), name="alerts-silence")
+        if self.by_event.get("summary"):
+            self._summary_task = asyncio.create_task(self._summary_loop(), name="alerts-summary")
 
     async def stop(self) -> None:
-        tasks = list(self._tasks) + ([self._silence_task] if self._silence_task else [])
+        tasks = list(self._tasks) + [t for t in (self._silence_task, self._summary_task) if t is not None]
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -193,6 +201,7 @@ class AlertEngine:
                 holder.since.pop(subject, None)
         self._gpu_idle(frame, now)
         self._jobs(frame, now)
+        self.energy.add(frame.get("gpus") or ())
 
     def _gpu_idle(self, frame: dict[str, Any], now: float) -> None:
         rules = self.by_event.get("gpu_idle")
@@ -319,6 +328,27 @@ class AlertEngine:
         if incident:
             self.event("incident", incident.get("kind"), f"the previous agent run ended uncleanly ({incident.get('kind')}): {incident.get('cause_text')}",
                        details={"incident_id": incident.get("id")})
+
+    # -- the morning summary ----------------------------------------------------------------
+    async def _summary_loop(self) -> None:
+        while True:
+            for rule in self.by_event["summary"]:
+                due = next_at(rule.at or "07:00", time.time())
+                while time.time() < due:  # short sleeps: a suspended laptop or a clock change cannot oversleep it
+                    await asyncio.sleep(min(60.0, max(0.05, due - time.time())))
+                self.summary(rule)
+
+    def summary(self, rule: AlertRuleSettings | None = None) -> None:
+        rule = rule or self.by_event["summary"][0]
+        now = time.time()
+        since = max(self.summary_clock.last() or self.started, now - 7 * 86400)
+        running = sorted(s.name for s in self.jobs.values())
+        message, figures = build(since, now, self.recent, running, self.incidents_source(), self.energy.take())
+        self._emit(self._new(rule, "event", "summary", message, details={"summary": figures}))
+        try:
+            self.summary_clock.mark(now)
+        except OSError as exc:
+            log.warning("cannot record the summary time: %s", exc)
 
     # -- watched logs gone quiet -----------------------------------------------------------
     async def _silence_loop(self) -> None:
