@@ -78,7 +78,7 @@ class AlertEngine:
         self._summary_task: asyncio.Task | None = None
         self.energy = EnergyMeter()
         self.summary_clock = SummaryClock(settings.state_dir / "summary.json")
-        self.started = time.time()
+        self.started = round(time.time(), 3)  # rounded like alert timestamps, which it is compared with
         self.incidents_source: Callable[[], list[dict[str, Any]]] = lambda: []  # set by the runtime
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -340,7 +340,7 @@ class AlertEngine:
 
     def summary(self, rule: AlertRuleSettings | None = None) -> None:
         rule = rule or self.by_event["summary"][0]
-        now = time.time()
+        now = round(time.time(), 3) + 0.001  # the period is [since, now): every alert stamped so far is in it
         since = max(self.summary_clock.last() or self.started, now - 7 * 86400)
         running = sorted(s.name for s in self.jobs.values())
         message, figures = build(since, now, self.recent, running, self.incidents_source(), self.energy.take())
