@@ -103,3 +103,22 @@ def test_sparkdeck_watch_cli(start_agent, docker_engine):
     assert cid in json.loads((agent.state_dir / "watches.json").read_text())
     off = cli("--off", token=agent.control_token)
     assert off.returncode == 0 and cid not in json.loads((agent.state_dir / "watches.json").read_text())
+
+
+def test_marked_container_that_ended_while_the_agent_was_down(start_agent, docker_engine, tmp_path):
+    state = tmp_path / "keep"
+    agent = start_agent("--simulate", "gb10", "--interval", "0.5", state_dir=state)
+    name = f"sdk-watchdown-{docker_engine.session}"
+    cid = docker_engine.run(docker_engine.image, "sh", "-c", "echo bye; sleep 4; exit 7", name=name)
+    wait_for(lambda: call(agent, "POST", f"/api/v1/containers/{name}/watch", agent.control_token).status_code == 200, 20, "the watch")
+    assert agent.stop() == 0
+    wait_for(lambda: docker_engine.cli("inspect", "-f", "{{.State.Status}}", name) == "exited", 30, "it to exit")
+    again = start_agent("--simulate", "gb10", "--interval", "0.5", state_dir=state, tokens=(agent.read_token, agent.control_token))
+
+    def ended() -> object:
+        recent = call(again, "GET", "/api/v1/alerts", again.control_token).json()["recent"]
+        return next((a for a in recent if a["subject"] == name and a["rule"] == "container-exited"), None)
+
+    alert = wait_for(ended, 30, "the exit alert after the restart")
+    assert alert["details"]["exit_code"] == 7 and alert["details"]["log_tail"] == ["bye"]
+    assert cid not in json.loads((state / "watches.json").read_text())

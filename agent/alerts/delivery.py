@@ -90,16 +90,21 @@ class Delivery:
         self.counts = {"sent": 0, "failed": 0, "retries": 0, "dropped_queue": 0, "dropped_rate": 0, "deduplicated": 0}
         self.last_error: dict[str, Any] | None = None
         self.last_sent: float | None = None
-        apprise_log = logging.getLogger("apprise")
-        if not any(isinstance(f, _Scrub) for f in apprise_log.filters):
-            apprise_log.addFilter(_Scrub(self))
-        apprise_log.setLevel(logging.WARNING)  # its info lines name the endpoints
+        # Apprise's info lines and urllib3's debug lines name the endpoints (path included):
+        # quieter, and whatever they still say passes the scrub filter
+        for name in ("apprise", "urllib3.connectionpool"):
+            lg = logging.getLogger(name)
+            lg.filters[:] = [f for f in lg.filters if not isinstance(f, _Scrub)]
+            lg.addFilter(_Scrub(self))
+            lg.setLevel(logging.WARNING)
 
     def secret_strings(self) -> list[str]:
         out = []
         for t in self.targets:
             out.extend(s for s in t.secrets if len(s) >= 3)
             out.append(t.url)
+            # a secret can be written into the URL itself (tgram://BOT_TOKEN/CHAT): mask its long parts too
+            out.extend(p for p in re.split(r"[/:@?&=#]+", t.url.split("://", 1)[-1]) if len(p) >= 8)
         return sorted(set(out), key=len, reverse=True)  # the whole URL before its parts
 
     @property

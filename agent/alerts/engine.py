@@ -35,6 +35,7 @@ log = logging.getLogger("sparkdeck.alerts")
 RECENT = 200
 LOG_TAIL = 20
 SILENCE_CHECK_MAX_S = 60.0
+ALIVE = ("running", "paused", "restarting")  # a watched job in these has not ended
 CONTROL_ONLY = ("log_tail",)  # container logs: control tokens only, as in model_state frames
 _SECRET_KEY = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|APIKEY|_KEY$|^KEY$", re.IGNORECASE)
 
@@ -74,6 +75,7 @@ class AlertEngine:
         self._idle_since: float | None = None
         self._was_busy = False
         self._tasks: set[asyncio.Task] = set()
+        self._ending: set[str] = set()  # marked containers whose end is being reported
         self._silence_task: asyncio.Task | None = None
         self._summary_task: asyncio.Task | None = None
         self.energy = EnergyMeter()
@@ -237,7 +239,7 @@ class AlertEngine:
         max_dt = 5 * self.settings.interval_s
         running = set()
         for cid, entry in tracker.entries.items():
-            if entry.get("state") != "running":
+            if entry.get("state") not in ALIVE:
                 continue
             why = watched(cid, entry, self.watches)
             if why is None:
@@ -250,6 +252,19 @@ class AlertEngine:
             stats.add(now, rows.get(cid[:12]), gpus, max_dt)
         for cid in [c for c in self.jobs if c not in running]:
             stats = self.jobs.pop(cid)
+            self._ending.add(cid)
+            self._spawn(self._ended(cid, stats))
+        # marked containers that ended while the agent was not running: notified once, then unmarked
+        for cid, mark in list(self.watches.items.items()):
+            if cid in running or cid in self.jobs or cid in self._ending:
+                continue
+            if cid not in tracker.entries:
+                self.watches.remove(cid)  # removed meanwhile: nothing left to report on
+                continue
+            if tracker.entries[cid].get("state") not in ("exited", "dead"):
+                continue  # created, not started yet
+            self._ending.add(cid)
+            stats = JobStats(name=mark.get("name") or cid[:12], why="marked", first_seen=float(mark.get("since") or now))
             self._spawn(self._ended(cid, stats))
 
     def _spawn(self, coro: Any) -> None:
@@ -270,6 +285,7 @@ class AlertEngine:
             info = await svc.engine.call("GET", f"containers/{cid}/json", timeout_s=10)
             st = info.get("State") or {}
             if st.get("Running") or st.get("Restarting"):
+                self._ending.discard(cid)
                 return  # restarted meanwhile (a restart policy): not the end
             code = st.get("ExitCode")
             from agent.containers.tracker import parse_engine_time
@@ -287,9 +303,9 @@ class AlertEngine:
             log.info("ended container %s: %s", stats.name, exc)
         if run_s is None and stats.last_ts:
             run_s = round(stats.last_ts - stats.first_seen, 1)
-        marked = cid in self.watches
-        if marked:
+        if cid in self.watches:
             self.watches.remove(cid)
+        self._ending.discard(cid)
         details = {
             "container": stats.name,
             "container_id": cid[:12],
