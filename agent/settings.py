@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -91,6 +91,7 @@ class MemoryGuardSettings(BaseModel):
 
 
 SEVERITIES = ("info", "warning", "critical")
+Severity = Literal["info", "warning", "critical"]
 ALERT_EVENTS = ("guard", "container_exit", "model_failed", "gpu_idle", "log_silent", "incident", "summary")
 ALERT_OPS = (">", ">=", "<", "<=", "==", "!=")
 
@@ -151,15 +152,8 @@ class NotifyRoute(BaseModel):
 
     url: str
     """An Apprise URL; ${VAR} is resolved from the agent's environment, else secrets.env."""
-    min_severity: str = "info"
+    min_severity: Severity = "info"
     """The least severe alert this URL gets."""
-
-    @field_validator("min_severity")
-    @classmethod
-    def _sev(cls, v: str) -> str:
-        if v not in SEVERITIES:
-            raise ValueError("min_severity must be info, warning or critical")
-        return v
 
 
 class NotifySettings(BaseModel):
@@ -169,7 +163,7 @@ class NotifySettings(BaseModel):
     """Apprise URLs that get every alert at or above min_severity (env: SPARKDECK_NOTIFY__URLS as a JSON list)."""
     routes: list[NotifyRoute] = []
     """More URLs, each with its own min_severity ([[notify.routes]])."""
-    min_severity: str = "warning"
+    min_severity: Severity = "warning"
     """The least severe alert sent to `urls`."""
     resolved: bool = True
     """Also notify when a firing alert resolves."""
@@ -184,13 +178,6 @@ class NotifySettings(BaseModel):
     """Connect and read time-out of one delivery."""
     queue: int = Field(default=64, ge=1, le=10000)
     """Notifications waiting for the delivery thread; beyond it the newest is dropped (and counted)."""
-
-    @field_validator("min_severity")
-    @classmethod
-    def _sev(cls, v: str) -> str:
-        if v not in SEVERITIES:
-            raise ValueError("min_severity must be info, warning or critical")
-        return v
 
 
 class AgentSettings(BaseSettings):
