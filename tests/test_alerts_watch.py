@@ -122,3 +122,21 @@ def test_marked_container_that_ended_while_the_agent_was_down(start_agent, docke
     alert = wait_for(ended, 30, "the exit alert after the restart")
     assert alert["details"]["exit_code"] == 7 and alert["details"]["log_tail"] == ["bye"]
     assert cid not in json.loads((state / "watches.json").read_text())
+
+
+def test_silent_watched_log_is_stalled_then_resolved(start_agent, docker_engine, tmp_path):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text('[[alerts.rule]]\nname = "job-stalled"\nevent = "log_silent"\nfor_s = 3\nseverity = "warning"\n')
+    agent = start_agent("--simulate", "gb10", "--interval", "0.5", "--config", str(cfg))
+    name = f"sdk-watchquiet-{docker_engine.session}"
+    docker_engine.run("--label", "sparkdeck.watch", docker_engine.image, "sh", "-c", "echo working; sleep 9; echo again; sleep 60", name=name)
+
+    async def run() -> list[dict]:
+        async with open_stream(agent, agent.control_token) as ws:
+            first = await next_frame(ws, lambda f: f["type"] == "alert" and f["rule"] == "job-stalled" and f["subject"] == name, 30, "a stalled alert")
+            second = await next_frame(ws, lambda f: f["type"] == "alert" and f["rule"] == "job-stalled" and f["subject"] == name, 30, "its resolution")
+            return [first, second]
+
+    fired, resolved = (AlertFrame.model_validate(f) for f in asyncio.run(run()))
+    assert fired.state == "firing" and "stalled?" in fired.message
+    assert resolved.state == "resolved" and resolved.id == fired.id and "logging again" in resolved.message
