@@ -176,3 +176,31 @@ def test_notify_test_command(receiver, tmp_path):
     res = subprocess.run([sys.executable, "-m", "agent.cli", "notify", "test", "--config", str(bad), "--state-dir", str(state)],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and "FAILED  json://…#1" in res.stdout
+
+
+def test_dashboard_client_loads_alerts_that_fired_before_it_connected(start_agent, tmp_path):
+    from tui.alerts import agent_alerts
+    from tui.client import AgentClient, Target
+
+    cfg, state = _config(tmp_path, free_port())
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2", "--config", str(cfg), state_dir=state)
+    wait_for(lambda: call(agent, "GET", "/api/v1/alerts", agent.read_token).json()["firing"], 20, "the alert to fire")
+
+    async def run() -> dict:
+        cl = AgentClient(Target("a", agent.url, agent.read_token))
+        task = asyncio.create_task(cl.run())
+        try:
+            for _ in range(100):
+                if cl.agent_alerts:
+                    return dict(cl.agent_alerts)
+                await asyncio.sleep(0.1)
+            return {}
+        finally:
+            task.cancel()
+            await cl.close()
+
+    got = asyncio.run(run())
+    (alert,) = got.values()
+    assert alert["rule"] == "gpu-warm" and alert["state"] == "firing"
+    shown = agent_alerts(got.values(), time.time())
+    assert shown and shown[0].severity == "critical" and "gpu-warm" in shown[0].message

@@ -281,6 +281,7 @@ class AgentClient:
         self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest model_state (+ "pull": pull_progress)
         self.guard_events: deque[dict[str, Any]] = deque(maxlen=GUARD_EVENTS_KEPT)  # the memory guard's actions, oldest first
         self.agent_alerts: dict[int, dict[str, Any]] = {}  # ``alert`` frames by id: firing ones and recent events
+        self._alerts_task: asyncio.Task | None = None
         self._retry = asyncio.Event()
         self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
         self._ws = None
@@ -439,6 +440,8 @@ class AgentClient:
 
     async def close(self) -> None:
         self._stopping = True
+        if self._alerts_task is not None:
+            self._alerts_task.cancel()
         if self._ws is not None:
             await self._ws.close()
         self._retry.set()
@@ -514,6 +517,8 @@ class AgentClient:
                 msg = self.subscribe_message()
                 if msg is not None:
                     await ws.send(json.dumps(msg))
+                if self._alerts_task is None or self._alerts_task.done():  # what fired while we were away
+                    self._alerts_task = asyncio.create_task(self._load_alerts())
         code, why = ws.close_code, ws.close_reason
         if code in (CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN):
             self._set_state(AUTH_FAILED, why or "token revoked")
@@ -580,6 +585,19 @@ class AgentClient:
                     slots[k] = avg
             out[name] = slots
         return out
+
+    async def _load_alerts(self) -> None:
+        """The agent's firing and recent alerts, as if their frames had arrived (agents before alerts: nothing)."""
+        try:
+            body = await self.request("GET", "/api/v1/alerts?limit=20", timeout=10.0)
+        except Exception:  # unreachable, refused, an older agent (404): the live frames still come
+            return
+        if not isinstance(body, dict):
+            return
+        known = set(self.agent_alerts)  # live frames that came meanwhile are newer than this answer
+        for alert in reversed([a for a in body.get("recent") or [] if isinstance(a, dict)]):  # oldest first, as frames come
+            if alert.get("id") not in known:
+                self.handle_frame({**alert, "type": "alert"})
 
     async def container_action(self, ref: str, action: str, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
