@@ -204,3 +204,20 @@ def test_dashboard_client_loads_alerts_that_fired_before_it_connected(start_agen
     assert alert["rule"] == "gpu-warm" and alert["state"] == "firing"
     shown = agent_alerts(got.values(), time.time())
     assert shown and shown[0].severity == "critical" and "gpu-warm" in shown[0].message
+
+
+def test_built_in_rules_memory_short_and_the_guard_acting(start_agent):
+    # a reserve larger than the machine: memory for models is negative from the first sample, and the
+    # guard (on for a simulated GB10; scoped to this session's label, so it finds nothing to stop) acts
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2", env={"SPARKDECK_MEMORY__RESERVE_GIB": "1000"})
+    want = {"memory-short", "memory-guard"}
+
+    def listing() -> AlertList:
+        return AlertList.model_validate(call(agent, "GET", "/api/v1/alerts", agent.read_token).json())
+
+    wait_for(lambda: want <= {a.rule for a in listing().recent}, 30, "both alerts")
+    got = {a.rule: a for a in reversed(listing().recent)}
+    short, guard = got["memory-short"], got["memory-guard"]
+    assert short.state == "firing" and short.severity == "critical" and short.value < 0 and short.threshold == 0
+    assert short in listing().firing
+    assert guard.state == "event" and guard.details.result in ("nothing-eligible", "warned", "stopped", "failed")
