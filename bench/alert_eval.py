@@ -30,7 +30,7 @@ def frame_and_tracker() -> tuple[dict, SimpleNamespace]:
         entries[full] = {"id": full[:12], "full_id": full, "name": f"c{i}", "state": "running", "labels": labels, "model": None}
         rows.append({"id": full[:12], "name": f"c{i}", "gpu_memory_bytes": 2**30 if i < 5 else 0})
     frame = {"ts": time.time(), "gpus": gpus, "host": {"memory": {"models_available_bytes": 50 * 2**30}}, "containers": rows, "containers_status": {"state": "ok"}}
-    return frame, SimpleNamespace(tracker=SimpleNamespace(entries=entries, started={}))
+    return frame, SimpleNamespace(tracker=SimpleNamespace(entries=entries, started={}, status={"state": "ok"}))
 
 
 async def main(n: int) -> None:

@@ -232,8 +232,10 @@ class AlertEngine:
 
     def _jobs(self, frame: dict[str, Any], now: float) -> None:
         tracker = getattr(self.containers, "tracker", None)
-        if tracker is None or (frame.get("containers_status") or {}).get("state") != "ok":
-            return  # engine lost: do not read an empty list as every job ending
+        # engine lost (now, or when this frame was sampled: the tracker may have emptied its list
+        # since): an empty list must not read as every job ending
+        if tracker is None or tracker.status.get("state") != "ok" or (frame.get("containers_status") or {}).get("state") != "ok":
+            return
         rows = {r["id"]: r for r in frame.get("containers") or []}
         gpus = frame.get("gpus") or []
         max_dt = 5 * self.settings.interval_s
@@ -274,8 +276,6 @@ class AlertEngine:
 
     async def _ended(self, cid: str, stats: JobStats) -> None:
         """A watched container stopped running: its exit code, run time and last log lines."""
-        for rule in self.by_event.get("log_silent", ()):
-            self._resolve(rule.name, stats.name)
         svc = self.containers
         code = None
         run_s = None
@@ -301,6 +301,8 @@ class AlertEngine:
             raise
         except Exception as exc:  # removed already (--rm), engine gone: say what is known
             log.info("ended container %s: %s", stats.name, exc)
+        for rule in self.by_event.get("log_silent", ()):  # only now: a container seen running again is not ended
+            self._resolve(rule.name, stats.name, f"{stats.name} ended")
         if run_s is None and stats.last_ts:
             run_s = round(stats.last_ts - stats.first_seen, 1)
         if cid in self.watches:
