@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     uninst.add_argument("--dry-run", action="store_true")
     uninst.add_argument("--root", default="/", help=argparse.SUPPRESS)
 
+    notify = sub.add_parser("notify", help="notifications (Apprise URLs in [notify])")
+    nsub = notify.add_subparsers(dest="notify_command", required=True)
+    ntest = nsub.add_parser("test", help="send one test notification to every configured URL")
+    _common(ntest)
+
     doctor = sub.add_parser("doctor", help="show what the agent can see and how to fix what it cannot")
     _common(doctor)
     doctor.add_argument("--simulate", metavar="SCENARIO")
@@ -226,6 +231,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    import socket
+
+    from agent.alerts.delivery import Delivery
+    from agent.containers.catalog import Secrets
+
+    settings = _admin_settings(args)
+    if not (settings.notify.urls or settings.notify.routes):
+        return _fail("no notification URLs: set [notify] urls = [\"ntfy://…\"] in agent.toml (or SPARKDECK_NOTIFY__URLS as a JSON list)")
+    delivery = Delivery(settings.notify, Secrets(settings.secrets_file or settings.state_dir / "secrets.env").get)
+    host = socket.gethostname()
+    results = delivery.send_now(f"[{host}] sparkdeck test", f"A test notification from sparkdeck-agent on {host}.")
+    for name, ok, error in results:
+        print(f"{'sent' if ok else 'FAILED'}  {name}" + (f": {error}" if error else ""))
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -235,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_token(args)
         if args.command == "doctor":
             return cmd_doctor(args)
+        if args.command == "notify":
+            return cmd_notify(args)
         if args.command == "tls":
             return cmd_tls(args)
         if args.command in ("install-service", "uninstall-service"):

@@ -126,6 +126,7 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
         writable = False
     checks.append(Check("state_dir", writable, str(state), None if writable else f"make {state} writable by the agent's user, or pass --state-dir"))
     checks += check_state_files(settings, config)
+    checks += check_notify(settings)
     from agent.auth import TokenStore
 
     n = len(TokenStore(settings.tokens_file).list())
@@ -157,6 +158,27 @@ def check_state_files(settings: AgentSettings, config: str | None) -> list[Check
     secrets = settings.secrets_file or settings.state_dir / "secrets.env"
     if statefiles.readable_by_others(secrets):
         checks.append(Check("secrets", False, f"{secrets} is readable by other users (it holds HF_TOKEN/NGC keys)", f"chmod 600 {secrets}"))
+    return checks
+
+
+def check_notify(settings: AgentSettings) -> list[Check]:
+    """Notification targets (named by scheme and position only: a URL can hold a secret) and the last failed delivery."""
+    from agent.alerts.delivery import Delivery, read_status
+    from agent.containers.catalog import Secrets
+
+    n = settings.notify
+    if not (n.urls or n.routes):
+        return [Check("notify", True, "no notification URLs (alerts stay on the agent: GET /api/v1/alerts)")]
+    secrets = Secrets(settings.secrets_file or settings.state_dir / "secrets.env")
+    checks = []
+    for t in Delivery(n, secrets.get).targets:
+        checks.append(Check("notify", t.error is None, f"{t.name} ({t.min_severity} and above)" + (f": {t.error}" if t.error else ""),
+                            "add the secret to secrets.env or the agent's environment" if t.error else None))
+    status = read_status(settings.state_dir)
+    err = (status or {}).get("last_error")
+    if err and (status.get("last_sent") or 0) < err.get("ts", 0):
+        checks.append(Check("notify", False, f"last delivery to {err.get('target')} failed: {err.get('error')} ({status.get('failed')} failed in all)",
+                            "check the URL and the endpoint; try it with: sparkdeck-agent notify test"))
     return checks
 
 

@@ -12,6 +12,7 @@ frames queued for it stay under CONTROL_LIMIT items and CONTROL_BYTES.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -100,6 +101,7 @@ class StreamClient:
 class Hub:
     def __init__(self) -> None:
         self.clients: set[StreamClient] = set()
+        self.taps: list[Callable[[str], None]] = []  # see every broadcast frame (the alert engine)
 
     def add(self, client: StreamClient) -> None:
         self.clients.add(client)
@@ -117,6 +119,11 @@ class Hub:
         only a control token may see, e.g. a failed model's log lines)."""
         for client in self.clients:
             client.push_control(read_text if read_text is not None and client.scope != "control" else text)
+        for tap in self.taps:
+            try:
+                tap(text)
+            except Exception:  # a tap must never cost a broadcast
+                logging.getLogger("sparkdeck.hub").exception("broadcast tap failed")
 
     def close_where(self, predicate: Callable[[StreamClient], bool], code: int, reason: str) -> int:
         hit = [c for c in self.clients if predicate(c)]

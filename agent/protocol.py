@@ -638,6 +638,83 @@ class EventList(_Model):
     truncated: bool = Field(description="more events overlap the range than one answer holds (5,000); narrow it")
 
 
+class AlertDetails(_Model):
+    """What an alert carries beyond its message; which keys depend on the rule."""
+
+    container: str | None = None
+    container_id: str | None = None
+    watched: Literal["label", "model", "marked"] | None = Field(default=None, description="why the container was watched")
+    exit_code: int | None = None
+    run_s: float | None = Field(default=None, description="how long the container ran")
+    gpu_time_s: float | None = Field(default=None, description="GPU-busy seconds while the container held GPU memory")
+    max_temperature_c: float | None = Field(default=None, description="hottest GPU while it ran")
+    throttled_s: float | None = Field(default=None, description="seconds a GPU reported a slowing throttle reason while it ran")
+    log_tail: list[str] | None = Field(default=None, description="its last 20 log lines, secrets masked; control tokens only")
+    model: str | None = None
+    result: str | None = Field(default=None, description="guard: what the memory guard did")
+    cause: str | None = None
+    incident_id: int | None = None
+    summary: dict[str, Any] | None = None
+
+
+class Alert(_Model):
+    """One alert (GET /api/v1/alerts and the ``alert`` frame)."""
+
+    id: int
+    rule: str
+    severity: Literal["info", "warning", "critical"]
+    state: Literal["firing", "resolved", "event"] = Field(description="event: one-shot (a container exited), never resolves")
+    subject: str | None = Field(description="what it is about: a metric path (gpus.0.temperature_c), a container or model name")
+    message: str
+    host: str
+    since: float = Field(description="when it fired")
+    resolved_at: float | None
+    ts: float = Field(description="when this state was reached")
+    value: float | None
+    threshold: float | None
+    details: AlertDetails | None
+
+
+class AlertFrame(Alert):
+    type: Literal["alert"]
+    v: int = PROTOCOL_VERSION
+
+
+class AlertList(_Model):
+    """GET /api/v1/alerts: firing now, then the recent ones newest first."""
+
+    firing: list[Alert]
+    recent: list[Alert]
+    rules: list[dict[str, Any]] = Field(description="the rules in force (built-ins merged with [[alerts.rule]])")
+
+
+class NotifyTarget(_Model):
+    target: str = Field(description="scheme and position only (json://…#1): a URL can hold secrets")
+    min_severity: str
+    error: str | None
+
+
+class NotifyStatus(_Model):
+    targets: list[NotifyTarget]
+    sent: int
+    failed: int
+    retries: int
+    dropped_queue: int
+    dropped_rate: int
+    deduplicated: int
+    queued: int
+    last_sent: float | None
+    last_error: dict[str, Any] | None
+
+
+class AlertsInfo(_Model):
+    enabled: bool
+    rules: int
+    firing: int
+    watched: int = Field(description="watched containers running now")
+    notify: NotifyStatus | None
+
+
 class Info(_Model):
     agent_version: str
     protocol_version: int
@@ -652,6 +729,7 @@ class Info(_Model):
     stream_frames_dropped: int = Field(description="frames dropped for connected clients that fell behind")
     process: dict[str, int] = Field(description="the agent's rss_bytes, fds, asyncio tasks and threads")
     memory_guard: MemoryGuardInfo | None = None
+    alerts: AlertsInfo | None = None
 
 
 def encode(frame: dict[str, Any]) -> str:

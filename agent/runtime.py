@@ -62,6 +62,16 @@ def _memory_guard(settings: AgentSettings, hub: Hub, containers: Any, proc_root:
     return MemoryGuard(settings.memory_guard, reserve, broadcast=hub.broadcast, containers=containers, audit=audit, proc_root=proc_root)
 
 
+def _alert_engine(settings: AgentSettings, hub: Hub, containers: Any, store: Any, hostname: str) -> Any:
+    from agent.alerts.delivery import Delivery
+    from agent.alerts.engine import AlertEngine
+    from agent.containers.catalog import Secrets
+
+    secrets = Secrets(settings.secrets_file or settings.state_dir / "secrets.env")
+    delivery = Delivery(settings.notify, secrets.get, settings.state_dir) if (settings.notify.urls or settings.notify.routes) else None
+    return AlertEngine(settings, broadcast=hub.broadcast, hostname=hostname, containers=containers, store=store, delivery=delivery, secrets=secrets)
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, *, nvml: Any = None, proc_root: str = "/proc", sys_root: str | None = None):
         self.settings = settings
@@ -111,6 +121,10 @@ class Agent:
 
         self.processes = ProcessService(containers=self.container_service, proc_root=proc_root)
         self.sampler.listeners.append(self.processes.note_frame)
+        self.alerts = _alert_engine(settings, self.hub, self.container_service, self.history.store if self.history else None, self.host_info["hostname"])
+        self.sampler.listeners.append(self.alerts.note_frame)
+        self.hub.taps.append(self.alerts.tap)
+        self.alerts.incidents_source = lambda: self.incidents.log.items
 
     async def start(self) -> None:
         statefiles.ensure_dir(self.settings.state_dir)
@@ -120,7 +134,9 @@ class Agent:
         if self.history:
             await self.history.restore(self.sampler, self.ring)
             await self.throttle_events.restore()
-        await self.incidents.start()  # reads the last run's frames: before this run stores any
+        incident = await self.incidents.start()  # reads the last run's frames: before this run stores any
+        await self.alerts.start()
+        self.alerts.incident(incident)
         await self.sampler.tick()  # the first snapshot exists before the first request
         self._tasks = [
             asyncio.create_task(self.sampler.run(tick_now=False), name="sampler"),
@@ -139,6 +155,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        await self.alerts.stop()
         if self.container_service:
             await self.container_service.stop()
         self.gpu.close()
@@ -177,6 +194,7 @@ class Agent:
             "stream_frames_dropped": sum(c.dropped for c in self.hub.clients),
             "process": process_stats(),
             "memory_guard": self.guard.info(),
+            "alerts": self.alerts.info(),
         }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -90,6 +90,96 @@ class MemoryGuardSettings(BaseModel):
         return v
 
 
+SEVERITIES = ("info", "warning", "critical")
+Severity = Literal["info", "warning", "critical"]
+ALERT_EVENTS = ("guard", "container_exit", "model_failed", "gpu_idle", "log_silent", "incident", "summary")
+ALERT_OPS = (">", ">=", "<", "<=", "==", "!=")
+
+
+class AlertRuleSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=64)
+    """Unique; a rule named like a built-in replaces it (`enabled = false` switches the built-in off)."""
+    metric: str | None = None
+    """A dotted path into the snapshot frame, `*` over a list: `gpus.*.temperature_c`, `host.memory.models_available_bytes`."""
+    event: str | None = None
+    """Or an event: guard, container_exit, model_failed, gpu_idle, log_silent, incident, summary."""
+    op: str = ">="
+    """How the metric compares with value: >, >=, <, <=, ==, !=."""
+    value: float = 0.0
+    """The threshold (a metric rule); gpu_idle: the utilization (%) below which the GPU counts as idle."""
+    for_s: float = Field(default=0.0, ge=0, le=7 * 86400)
+    """The condition must hold this long before the alert fires (gpu_idle, log_silent: the idle or silent time)."""
+    severity: str = "warning"
+    """info, warning or critical (routing: notify.min_severity and each route's min_severity)."""
+    enabled: bool = True
+    at: str | None = None
+    """summary only: the local time of day it is sent, "HH:MM"."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "AlertRuleSettings":
+        if (self.metric is None) == (self.event is None):
+            raise ValueError(f"alert rule {self.name!r} needs exactly one of metric or event")
+        if self.event is not None and self.event not in ALERT_EVENTS:
+            raise ValueError(f"alert rule {self.name!r}: event must be one of {', '.join(ALERT_EVENTS)}")
+        if self.op not in ALERT_OPS:
+            raise ValueError(f"alert rule {self.name!r}: op must be one of {' '.join(ALERT_OPS)}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"alert rule {self.name!r}: severity must be info, warning or critical")
+        if self.event == "summary":
+            hh, _, mm = (self.at or "").partition(":")
+            if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+                raise ValueError(f"alert rule {self.name!r}: a summary needs at = \"HH:MM\"")
+        return self
+
+
+class AlertsSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    """Evaluate alert rules on the agent (GET /api/v1/alerts, `alert` frames, notifications)."""
+    defaults: bool = True
+    """Include the built-in rules (README: Overnight); your [[alerts.rule]] entries replace them by name."""
+    rule: list[AlertRuleSettings] = []
+    """Your rules, as [[alerts.rule]] tables."""
+    keep: int = Field(default=500, ge=10, le=100000)
+    """Alerts kept in history (the oldest are dropped)."""
+
+
+class NotifyRoute(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    url: str
+    """An Apprise URL; ${VAR} is resolved from the agent's environment, else secrets.env."""
+    min_severity: Severity = "info"
+    """The least severe alert this URL gets."""
+
+
+class NotifySettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    urls: list[str] = []
+    """Apprise URLs that get every alert at or above min_severity (env: SPARKDECK_NOTIFY__URLS as a JSON list)."""
+    routes: list[NotifyRoute] = []
+    """More URLs, each with its own min_severity ([[notify.routes]])."""
+    min_severity: Severity = "warning"
+    """The least severe alert sent to `urls`."""
+    resolved: bool = True
+    """Also notify when a firing alert resolves."""
+    dedupe_s: float = Field(default=600.0, ge=0, le=86400)
+    """The same alert (rule, subject, state) is sent at most once in this window."""
+    rate_per_hour: int = Field(default=30, ge=1, le=3600)
+    """At most this many notifications an hour per URL; more are dropped and counted (doctor shows it)."""
+    retries: int = Field(default=3, ge=0, le=10)
+    """Retries of a failed delivery, with backoff doubling from retry_backoff_s."""
+    retry_backoff_s: float = Field(default=2.0, ge=0.01, le=600)
+    timeout_s: float = Field(default=10.0, ge=0.5, le=120)
+    """Connect and read time-out of one delivery."""
+    queue: int = Field(default=64, ge=1, le=10000)
+    """Notifications waiting for the delivery thread; beyond it the newest is dropped (and counted)."""
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPARKDECK_", env_nested_delimiter="__", extra="forbid")
 
@@ -167,6 +257,10 @@ class AgentSettings(BaseSettings):
     sysfs_root: Path = Path("/sys")
     """Where sysfs is mounted (hwmon, thermal zones, NIC devices, container cgroups). Tests and `doctor` point it
     at a fake tree; in a container with the host's /sys bound elsewhere, that path."""
+    alerts: AlertsSettings = AlertsSettings()
+    """Alert rules evaluated on the agent ([[alerts.rule]]; built-in defaults)."""
+    notify: NotifySettings = NotifySettings()
+    """Where alerts are sent (Apprise URLs)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -31,6 +31,10 @@ ROUTES = {
     ("GET", "/api/v1/audit"): "control",
     ("POST", "/api/v1/models/{name}/start"): "control",
     ("POST", "/api/v1/models/{name}/stop"): "control",
+    ("GET", "/api/v1/alerts"): "read",
+    ("GET", "/api/v1/events"): "read",
+    ("POST", "/api/v1/containers/{id_or_name}/watch"): "control",
+    ("DELETE", "/api/v1/containers/{id_or_name}/watch"): "control",
 }
 PUBLIC = {("GET", "/api/v1/health")}
 WEBSOCKETS = {"/api/v1/stream": "read", "/api/v1/containers/no-such-container/logs/stream": "control"}

@@ -99,3 +99,23 @@ def guard_alerts(events: Iterable[dict[str, Any]], now: float) -> list[Alert]:
         if len(out) == GUARD_ALERTS_SHOWN:
             break
     return out
+
+
+AGENT_EVENT_S = 600.0  # a one-shot agent alert (a job ended) stays in the panel for ten minutes
+
+
+def agent_alerts(frames: Iterable[dict[str, Any]], now: float) -> list[Alert]:
+    """Alerts the agent's own rules raised (``alert`` frames), beside the local thresholds above:
+    firing ones, and one-shot events of the last ten minutes. Guard actions are shown from their
+    own ``guard`` frames already, so their alert is not shown twice."""
+    out: list[Alert] = []
+    for f in reversed(list(frames)):
+        details = f.get("details") or {}
+        if "result" in details and details.get("result") is not None:
+            continue
+        ts = f.get("ts")
+        if f.get("state") == "event" and (not isinstance(ts, (int, float)) or now - ts > AGENT_EVENT_S):
+            continue
+        sev: Severity = "critical" if f.get("severity") == "critical" else "warning"
+        out.append(Alert(sev, f"agent.{f.get('id')}", f"agent {f.get('rule')}: {f.get('message')}"))
+    return out

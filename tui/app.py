@@ -17,7 +17,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.alerts import Alert, AlertRules, evaluate, guard_alerts
+from tui.alerts import Alert, AlertRules, agent_alerts, evaluate, guard_alerts
 from tui.client import AgentClient, Target
 from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
@@ -89,7 +89,8 @@ class SparkdeckApp(App):
             await client.close()
 
     def _alerts_for(self, client: AgentClient) -> list[Alert]:
-        return guard_alerts(client.guard_events, self.clock()) + evaluate(client.latest, self.rules)
+        now = self.clock()
+        return guard_alerts(client.guard_events, now) + agent_alerts(client.agent_alerts.values(), now) + evaluate(client.latest, self.rules)
 
     def _client_changed(self, client: AgentClient, kind: str) -> None:
         index = self.clients.index(client)

@@ -68,6 +68,17 @@ def incidents_parser() -> argparse.ArgumentParser:
     return p
 
 
+def watch_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparkdeck watch", description="Have the agent notify when a running container ends (it is not restarted).")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("container", metavar="CONTAINER", help="its name or id")
+    p.add_argument("--off", action="store_true", help="stop watching it")
+    p.add_argument("--token", help="a control token")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+    return p
+
+
 def hosts_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparkdeck hosts", description="Manage the hosts file (created 0600).")
     sub = p.add_subparsers(dest="action", required=True)
@@ -160,6 +171,25 @@ def cmd_incidents(argv: list[str]) -> int:
         return _err(f"{args.target}: {error}", code)
     print(json.dumps(body, indent=2) if args.json else render_text(body))
     return code
+
+
+def cmd_watch(argv: list[str]) -> int:
+    import urllib.parse
+
+    from tui.client import ApiFailure, rest_call
+
+    args = watch_parser().parse_args(argv)
+    path = f"/api/v1/containers/{urllib.parse.quote(args.container, safe='')}/watch"
+    try:
+        with _one_agent(args) as target:
+            body = rest_call(target.url, target.token, "DELETE" if args.off else "POST", path, timeout=args.timeout, context=target.ssl)
+    except _Unusable as exc:
+        return _err(str(exc))
+    except ApiFailure as exc:
+        return _err(f"{args.target}: {exc.detail}" if exc.status == 0 else f"{args.target}: HTTP {exc.status}: {exc.detail}", 1)
+    name = (body or {}).get("name") or args.container
+    print(f"no longer watching {name}" if args.off else f"watching {name} on {args.target}: its end will be notified")
+    return 0
 
 
 def cmd_hosts(argv: list[str]) -> int:
@@ -339,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_incidents(argv[1:])
     if argv and argv[0] == "hosts":
         return cmd_hosts(argv[1:])
+    if argv and argv[0] == "watch":
+        return cmd_watch(argv[1:])
     if argv and argv[0] == "forward":
         return cmd_forward(argv[1:])
     return cmd_dashboard(argv)

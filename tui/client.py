@@ -53,6 +53,7 @@ STATES = (CONNECTING, LIVE, RECONNECTING, AUTH_FAILED, INCOMPATIBLE, STOPPED)
 TERMINAL_STATES = (AUTH_FAILED, INCOMPATIBLE, STOPPED)
 
 HISTORY_LEN = 600  # samples kept per machine for charts
+AGENT_ALERTS_KEPT = 50  # agent alert frames kept per machine
 GUARD_EVENTS_KEPT = 20  # memory guard frames kept per machine (alerts show the latest few)
 
 
@@ -279,6 +280,8 @@ class AgentClient:
         self.last_error_frame: dict[str, Any] | None = None
         self.model_progress: dict[str, dict[str, Any]] = {}  # model name -> newest model_state (+ "pull": pull_progress)
         self.guard_events: deque[dict[str, Any]] = deque(maxlen=GUARD_EVENTS_KEPT)  # the memory guard's actions, oldest first
+        self.agent_alerts: dict[int, dict[str, Any]] = {}  # ``alert`` frames by id: firing ones and recent events
+        self._alerts_task: asyncio.Task | None = None
         self._retry = asyncio.Event()
         self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
         self._ws = None
@@ -363,6 +366,14 @@ class AgentClient:
             entry["pull"] = frame
             self._notify("model")
             return "model"
+        if kind == "alert" and isinstance(frame.get("id"), int) and isinstance(frame.get("message"), str):
+            self.agent_alerts.pop(frame["id"], None)
+            if frame.get("state") != "resolved":
+                self.agent_alerts[frame["id"]] = frame
+            while len(self.agent_alerts) > AGENT_ALERTS_KEPT:  # bounded: the oldest go first
+                self.agent_alerts.pop(next(iter(self.agent_alerts)))
+            self._notify("alert")
+            return "alert"
         if kind == "guard" and isinstance(frame.get("message"), str) and isinstance(frame.get("ts"), (int, float)):
             if any(e["ts"] == frame["ts"] for e in self.guard_events):
                 return None  # re-sent after a reconnect: already shown
@@ -431,6 +442,8 @@ class AgentClient:
 
     async def close(self) -> None:
         self._stopping = True
+        if self._alerts_task is not None:
+            self._alerts_task.cancel()
         if self._ws is not None:
             await self._ws.close()
         self._retry.set()
@@ -506,6 +519,8 @@ class AgentClient:
                 msg = self.subscribe_message()
                 if msg is not None:
                     await ws.send(json.dumps(msg))
+                if self._alerts_task is None or self._alerts_task.done():  # what fired while we were away
+                    self._alerts_task = asyncio.create_task(self._load_alerts())
         code, why = ws.close_code, ws.close_reason
         if code in (CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN):
             self._set_state(AUTH_FAILED, why or "token revoked")
@@ -579,6 +594,19 @@ class AgentClient:
         # a short time-out: the detail screen asks every 5 s, and a dead link must not pile up threads
         body = await self.request("GET", f"/api/v1/events?{urllib.parse.urlencode({'kind': 'throttle', 'from': now - seconds, 'to': now})}", timeout=5.0)
         return list(body.get("events") or []), float(body.get("from") or now - seconds), float(body.get("to") or now)
+
+    async def _load_alerts(self) -> None:
+        """The agent's firing and recent alerts, as if their frames had arrived (agents before alerts: nothing)."""
+        try:
+            body = await self.request("GET", "/api/v1/alerts?limit=20", timeout=10.0)
+        except Exception:  # unreachable, refused, an older agent (404): the live frames still come
+            return
+        if not isinstance(body, dict):
+            return
+        known = set(self.agent_alerts)  # live frames that came meanwhile are newer than this answer
+        for alert in reversed([a for a in body.get("recent") or [] if isinstance(a, dict)]):  # oldest first, as frames come
+            if alert.get("id") not in known:
+                self.handle_frame({**alert, "type": "alert"})
 
     async def container_action(self, ref: str, action: str, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from agent import __version__
-from agent.api import history, incidents, metrics, containers, errors, models, rest, stream
+from agent.api import alerts, history, incidents, metrics, containers, errors, models, rest, stream
 from agent.api import processes
 from agent.api.deps import StreamSlots
 from agent.api.security import HostGuard
@@ -45,5 +45,6 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(incidents.router)
     app.include_router(processes.router)
     app.include_router(metrics.router)
+    app.include_router(alerts.router)
     app.add_middleware(HostGuard, bound_host=agent.settings.host, allowed=agent.settings.allowed_hosts, max_body_bytes=agent.settings.max_body_bytes)
     return app

@@ -266,6 +266,10 @@ class Secrets:
     def has(self, name: str) -> bool:
         return self.get(name) is not None
 
+    def values(self) -> list[str]:
+        """Every value in the secrets file (to mask them in log lines that leave the agent)."""
+        return [v for v in self._file().values() if v]
+
 
 @dataclass
 class LaunchSpec:

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS agg10 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agg60 (ts INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, start REAL NOT NULL, end REAL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_start ON events (start);
+CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, ts REAL NOT NULL, data TEXT NOT NULL);
 """
 TIERS = (("agg10", 10), ("agg60", 60))
 WRITE_TIMEOUT_S = 0.25  # the sampler waits at most this long for a frame to be stored
@@ -233,6 +234,17 @@ class HistoryStore:
             self._write_events(conn, closed)
         return conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
+    def _save_alert(self, conn: sqlite3.Connection, alert_id: int, ts: float, data: str, keep: int) -> bool:
+        # one row per alert, replaced when it resolves; only the newest ``keep`` stay
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?)", (alert_id, ts, data))
+        conn.execute("DELETE FROM alerts WHERE id <= ?", (alert_id - keep,))
+        conn.execute("COMMIT")
+        return True
+
+    def _alerts(self, conn: sqlite3.Connection, limit: int) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT data FROM alerts ORDER BY id DESC LIMIT ?", (limit,))]
+
     def _min_seq(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM frames").fetchone()[0]
 
@@ -351,6 +363,17 @@ class HistoryStore:
     async def close_open_events(self) -> int:
         """Close events left open by the last run; the highest event id stored."""
         return await self._run("write", self._close_open_events) or 0
+
+    def save_alert_soon(self, alert_id: int, ts: float, data: str, keep: int) -> None:
+        """Store an alert on the store's thread; never waits (alerts are also kept in memory)."""
+        try:
+            self._exec.submit(self._guard, "alert write", self._save_alert, alert_id, ts, data, keep)
+        except RuntimeError:
+            pass  # closing
+
+    async def alerts(self, limit: int) -> list[str]:
+        """Stored alerts as JSON text, newest first."""
+        return await self._run("read", self._alerts, limit) or []
 
     async def min_seq(self) -> int:
         return await self._run("read", self._min_seq) or 0

@@ -1,4 +1,4 @@
-"""Containers on one machine: table, filter, start/stop/restart/remove, logs."""
+"""Containers on one machine: table, filter, start/stop/restart/remove, watch (notify its end), logs."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class ContainersScreen(TableFilter, BaseView):
         Binding("x", "container('stop')", "Stop"),
         Binding("R", "container('restart')", "Restart"),
         Binding("D", "container('remove')", "Remove"),
+        Binding("w", "container('watch')", "Watch"),
         Binding("l", "logs", "Logs"),
         Binding("f", "forward", "Forward port"),
         Binding("slash", "filter", "Filter"),
@@ -89,7 +90,7 @@ class ContainersScreen(TableFilter, BaseView):
             self.notify("no container selected", severity="warning")
             return
         name = row.get("name") or row["id"][:12]
-        if what == "start":
+        if what in ("start", "watch"):  # watching restarts nothing: no need to confirm
             self._run(row, what)
             return
         running = row.get("state") == "running"
@@ -102,7 +103,7 @@ class ContainersScreen(TableFilter, BaseView):
 
     def _run(self, row: dict, what: str) -> None:
         table = self.query_one(ContainersTable)
-        table.busy[str(row["id"])] = {"start": "starting…", "stop": "stopping…", "restart": "restarting…", "remove": "removing…"}[what]
+        table.busy[str(row["id"])] = {"start": "starting…", "stop": "stopping…", "restart": "restarting…", "remove": "removing…", "watch": "watching…"}[what]
         self.update_view()
         self.run_worker(self._send(row, what), exit_on_error=False, group="actions")
 
@@ -112,7 +113,8 @@ class ContainersScreen(TableFilter, BaseView):
         try:
             answer = await self.client.container_action(cid, what, **params)
             state = (answer or {}).get("state") if isinstance(answer, dict) else None
-            msg = ActionFinished(self.index or 0, f"{what} {name}", True, f"now {state}" if state else "done")
+            done = "its end will be notified" if what == "watch" else (f"now {state}" if state else "done")
+            msg = ActionFinished(self.index or 0, f"{what} {name}", True, done)
         except ApiFailure as exc:
             msg = ActionFinished(self.index or 0, f"{what} {name}", False, exc.detail)
         if self.live_view:

@@ -1,0 +1,1 @@
+"""Alert rules evaluated on the agent, their history, and delivery through Apprise."""
