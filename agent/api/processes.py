@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import APIRouter, Depends, Path, Request
 
 from agent.api.containers import peer, require_action
@@ -11,6 +14,8 @@ from agent.auth import TokenInfo
 from agent.processes.service import NotGpuProcess, NotPermitted, PidChanged, ProcessService
 from agent.protocol import ProcessList, SignalRequest, SignalResult
 from agent.runtime import Agent
+
+log = logging.getLogger("sparkdeck.processes")
 
 router = APIRouter(prefix="/api/v1", tags=["processes"])
 
@@ -44,7 +49,7 @@ async def signal_process(
     except NotGpuProcess as exc:
         record("error: not_a_gpu_process")
         raise ApiError(404, "not_a_gpu_process", str(exc)) from None
-    what = svc.describe(pid)
+    what = await asyncio.to_thread(svc.describe, pid)  # /proc reads and a passwd lookup: off the loop
     detail = " ".join(x for x in (f"container {what['container']['name']}" if what["container"] else "", what["command"] or "") if x) or None
     try:
         answer = await svc.send(pid, body.signal, wait_s=body.wait_s, start_time=body.start_time)
@@ -60,5 +65,8 @@ async def signal_process(
     except BaseException:
         record("error: internal")
         raise
-    record(answer["result"], detail)
+    try:
+        record(answer["result"], detail)
+    except OSError as exc:  # the signal was sent: say so, and log that the audit line was lost
+        log.error("audit log: could not record a sent signal (%s)", exc)
     return answer

@@ -296,8 +296,8 @@ class Launcher:
             st = info.get("State") or {}
             if not st.get("Running"):
                 code = st.get("ExitCode")
-                lines = await self._last_lines(cid)
-                self._set(spec.name, "failed", f"the container exited with code {code}", exit_code=code, log_tail=[spec.redact(x) for x in lines])
+                lines = await self._last_lines(spec, cid)
+                self._set(spec.name, "failed", f"the container exited with code {code}", exit_code=code, log_tail=lines)
                 return
             if spec.health_url is None or await http_status(*spec.health_url, host=spec.probe_host) == 200:
                 self._set(spec.name, "ready", "answering" if spec.health_url else "running (no health URL in the template)")
@@ -308,9 +308,10 @@ class Launcher:
                 return
             await asyncio.sleep(PROBE_EVERY_S)
 
-    async def _last_lines(self, cid: str) -> list[str]:
+    async def _last_lines(self, spec: LaunchSpec, cid: str) -> list[str]:
+        # redact before cutting: a secret across the cut would keep its start unredacted
         try:
-            return [clip(f"{x['stream']}: {x['text']}", LOG_LINE_CHARS) for x in await logs.tail(self.engine, cid, LOG_LINES_ON_FAILURE)]
+            return [clip(spec.redact(f"{x['stream']}: {x['text']}"), LOG_LINE_CHARS) for x in await logs.tail(self.engine, cid, LOG_LINES_ON_FAILURE)]
         except EngineError:
             return []
 

@@ -154,6 +154,8 @@ def target_for(entry: dict[str, Any], host_network: bool = False) -> Target | Un
         try:
             spec = json.loads(raw)
             kind = spec["kind"]
+            if kind not in KINDS:  # checked even when port and path are given: wanted() looks it up
+                raise KeyError(kind)
             port, path = str(spec.get("port") or KINDS[kind].port), str(spec.get("path") or KINDS[kind].path)
             if not path.startswith("/") or any(c in path for c in " \r\n"):
                 raise ValueError(path)

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,6 +89,7 @@ class HistoryStore:
         self.writes_dropped = 0
         self._pending: asyncio.Future | None = None
         self._event_writes = 0  # event batches queued on the store's thread
+        self._event_lock = threading.Lock()
 
     # -- thread side ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -341,16 +343,18 @@ class HistoryStore:
     def write_events(self, events: list[dict[str, Any]]) -> None:
         """Store new or closed events on the store's thread; never waits (the sampler calls this).
         While the store is stuck at most MAX_PENDING_EVENT_WRITES batches wait; later ones are dropped."""
-        if self._event_writes >= MAX_PENDING_EVENT_WRITES:
-            self.writes_dropped += 1
-            return
-        self._event_writes += 1
+        with self._event_lock:  # counted up on the loop, down on the store's thread
+            if self._event_writes >= MAX_PENDING_EVENT_WRITES:
+                self.writes_dropped += 1
+                return
+            self._event_writes += 1
 
         def write() -> None:
             try:
                 self._guard("event write", self._write_events, events)
             finally:  # counted down even when the store could not be opened
-                self._event_writes -= 1
+                with self._event_lock:
+                    self._event_writes -= 1
 
         try:
             self._exec.submit(write)
