@@ -252,6 +252,7 @@ class ThermalZone(_Model):
     type: str = Field(description="what the zone measures, e.g. acpitz, cpu-thermal, x86_pkg_temp")
     temp_c: float | None = Field(description="null while the sensor cannot be read")
     trips: list[ThermalTrip]
+    critical_margin_c: float | None = Field(description="critical trip °C − temp_c (lowest critical trip); null without a critical trip or a reading")
 
 
 class HostTelemetry(_Model):

@@ -37,8 +37,9 @@ def test_thermal_zones_unit(tmp_path):
     root = fake_sysfs(tmp_path / "sys")
     zones = ThermalZones(str(root)).read()
     assert [z["zone"] for z in zones] == ["thermal_zone0", "thermal_zone1", "thermal_zone10"]  # numeric order
-    assert zones[0] == {"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 71.5, "trips": [{"type": "passive", "temp_c": 95.0}, {"type": "critical", "temp_c": 105.0}]}
-    assert zones[2]["temp_c"] is None and zones[2]["trips"] == []
+    assert zones[0] == {"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 71.5, "trips": [{"type": "passive", "temp_c": 95.0}, {"type": "critical", "temp_c": 105.0}], "critical_margin_c": 33.5}
+    assert zones[1]["critical_margin_c"] is None  # a "hot" trip only: no critical trip to measure from
+    assert zones[2]["temp_c"] is None and zones[2]["trips"] == [] and zones[2]["critical_margin_c"] is None
     (root / "class/thermal/thermal_zone0/temp").write_text("99000\n")
     assert ThermalZones(str(root)).read()[0]["temp_c"] == 99.0
 

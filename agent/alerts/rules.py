@@ -21,10 +21,11 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-# Built-ins (README: "Overnight: alerts and notifications"). A thermal-zone rule is added by
-# config once frames carry host.thermal_zones, e.g. metric = "host.thermal_zones.*.temp_c".
+# Built-ins (README: "Overnight: alerts and notifications"). thermal-critical reads the
+# collector's ready-made margin (critical trip − temperature), so one constant fits every zone.
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"name": "gpu-hot", "metric": "gpus.*.temperature_c", "op": ">=", "value": 90, "for_s": 30, "severity": "critical"},
+    {"name": "thermal-critical", "metric": "host.thermal_zones.*.critical_margin_c", "op": "<=", "value": 5, "for_s": 5, "severity": "critical"},
     {"name": "memory-short", "metric": "host.memory.models_available_bytes", "op": "<", "value": 0, "for_s": 0, "severity": "critical"},
     {"name": "memory-guard", "event": "guard", "severity": "critical"},
     {"name": "container-exited", "event": "container_exit", "severity": "warning"},
@@ -60,6 +61,10 @@ def _walk(node: Any, parts: list[str], seen: list[str]) -> Iterator[tuple[str, f
     if head == "*":
         items = enumerate(node) if isinstance(node, list) else (node.items() if isinstance(node, dict) else ())
         for key, child in items:
+            # a thermal zone is named by its sysfs name, not its list position: the alert says which
+            # zone, and a zone listed later (a driver loading) does not shift another's subject
+            if isinstance(child, dict) and isinstance(child.get("zone"), str):
+                key = child["zone"]
             yield from _walk(child, rest, seen + [str(key)])
     elif isinstance(node, dict) and head in node:
         yield from _walk(node[head], rest, seen + [head])

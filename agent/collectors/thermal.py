@@ -68,4 +68,20 @@ class ThermalZones:
         now = self.clock()
         if now - self._listed_at >= RELIST_S:
             self._zones, self._listed_at = list_zones(self.sys_root), now
-        return [{"zone": z["zone"], "type": z["type"], "temp_c": _millic(f"{z['path']}/temp"), "trips": z["trips"]} for z in self._zones]
+        out = []
+        for z in self._zones:
+            temp = _millic(f"{z['path']}/temp")
+            out.append({"zone": z["zone"], "type": z["type"], "temp_c": temp, "trips": z["trips"], "critical_margin_c": critical_margin(temp, z["trips"])})
+        return out
+
+
+def critical_margin(temp_c: float | None, trips: list[dict[str, Any]]) -> float | None:
+    """°C left before the zone's lowest ``critical`` trip (the kernel powers off there); None without one.
+
+    Alert rules compare a metric with a constant, so the distance is served ready-made: the
+    built-in ``thermal-critical`` rule is ``critical_margin_c <= 5`` whatever each zone's trip is.
+    """
+    crit = [t["temp_c"] for t in trips if t.get("type") == "critical" and isinstance(t.get("temp_c"), (int, float))]
+    if temp_c is None or not crit:
+        return None
+    return round(min(crit) - temp_c, 1)
