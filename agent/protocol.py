@@ -647,6 +647,9 @@ class AlertDetails(_Model):
     watched: Literal["label", "model", "marked"] | None = Field(default=None, description="why the container was watched")
     exit_code: int | None = None
     run_s: float | None = Field(default=None, description="how long the container ran")
+    ended_by: Literal["itself", "request", "launch"] | None = Field(
+        default=None, description="container-exited: on its own (notified), a stop asked for or a model launch failing (both info, not notified)"
+    )
     gpu_time_s: float | None = Field(default=None, description="GPU-busy seconds while the container held GPU memory")
     max_temperature_c: float | None = Field(default=None, description="hottest GPU while it ran")
     throttled_s: float | None = Field(default=None, description="seconds a GPU reported a slowing throttle reason while it ran")

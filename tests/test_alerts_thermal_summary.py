@@ -55,3 +55,74 @@ def test_thermal_zone_near_its_critical_trip_fires_then_resolves(start_agent, tm
     assert not [a for a in listing.firing if a.rule == "thermal-critical"]
     # thermal_zone1 has only a "hot" trip and thermal_zone10 no reading: their margins are null, never fire
     assert not [a for a in listing.recent if a.rule == "thermal-critical" and "thermal_zone1" in (a.subject or "")]
+
+
+def _next_minute(lead_s: float) -> str:
+    """HH:MM of the first whole local minute at least lead_s from now (the summary rule takes HH:MM)."""
+    t = time.localtime(time.time() + lead_s + 60)
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}"
+
+
+@pytest.mark.docker
+def test_morning_summary_reaches_the_receiver_with_runs_alerts_incidents_and_energy(tmp_path, receiver, docker_engine):
+    from agent import statefiles
+    from conftest import launch_agent
+
+    state = tmp_path / "state"
+    statefiles.ensure_dir(state)
+    env = {"SPARKDECK_BOOT_ID_FILE": str(tmp_path / "boot_id")}
+    (tmp_path / "boot_id").write_text("boot-a\n")
+    # a first run killed with SIGKILL: the second run records an agent-crash incident at start
+    first = launch_agent(state, "--simulate", "gb10", "--interval", "0.2", env=env)
+    try:
+        time.sleep(2.0)
+    finally:
+        first.proc.kill()
+        first.proc.wait(10)
+    at = _next_minute(25)  # the agent starts and a job runs before it is due
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f"""
+[alerts]
+defaults = false
+[[alerts.rule]]
+name = "incident"
+event = "incident"
+severity = "warning"
+[[alerts.rule]]
+name = "container-exited"
+event = "container_exit"
+severity = "warning"
+[[alerts.rule]]
+name = "morning"
+event = "summary"
+at = "{at}"
+severity = "info"
+[notify]
+urls = ["json://127.0.0.1:{receiver.port}/hook"]
+min_severity = "info"
+"""
+    )
+    agent = launch_agent(state, "--simulate", "gb10", "--interval", "0.2", "--config", str(cfg), env=env, tokens=(first.read_token, first.control_token))
+    try:
+        name = f"sdk-summary-{docker_engine.session}"
+        docker_engine.run("--label", "sparkdeck.watch=1", docker_engine.image, "sh", "-c", "echo hi; sleep 2; exit 3", name=name)
+        wait_for(lambda: any(a["rule"] == "container-exited" and a["subject"] == name for a in call(agent, "GET", "/api/v1/alerts", agent.read_token).json()["recent"]),
+                 30, "the job's end")
+        bodies = lambda: [b for _, b in receiver.got if "morning" in b.get("title", "")]  # noqa: E731
+        wait_for(bodies, 150, f"the summary due at {at}")
+        body = bodies()[0]
+        print("\nsummary body:\n" + body["message"])
+        msg = body["message"]
+        assert f"ended: {name} (exit 3)" in msg  # what ran
+        assert "alerts: incident ×1" in msg  # the alerts since the last one, by rule (the ended job is listed above, not here)
+        assert "incidents: 1" in msg
+        assert "GPU energy: " in msg and "n/a" not in msg and "kWh" in msg  # the fake NVML's energy counter
+        summary = [a for a in call(agent, "GET", "/api/v1/alerts", agent.read_token).json()["recent"] if a["rule"] == "morning"][0]
+        figures = summary["details"]["summary"]
+        assert figures["incidents"] == 1 and figures["alerts"] == {"incident": 1} and figures["energy_j"] > 0
+        assert [j["name"] for j in figures["ended"]] == [name] and figures["ended"][0]["exit_code"] == 3
+        assert (state / "summary.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        agent.proc.kill()
+        agent.proc.wait(10)

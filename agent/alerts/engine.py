@@ -108,7 +108,7 @@ class AlertEngine:
             self.delivery.close()
 
     # -- output ----------------------------------------------------------------------------
-    def _emit(self, alert: dict[str, Any]) -> None:
+    def _emit(self, alert: dict[str, Any], *, notify: bool = True) -> None:
         alert["ts"] = round(time.time(), 3)
         self.recent.append(dict(alert))
         if self.store is not None:
@@ -120,7 +120,7 @@ class AlertEngine:
             self.broadcast(encode(frame), encode(read))
         else:
             self.broadcast(encode(frame), None)
-        if self.delivery is not None:
+        if self.delivery is not None and notify:
             self.delivery.submit(alert)
         log.info("alert %s %s%s: %s", alert["rule"], alert["state"], f" ({alert['subject']})" if alert.get("subject") else "", alert["message"])
 
@@ -143,9 +143,13 @@ class AlertEngine:
         self.next_id += 1
         return alert
 
-    def event(self, name: str, subject: str | None, message: str, **extra: Any) -> None:
+    def event(self, name: str, subject: str | None, message: str, *, quiet: bool = False, **extra: Any) -> None:
+        """quiet: recorded and pushed as an info alert, never notified (an end already told, or asked for)."""
         for rule in self.by_event.get(name, ()):
-            self._emit(self._new(rule, "event", subject, message, **extra))
+            alert = self._new(rule, "event", subject, message, **extra)
+            if quiet:
+                alert["severity"] = "info"
+            self._emit(alert, notify=not quiet)
 
     def _fire(self, rule: AlertRuleSettings, subject: str, message: str, **extra: Any) -> None:
         key = (rule.name, subject)
@@ -250,7 +254,7 @@ class AlertEngine:
             stats = self.jobs.get(cid)
             if stats is None:
                 started = tracker.started.get(cid) or now
-                stats = self.jobs[cid] = JobStats(name=entry.get("name") or cid[:12], why=why, first_seen=started)
+                stats = self.jobs[cid] = JobStats(name=entry.get("name") or cid[:12], why=why, first_seen=started, model=entry.get("model"))
             stats.add(now, rows.get(cid[:12]), gpus, max_dt)
         for cid in [c for c in self.jobs if c not in running]:
             stats = self.jobs.pop(cid)
@@ -318,7 +322,24 @@ class AlertEngine:
             "log_tail": [self._mask(x, secrets) for x in lines[-LOG_TAIL:]],
         }
         how = "was removed" if code is None else f"exited with code {code}"
-        self.event("container_exit", stats.name, f"{stats.name} {how} after {_duration(run_s)}", details=details)
+        # one event, one notification: a stop asked for (the API, a model stop, the guard, which has
+        # its own alert) and a model that died while launching (model-failed tells it) are recorded quietly
+        requested = tracker_pop(svc, cid)
+        launch_failed = not requested and self._launch_failed(stats.model)
+        if requested:
+            how = "was stopped on request"
+        elif launch_failed:
+            how += " while launching (model-failed has it)"
+        details["ended_by"] = "request" if requested else ("launch" if launch_failed else "itself")
+        self.event("container_exit", stats.name, f"{stats.name} {how} after {_duration(run_s)}", quiet=requested or launch_failed, details=details)
+
+    def _launch_failed(self, model: str | None) -> bool:
+        """The model's launcher still waits for it to be ready, or has just reported it failed by its exit."""
+        launcher = getattr(self.containers, "launcher", None)
+        state = (getattr(launcher, "states", {}) or {}).get(model) if model else None
+        if not state:
+            return False
+        return state.get("state") in ("pulling", "starting") or (state.get("state") == "failed" and state.get("exit_code") is not None)
 
     def _mask(self, line: str, secrets: list[str]) -> str:
         values = list(secrets)
@@ -406,6 +427,12 @@ class AlertEngine:
 
     def unwatch(self, full_id: str) -> bool:
         return self.watches.remove(full_id)
+
+
+def tracker_pop(svc: Any, cid: str) -> bool:
+    """Whether a stop of this container was asked for (and forget it: one end per request)."""
+    requests = getattr(getattr(svc, "tracker", None), "stop_requests", None)
+    return bool(requests) and requests.pop(cid, None) is not None
 
 
 def _env_secrets(env: list[str]) -> list[str]:

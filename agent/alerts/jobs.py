@@ -83,6 +83,7 @@ class JobStats:
     max_temperature_c: float | None = None
     throttled_s: float = 0.0
     last_ts: float | None = None
+    model: str | None = None  # the catalog model a launcher container runs
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, ts: float, row: dict[str, Any] | None, gpus: list[dict[str, Any]], max_dt: float) -> None:

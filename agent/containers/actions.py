@@ -37,12 +37,15 @@ async def run_action(engine: Engine, tracker: ContainerTracker, ref: str, action
     if action == "start":
         await engine.call("POST", f"containers/{cid}/start")
     elif action == "stop":
+        tracker.note_stop_request(cid)  # asked for: its end is no exit to notify
         await engine.call("POST", f"containers/{cid}/stop", params=params, timeout_s=wait.get("timeout_s", 60))
     elif action == "restart":
         await engine.call("POST", f"containers/{cid}/restart", params=params, timeout_s=wait.get("timeout_s", 60))
     elif action == "remove":
         if running and not force:
             raise Refused("the container is running; stop it first, or pass force=true")
+        if running:
+            tracker.note_stop_request(cid)
         await engine.call("DELETE", f"containers/{cid}", params={"force": "1" if force else "0"})
         tracker.forget(cid)
         return _removed(info)

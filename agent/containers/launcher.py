@@ -328,6 +328,7 @@ class Launcher:
         if not running and task is None:
             raise LaunchError(409, "not_running", f"model {name!r} is not running")
         for item in running:
+            self.tracker.note_stop_request(item["Id"])  # asked for: the alert engine does not notify it as an exit
             await self.engine.call("POST", f"containers/{item['Id']}/stop", params={"t": str(timeout_s)}, timeout_s=timeout_s + 30)
             with contextlib.suppress(EngineError):
                 await self.tracker.refresh(item["Id"])

@@ -38,6 +38,7 @@ RECONCILE_S = 5.0
 STATS_MIN_INTERVAL_S = 1.0  # like docker stats: faster sampling would cost CPU and only add noise to the rates
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 5.0
+MAX_STOP_REQUESTS = 256
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 # descriptive fields kept out of the per-tick frame (they are in GET /api/v1/containers):
 # image labels alone run to a kilobyte or two per NGC container
@@ -109,6 +110,9 @@ class ContainerTracker:
         self._stats = StatsReader(proc_root, sys_root)
         self.serving = ServingPoller()  # model-server metrics, read in its own thread
         self.host_network: set[str] = set()  # --network host: a server's port is the host's own
+        # full id -> when a stop was asked for (container or model stop route, the memory guard): the
+        # alert engine reports that end as "stopped on request", not as an exit to notify
+        self.stop_requests: dict[str, float] = {}
         self._last_gpus: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -152,6 +156,13 @@ class ContainerTracker:
         self._tasks = [asyncio.create_task(self._watch_forever(), name="containers-watch"), asyncio.create_task(self._stats_loop(), name="containers-stats")]
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.connected.wait(), wait_s)  # so the first frame is accurate
+
+    def note_stop_request(self, full_id: str) -> None:
+        """Called before an intended stop; bounded (the oldest goes first) so it cannot grow."""
+        self.stop_requests.pop(full_id, None)
+        self.stop_requests[full_id] = time.time()
+        while len(self.stop_requests) > MAX_STOP_REQUESTS:
+            self.stop_requests.pop(next(iter(self.stop_requests)))
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -212,6 +212,8 @@ class MemoryGuard:
                 self._emit(cause, "nothing-eligible", available, pressure, None)
             return "none"
         self._tried.add(victim["full_id"])
+        if svc is not None:
+            svc.tracker.note_stop_request(victim["full_id"])  # memory-guard alerts it; no second alert as an exit
         result, how = await self._stop(victim["full_id"])
         message = self._emit(cause, result, available, pressure, victim, how)
         if result == "stopped" and victim.get("model"):
