@@ -18,6 +18,9 @@ def test_values_at_walks_lists_and_skips_nulls():
     assert list(values_at(frame, "host.memory.models_available_bytes")) == [("host.memory.models_available_bytes", -5.0)]
     assert list(values_at(frame, "host.thermal_zones.*.temp_c")) == []  # a field this frame lacks: nothing, no error
     assert list(values_at(frame, "gpus.1.temperature_c")) == []
+    zones = {"host": {"thermal_zones": [{"zone": "thermal_zone3", "critical_margin_c": 4.0}, {"zone": "thermal_zone7", "critical_margin_c": None}]}}
+    # a zone is named by its sysfs name, not its place in the list
+    assert list(values_at(zones, "host.thermal_zones.*.critical_margin_c")) == [("host.thermal_zones.thermal_zone3.critical_margin_c", 4.0)]
 
 
 def test_holder_waits_for_s():

@@ -69,28 +69,22 @@ def receiver():
     r.close()
 
 
+def alerts_toml(rules: list[dict], url: str, min_severity: str = "warning", extra: str = "") -> str:
+    """agent.toml text: only these rules (no built-ins), notified to url."""
+    def value(v: object) -> str:
+        return json.dumps(v) if isinstance(v, str) else str(v)
+
+    body = "".join("[[alerts.rule]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in r.items()) for r in rules)
+    return f"[alerts]\ndefaults = false\n{body}[notify]\nurls = [{json.dumps(url)}]\nmin_severity = \"{min_severity}\"\n{extra}\n"
+
+
 def _config(tmp_path: Path, port: int, extra: str = "") -> tuple[Path, Path]:
     state = tmp_path / "state"
     statefiles.ensure_dir(state)
     statefiles.write_file(state / "secrets.env", f"HOOK_SECRET={SECRET}\n".encode())
     cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        f"""
-[alerts]
-defaults = false
-[[alerts.rule]]
-name = "gpu-warm"
-metric = "gpus.*.temperature_c"
-op = ">="
-value = 0
-for_s = 0.5
-severity = "critical"
-[notify]
-urls = ["json://127.0.0.1:{port}/hook/${{HOOK_SECRET}}"]
-min_severity = "warning"
-{extra}
-"""
-    )
+    rule = {"name": "gpu-warm", "metric": "gpus.*.temperature_c", "op": ">=", "value": 0, "for_s": 0.5, "severity": "critical"}
+    cfg.write_text(alerts_toml([rule], f"json://127.0.0.1:{port}/hook/${{HOOK_SECRET}}", extra=extra))
     return cfg, state
 
 

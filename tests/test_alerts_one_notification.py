@@ -16,7 +16,7 @@ import pytest
 from agent.protocol import AlertList
 from conftest import free_port
 from containers_helpers import call, model_state, wait_for
-from test_alerts_notify import Receiver
+from test_alerts_notify import Receiver, alerts_toml
 
 pytestmark = pytest.mark.docker
 
@@ -40,23 +40,8 @@ def test_one_failure_one_notification_and_stops_on_request_are_quiet(start_agent
     models = tmp_path / "models.toml"
     models.write_text(CATALOG.format(port=free_port()))
     cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        f"""
-[alerts]
-defaults = false
-[[alerts.rule]]
-name = "container-exited"
-event = "container_exit"
-severity = "warning"
-[[alerts.rule]]
-name = "model-failed"
-event = "model_failed"
-severity = "warning"
-[notify]
-urls = ["json://127.0.0.1:{receiver.port}/hook"]
-min_severity = "info"
-"""
-    )
+    rules = [{"name": "container-exited", "event": "container_exit", "severity": "warning"}, {"name": "model-failed", "event": "model_failed", "severity": "warning"}]
+    cfg.write_text(alerts_toml(rules, f"json://127.0.0.1:{receiver.port}/hook", "info"))  # info: the quiet ones would pass the floor
     agent = start_agent("--simulate", "gb10", "--interval", "0.2", "--models", str(models), "--config", str(cfg))
 
     def exits(subject: str) -> list[dict]:

@@ -17,7 +17,7 @@ import pytest
 
 from agent.protocol import AlertFrame, AlertList
 from containers_helpers import call, next_frame, open_stream, wait_for
-from test_alerts_notify import Receiver
+from test_alerts_notify import Receiver, alerts_toml
 from test_thermal_events import fake_sysfs
 
 
@@ -81,28 +81,12 @@ def test_morning_summary_reaches_the_receiver_with_runs_alerts_incidents_and_ene
         first.proc.wait(10)
     at = _next_minute(25)  # the agent starts and a job runs before it is due
     cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        f"""
-[alerts]
-defaults = false
-[[alerts.rule]]
-name = "incident"
-event = "incident"
-severity = "warning"
-[[alerts.rule]]
-name = "container-exited"
-event = "container_exit"
-severity = "warning"
-[[alerts.rule]]
-name = "morning"
-event = "summary"
-at = "{at}"
-severity = "info"
-[notify]
-urls = ["json://127.0.0.1:{receiver.port}/hook"]
-min_severity = "info"
-"""
-    )
+    rules = [
+        {"name": "incident", "event": "incident", "severity": "warning"},
+        {"name": "container-exited", "event": "container_exit", "severity": "warning"},
+        {"name": "morning", "event": "summary", "at": at, "severity": "info"},
+    ]
+    cfg.write_text(alerts_toml(rules, f"json://127.0.0.1:{receiver.port}/hook", "info"))
     agent = launch_agent(state, "--simulate", "gb10", "--interval", "0.2", "--config", str(cfg), env=env, tokens=(first.read_token, first.control_token))
     try:
         name = f"sdk-summary-{docker_engine.session}"
