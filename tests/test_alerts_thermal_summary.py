@@ -98,14 +98,15 @@ def test_morning_summary_reaches_the_receiver_with_runs_alerts_incidents_and_ene
         body = bodies()[0]
         print("\nsummary body:\n" + body["message"])
         msg = body["message"]
-        assert f"ended: {name} (exit 3)" in msg  # what ran
-        assert "alerts: incident ×1" in msg  # the alerts since the last one, by rule (the ended job is listed above, not here)
+        # the engine is shared: another run's watched containers may have ended too, so "contains"
+        assert f"{name} (exit 3)" in msg.split("ended: ", 1)[1].split("\n", 1)[0]  # what ran
+        assert "incident ×1" in msg.split("alerts: ", 1)[1]  # the alerts since the last one, by rule (ended jobs are listed above)
         assert "incidents: 1" in msg
         assert "GPU energy: " in msg and "n/a" not in msg and "kWh" in msg  # the fake NVML's energy counter
         summary = [a for a in call(agent, "GET", "/api/v1/alerts", agent.read_token).json()["recent"] if a["rule"] == "morning"][0]
         figures = summary["details"]["summary"]
         assert figures["incidents"] == 1 and figures["alerts"] == {"incident": 1} and figures["energy_j"] > 0
-        assert [j["name"] for j in figures["ended"]] == [name] and figures["ended"][0]["exit_code"] == 3
+        assert [j["exit_code"] for j in figures["ended"] if j["name"] == name] == [3]
         assert (state / "summary.json").stat().st_mode & 0o777 == 0o600
     finally:
         agent.proc.kill()
