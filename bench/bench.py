@@ -40,6 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port, launch_agent  # noqa: E402
 
+
+def stream_cap_env(streams: int) -> dict[str, str]:
+    """The bench's and soak's clients all stream on one read token; the agent caps streams per token
+    (max_streams_per_token, 32 by default), so the measuring agent is started with room for them all."""
+    return {"SPARKDECK_MAX_STREAMS_PER_TOKEN": str(max(streams, 32) + 8)}
+
 CLK = os.sysconf("SC_CLK_TCK")
 IMAGE = "sparkdeck-test/busybox:latest"
 TARGETS = {"cpu_ratio_vs_glances_max": 1 / 8, "rss_mb_max": 64, "frame_bytes_max": 8192, "p99_ms_100": 20, "p99_ms_500": 50}
@@ -369,7 +375,7 @@ def main() -> dict:
         results["containers"] = 0
     try:
         with tempfile.TemporaryDirectory() as state:
-            agent = launch_agent(Path(state), "--simulate", "gb10", "--interval", "1.0")
+            agent = launch_agent(Path(state), "--simulate", "gb10", "--interval", "1.0", env=stream_cap_env(max(fanout + [clients])))
             try:
                 results["agent"] = agent_idle(agent, clients, seconds)
                 results["latency"] = []

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.bench import _client_worker, start_containers, stop_containers  # noqa: E402
+from bench.bench import _client_worker, start_containers, stop_containers, stream_cap_env  # noqa: E402
 from tests.conftest import launch_agent  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as state:
             # a 60 s in-memory ring fills during the warm-up (the default 5 min ring would still be
             # filling, by design, during the first five minutes); older backfill reads the history store
-            agent = launch_agent(Path(state), "--simulate", "gb10", "--interval", "0.1", env={"SPARKDECK_BUFFER_S": "60"})
+            agent = launch_agent(Path(state), "--simulate", "gb10", "--interval", "0.1", env={"SPARKDECK_BUFFER_S": "60", **stream_cap_env(clients)})
             q: mp.Queue = mp.Queue()
             procs = [mp.Process(target=_client_worker, args=(agent.ws_url, agent.read_token, clients // 2 + (i < clients % 2), seconds + 90, q)) for i in range(2)]
             for p in procs:
