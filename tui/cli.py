@@ -47,24 +47,27 @@ def dashboard_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _connection_options(p: argparse.ArgumentParser, token_help: str | None = None, timeout_s: float = 5.0) -> None:
+    """--token, --timeout and --fingerprint, as every one-shot command takes them."""
+    p.add_argument("--token", help=token_help)
+    p.add_argument("--timeout", type=float, default=timeout_s, metavar="S")
+    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+
+
 def status_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparkdeck status", description="One-shot summary of one agent; exit 0 when reachable.")
     p.add_argument("target", metavar="TARGET", nargs="?")
-    p.add_argument("--token")
     p.add_argument("--json", action="store_true", help="print the StatusReport JSON (see --schema)")
     p.add_argument("--schema", action="store_true", help="print the JSON schema of --json output and exit")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S")
-    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+    _connection_options(p)
     return p
 
 
 def incidents_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparkdeck incidents", description="Earlier runs of the agent that did not end cleanly (crash, freeze, reboot).")
     p.add_argument("target", metavar="TARGET")
-    p.add_argument("--token")
     p.add_argument("--json", action="store_true", help="print the agent's IncidentList JSON (agent/protocol.py), newest first")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S")
-    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+    _connection_options(p)
     return p
 
 
@@ -73,9 +76,7 @@ def watch_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="TARGET")
     p.add_argument("container", metavar="CONTAINER", help="its name or id")
     p.add_argument("--off", action="store_true", help="stop watching it")
-    p.add_argument("--token", help="a control token")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S")
-    p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent")
+    _connection_options(p, token_help="a control token", timeout_s=10.0)
     return p
 
 
