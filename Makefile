@@ -7,7 +7,7 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test test-service demo bench bench-fsync faults soak clean docker-image
+.PHONY: venv test test-fast test-service demo bench bench-fsync faults soak clean docker-image
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the unit layer only (no process, no engine): seconds
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 # install-service and `sparkdeck setup` (over sshd) on a booted Debian 12 systemd (systemd-nspawn); root, 2.5-4 min with warm caches (plus ~1.5 min for a cold rootfs)
 # in /var/cache/sparkdeck-test (rootfs tar, wheelhouse), which it builds when missing.

@@ -1,7 +1,7 @@
 """The wire contract between sparkdeck-agent and its clients.
 
 This module is shared by the agent and the client, so it imports nothing from
-FastAPI, NVML, psutil or Textual (tests/test_layering.py enforces it). The agent
+FastAPI, NVML, psutil or Textual (tests/unit/test_layering.py enforces it). The agent
 builds frames as plain dicts for speed; the pydantic models below are the schema:
 they document the protocol, feed the OpenAPI page, let clients parse frames, and a
 test validates real agent frames against them with ``extra="forbid"``.

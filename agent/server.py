@@ -106,6 +106,10 @@ def bind(config: uvicorn.Config) -> socket.socket:
 
 def build_server(agent: Agent, *, on_ready: list[Callable[[str], None]] | None = None) -> AgentServer:
     s = agent.settings
+    # `kill -USR1 PID` writes every thread's stack to the log (the journal under systemd) and the
+    # agent goes on: the way to see where a hung agent is stuck (without it, USR1 would kill it)
+    with contextlib.suppress(ValueError, AttributeError, RuntimeError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
     config = uvicorn.Config(
         create_app(agent),
         host=s.host,

@@ -35,10 +35,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port, launch_agent  # noqa: E402
+from tests.helpers.agent import free_port, launch_agent  # noqa: E402
 
 
 def stream_cap_env(streams: int) -> dict[str, str]:

@@ -15,13 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
 from bench.bench import _client_worker, start_containers, stop_containers, stream_cap_env  # noqa: E402
-from tests.conftest import launch_agent  # noqa: E402
+from tests.helpers.agent import launch_agent  # noqa: E402
 
 
 def info(agent) -> dict:

@@ -1,6 +1,6 @@
 """Connection and protocol handling for the sparkdeck client.
 
-No Textual, FastAPI, NVML or psutil here (tests/test_layering.py checks): this
+No Textual, FastAPI, NVML or psutil here (tests/unit/test_layering.py checks): this
 module speaks ``agent/protocol.py`` over a WebSocket (``websockets``) and a tiny
 urllib REST helper run in a thread. The Textual app drives it and renders what
 it holds; ``sparkdeck status`` uses the same REST helper.

@@ -1,6 +1,6 @@
 """The memory guard's decisions, as pure functions: when it trips, and which container it stops.
 
-No I/O here, so every rule is unit-tested (tests/test_memory_guard_policy.py) without a
+No I/O here, so every rule is unit-tested (tests/unit/test_memory_guard_policy.py) without a
 kernel or an engine; agent.guard.service feeds it readings and containers.
 """
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.booted.machine import GUEST_IP, HOST_IP, Machine
-from tests.conftest import free_port
+from tests.helpers.agent import free_port
 
 pytestmark = pytest.mark.booted
 

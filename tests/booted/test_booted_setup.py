@@ -25,7 +25,7 @@ import pytest
 
 from tests.booted.machine import GUEST_IP, Machine
 from tests.booted.test_booted_service import _need_root_and_tools
-from tests.conftest import free_port
+from tests.helpers.agent import free_port
 
 pytestmark = pytest.mark.booted
 

@@ -10,8 +10,8 @@ import time
 import psutil
 from websockets.asyncio.client import connect
 
-from test_stream import raw_ws_that_never_reads
-from tests.faults.helpers import masked_frame, masked_text_frame
+from tests.helpers.ws import raw_ws_that_never_reads
+from tests.helpers.faults import masked_frame, masked_text_frame
 
 
 async def test_huge_ping_ids_from_clients_that_never_read(start_agent, record):

@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import launch_agent
+from tests.helpers.agent import launch_agent
 
 _stats = {"calls": 0, "by_status": {}}
 

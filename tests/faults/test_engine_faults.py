@@ -10,9 +10,9 @@ import uuid
 import httpx
 import pytest
 
-from containers_helpers import container_in, next_frame, open_stream
-from test_containers_engine_restart import Dockerd
-from tests.faults.helpers import Watcher
+from tests.helpers.calls import container_in, next_frame, open_stream
+from tests.helpers.dockerd import Dockerd
+from tests.helpers.faults import Watcher
 
 pytestmark = pytest.mark.docker
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import launch_agent
+from tests.helpers.agent import launch_agent
 
 ERROR_CODES = {"bad_json", "bad_message", "unknown_type", "invalid", "binary_not_supported"}
 CLOSE_CODES = {1008, 1009}

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import launch_agent
-from tests.faults.helpers import Watcher
+from tests.helpers.agent import launch_agent
+from tests.helpers.faults import Watcher
 
 
 def history_status(agent) -> dict:

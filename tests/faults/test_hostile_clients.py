@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from test_stream import raw_ws_that_never_reads
+from tests.helpers.ws import raw_ws_that_never_reads
 
 
 def ws_status(url: str, token: str | None) -> tuple[int, dict | None]:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.faults.helpers import Watcher
+from tests.helpers.faults import Watcher
 
 CASES = {
     "no-driver": ("NVML library missing (LIBRARY_NOT_FOUND at init)", "unavailable"),

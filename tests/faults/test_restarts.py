@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.conftest import launch_agent
+from tests.helpers.agent import launch_agent
 from tui import client as c
 from tui.client import AgentClient, Backoff, Target
 

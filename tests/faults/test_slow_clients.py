@@ -8,8 +8,8 @@ import time
 import httpx
 from websockets.asyncio.client import connect
 
-from test_stream import raw_ws_that_never_reads
-from tests.faults.helpers import Watcher
+from tests.helpers.ws import raw_ws_that_never_reads
+from tests.helpers.faults import Watcher
 
 
 def info(agent) -> dict:

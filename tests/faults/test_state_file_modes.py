@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from tests.conftest import ROOT, launch_agent
+from tests.helpers.agent import ROOT, launch_agent
 
 
 def _modes(state) -> dict[str, int]:

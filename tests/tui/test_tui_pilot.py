@@ -1,0 +1,143 @@
+"""The Textual app driven by Pilot against real agent processes (fake NVML scenarios)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.helpers.agent import launch_agent
+from tui import client as c
+from tui.app import SparkdeckApp
+from tui.client import Backoff, Target
+from tui.screens.containers import ContainersScreen
+from tui.screens.help import HelpScreen
+from tui.screens.machine import MachineScreen
+from tui.screens.models import ModelsScreen
+from tui.screens.overview import OverviewScreen
+from tui.widgets.conn_bar import ConnBar
+from tui.widgets.cpu_panel import CpuPanel
+from tui.widgets.gpu_panel import GpuPanel
+from tui.widgets.machine_card import MachineCard
+from tests.helpers.tui import until
+
+
+def plain(widget) -> str:
+    return widget.render().plain
+
+
+async def test_detail_fills_in_with_na_reasons_and_history(start_agent):
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2")
+    app = SparkdeckApp([Target("spark", agent.url, agent.control_token)])
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
+        client = app.clients[0]
+        await until(pilot, lambda: len(client.history) >= 3, what="history")
+        await pilot.pause(0.3)
+        panel = app.screen.query_one(GpuPanel)
+        limit = panel.metrics["power_limit_w"]
+        await until(pilot, lambda: "n/a" in str(limit.render()), what="GPU figures")
+        assert "n/a" in str(limit.render()) and limit.has_class("-na")
+        assert "Not Supported" in str(limit.tooltip)  # the reason, on hover
+        assert "unified" in str(panel.metrics["memory"].render())
+        util = panel.metrics["utilization_gpu_percent"]
+        assert "%" in str(util.render()) and util.tooltip is None
+        assert "total" in plain(app.screen.query_one(CpuPanel))
+        assert "live" in plain(app.screen.query_one("#conn", ConnBar))
+        assert app.ui_updates <= client.frames  # collapsed, never more refreshes than frames
+
+        await pilot.press("c")
+        assert isinstance(app.screen, ContainersScreen)
+        await pilot.press("m")
+        assert isinstance(app.screen, ModelsScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("o")
+        assert isinstance(app.screen, OverviewScreen)
+        card = app.screen.query_one(MachineCard)
+        await until(pilot, lambda: "GPU0" in plain(card), what="card")
+        text = plain(card)
+        assert "unified" in text and "Noise" in text and "live" in text
+        await pilot.press("enter")  # the focused card opens its detail
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, MachineScreen)
+
+
+async def test_read_token_disables_actions_and_says_why(start_agent):
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2")
+    app = SparkdeckApp([Target("spark", agent.url, agent.read_token)], start_view="containers")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.clients[0].state == c.LIVE and app.clients[0].latest is not None, what="live")
+        await pilot.pause(0.2)
+        screen = app.screen
+        assert isinstance(screen, ContainersScreen)
+        assert screen.check_action("container", ("stop",)) is None  # shown disabled in the footer
+        notice = str(screen.query_one("#notice").render())
+        assert "actions disabled" in notice and "read" in notice
+        screen.action_container("stop")  # e.g. from the command palette: refused with the reason
+        await pilot.pause(0.1)
+        assert any("'read' scope" in str(n.message) for n in app._notifications)
+        await pilot.press("m")
+        assert app.screen.check_action("launch", ()) is None
+    control = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="containers")
+    async with control.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: control.clients[0].state == c.LIVE, what="live")
+        assert control.screen.check_action("container", ("stop",)) is True
+
+
+async def test_agent_killed_and_restarted_shows_reconnecting_stale_then_live(start_agent):
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2")
+    client = c.AgentClient(Target("spark", agent.url, agent.control_token), backoff=Backoff(base_s=0.2, cap_s=1.0))
+    app = SparkdeckApp(clients=[client])
+    async with app.run_test(size=(100, 30)) as pilot:
+        bar = lambda: plain(app.screen.query_one("#conn", ConnBar))  # noqa: E731
+        await until(pilot, lambda: client.state == c.LIVE and client.frames >= 3, what="live")
+        agent.proc.kill()
+        agent.proc.wait(10)
+        await until(pilot, lambda: "reconnecting" in bar() and "STALE" in bar(), what="reconnecting + stale")
+        await until(pilot, lambda: app.screen.has_class("-stale"), what="stale styling")  # at the next (throttled) refresh
+        again = launch_agent(agent.state_dir, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
+        try:
+            await until(pilot, lambda: client.state == c.LIVE and "live" in bar() and "STALE" not in bar(), what="live again")
+            await until(pilot, lambda: not app.screen.has_class("-stale"), what="stale styling gone")  # at the next (throttled) refresh
+            frames = client.frames
+            await until(pilot, lambda: client.frames > frames + 2, what="fresh frames")
+        finally:
+            again.proc.kill()
+            again.proc.wait(10)
+
+
+async def test_overview_with_several_agents_and_one_bad_token(start_agent):
+    a = start_agent("--simulate", "gb10", "--interval", "0.2")
+    b = start_agent("--simulate", "h200x2", "--interval", "0.2")
+    app = SparkdeckApp([Target("a", a.url, a.read_token), Target("b", b.url, b.read_token), Target("c", b.url, "wrong")])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: [cl.state for cl in app.clients] == [c.LIVE, c.LIVE, c.AUTH_FAILED], what="states")
+        await pilot.pause(0.3)
+        cards = list(app.screen.query(MachineCard))
+        assert len(cards) == 3
+        await until(pilot, lambda: "GPU1" in plain(cards[1]) and "auth failed" in plain(cards[2]), what="cards filled")
+        assert "GPU1" in plain(cards[1]) and "unified" not in plain(cards[1])
+        assert "auth failed" in plain(cards[2]) and "401" in plain(cards[2])
+        await pilot.press("right_square_bracket")
+        assert isinstance(app.screen, OverviewScreen) and app.current == 1
+        await pilot.press("d")
+        assert isinstance(app.screen, MachineScreen) and app.screen.index == 1
+        await until(pilot, lambda: len(app.screen.query(GpuPanel)) == 2, what="two GPU panels")
+
+
+async def test_chart_range_reads_the_agent_history(start_agent):
+    agent = start_agent("--simulate", "h100", "--interval", "0.2")
+    time.sleep(2)  # some stored samples
+    app = SparkdeckApp([Target("spark", agent.url, agent.read_token)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
+        screen = app.screen
+        assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)"
+        await pilot.press("h")
+        await until(pilot, lambda: screen._stored is not None, what="stored series")
+        power = screen._stored["gpu0.power_w"]
+        assert len(power) == 120 and any(v is not None for v in power)
+        await until(pilot, lambda: screen.query_one(GpuPanel).border_subtitle == "charts: 1 h (h)", what="range label")
+        for _ in range(3):
+            await pilot.press("h")
+        assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)" and screen._stored is None

@@ -1,0 +1,99 @@
+"""The TUI's model-server figures (Containers, Models), thermal zones and the throttle timeline
+(machine detail): snapshots at 160x48 and 80x24 from fixed frames, and the timeline's pure logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.tui_fakes import CATALOG, CONTAINERS, NOW, SIZES, FakeLogsClient, app_for, gpu_gb10, hello, snapshot_frame
+from tui import serving
+from tui.client import Target
+from tui.screens.models import ModelsScreen
+from tui.widgets.throttle_panel import timeline
+
+SERVING = {
+    "kind": "vllm",
+    "source": "label",
+    "requests_running": 5,
+    "requests_waiting": 3,
+    "kv_cache_usage_percent": 87.0,
+    "prompt_tokens_per_s": 202.2,
+    "generation_tokens_per_s": 404.4,
+    "ttft_p50_s": 0.075,
+    "models": None,
+    "error": None,
+}
+ZONES = [
+    {"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 96.5, "trips": [{"type": "passive", "temp_c": 95.0}, {"type": "critical", "temp_c": 105.0}]},
+    {"zone": "thermal_zone1", "type": "gpu-thermal", "temp_c": 61.0, "trips": [{"type": "critical", "temp_c": 105.0}]},
+]
+EVENTS = [
+    {"id": 1, "kind": "throttle", "gpu": 0, "gpu_uuid": "GPU-5a1e7c2b", "reason": "sw_power_cap", "start": NOW - 500, "end": NOW - 380},
+    {"id": 2, "kind": "throttle", "gpu": 0, "gpu_uuid": "GPU-5a1e7c2b", "reason": "hw_thermal_slowdown", "start": NOW - 200, "end": NOW - 150},
+    {"id": 3, "kind": "throttle", "gpu": 0, "gpu_uuid": "GPU-5a1e7c2b", "reason": "sw_power_cap", "start": NOW - 60, "end": None},
+]
+
+
+class EventsClient(FakeLogsClient):
+    async def throttle_events(self, seconds: float):
+        return EVENTS, NOW - 600, NOW
+
+
+def serving_client() -> EventsClient:
+    cl = EventsClient(Target("spark-01", "http://spark-01.local:8611", "t"), clock=lambda: NOW)
+    cl.handle_frame(hello("spark-01"))
+    conts = [dict(c) for c in CONTAINERS]
+    conts[0]["serving"] = SERVING
+    for seq in range(1, 121):
+        frame = snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], conts)
+        frame["host"]["thermal_zones"] = ZONES
+        cl.handle_frame(frame)
+    return cl
+
+
+def test_timeline_cells():
+    rows = timeline(EVENTS, NOW - 600, NOW, 60)
+    assert [r[0] for r in rows] == ["gpu0 hw_thermal_slowdown", "gpu0 sw_power_cap"]
+    power = rows[1]
+    assert power[1][10:22] == "█" * 12 and power[1][-6:] == "█" * 6 and power[1][30] == "·"  # an open event runs to now
+    assert power[2] == 180.0 and rows[0][2] == 50.0
+    assert timeline([{"gpu": 0, "reason": "x", "start": NOW - 900, "end": NOW - 700}], NOW - 600, NOW, 10) == []  # outside the window
+
+
+def test_serving_text():
+    assert serving.short(SERVING) == "404 tok/s 5r/3w KV 87%"
+    assert serving.full("vllm-qwen", SERVING).endswith("TTFT p50 75 ms")
+    assert serving.short({**SERVING, "error": "down"}) == "metrics ✗"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_containers_with_serving(snap_compare, size):
+    # the server's row is last by name: selecting it shows its figures in full above the table
+    assert snap_compare(app_for([serving_client()], "containers"), terminal_size=size, press=["down", "down", "down"])
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_models_with_serving(snap_compare, size):
+    app = app_for([serving_client()], "overview")
+
+    async def open_models(pilot):
+        app.push_screen(ModelsScreen(0, catalog=CATALOG))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_models)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_machine_detail_thermal_and_throttle(snap_compare, size):
+    app = app_for([serving_client()], "detail")
+
+    async def settle(pilot):
+        for _ in range(50):  # the events worker answers, the panel appears (generous: a loaded machine is slow)
+            await pilot.pause(0.05)
+            if app.screen.query_one("#throttle").display:
+                break
+        await pilot.pause()
+        if size[1] < 40:
+            await pilot.press("end")  # the timeline sits below the panels
+
+    assert snap_compare(app, terminal_size=size, run_before=settle)
