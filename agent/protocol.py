@@ -2,9 +2,10 @@
 
 This module is shared by the agent and the client, so it imports nothing from
 FastAPI, NVML, psutil or Textual (tests/unit/test_layering.py enforces it). The agent
-builds frames as plain dicts for speed; the pydantic models below are the schema:
-they document the protocol, feed the OpenAPI page, let clients parse frames, and a
-test validates real agent frames against them with ``extra="forbid"``.
+builds frames as plain dicts for speed, each through ``frame()`` (which stamps ``type``
+and ``v``) and typed by the TypedDicts at the end of this module; the pydantic models
+are the schema: they document the protocol, feed the OpenAPI page, let clients parse
+frames, and tests validate real agent frames against them with ``extra="forbid"``.
 
 Units are in the field names: ``_bytes``, ``_c`` (degrees Celsius), ``_w``,
 ``_j``, ``_mhz``, ``_percent``, ``_s``, ``_rpm``. A field the machine cannot
@@ -14,27 +15,23 @@ report is ``null``, never a made-up zero.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, TypedDict, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROTOCOL_VERSION = 1
 STREAM_PATH = "/api/v1/stream"
 
-# Largest client->agent WebSocket message the agent accepts; bigger ones close
-# the socket with CLOSE_TOO_BIG (the WebSocket standard's 1009).
-MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 # A ping's id comes back in the pong: capped so a client cannot make the agent queue
 # kilobytes of answers per few bytes it sends (a longer id gets an ``invalid`` error frame).
 MAX_PING_ID_CHARS = 128
 
-# WebSocket close codes the agent uses.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001  # agent shutting down
+# WebSocket close codes the agent sends itself (uvicorn sends 1001/1012 on shutdown and 1009
+# for a message over ``max_message_bytes``; docs/protocol.md lists them all).
 CLOSE_POLICY = 1008  # client flooded the agent with bad messages
-CLOSE_TOO_BIG = 1009  # client message over MAX_CLIENT_MESSAGE_BYTES
 CLOSE_UNAUTHORIZED = 4401  # token revoked while the stream was open
-CLOSE_FORBIDDEN = 4403
+CLOSE_FORBIDDEN = 4403  # the client treats it as 4401 (an auth failure, no reconnect)
 CLOSE_LOG_END = 1000  # container log stream: the container stopped (a log_end frame came first)
 CLOSE_ENGINE_ERROR = 1011  # container log stream: the Docker engine failed mid-stream
 
@@ -736,10 +733,212 @@ class Info(_Model):
     alerts: AlertsInfo | None = None
 
 
-def encode(frame: dict[str, Any]) -> str:
+# ---- the frames as the agent builds them ---------------------------------------------
+# One TypedDict per frame the agent builds, key for key the pydantic model named in its
+# docstring (tests/unit/test_frames.py checks every one against it). Nested parts the
+# sampler and the collectors assemble stay ``dict[str, Any]``: their schema is the model.
+
+Json = dict[str, Any]
+
+
+class HelloFrame(TypedDict):
+    """``Hello``"""
+
+    type: Literal["hello"]
+    v: int
+    agent_version: str
+    host: Json
+    interval_s: float
+    scope: Scope
+    simulated: bool
+    oldest_seq: int | None
+    latest_seq: int | None
+    incidents: int
+
+
+class SnapshotFrame(TypedDict):
+    """``Snapshot``"""
+
+    type: Literal["snapshot"]
+    v: int
+    seq: int
+    ts: float
+    simulated: bool
+    host: Json
+    gpus: list[Json]
+    gpu_status: Json
+    noise: Json
+    containers: list[Json]
+    containers_status: Json
+
+
+class BackfillFrame(TypedDict):
+    """``Backfill``"""
+
+    type: Literal["backfill"]
+    v: int
+    since_seq: int
+    first_seq: int | None
+    last_seq: int | None
+    count: int
+    complete: bool
+
+
+class ErrorFrameDict(TypedDict):
+    """``ErrorFrame``"""
+
+    type: Literal["error"]
+    v: int
+    code: str
+    message: str
+
+
+class PongFrame(TypedDict):
+    """``Pong``"""
+
+    type: Literal["pong"]
+    v: int
+    id: int | str | None
+
+
+class PullProgressFrame(TypedDict):
+    """``PullProgress``"""
+
+    type: Literal["pull_progress"]
+    v: int
+    model: str
+    image: str
+    status: str | None
+    current_bytes: int | None
+    total_bytes: int | None
+
+
+class ModelStateFrame(TypedDict):
+    """``ModelState``: the launcher's per-model state, whatever keys that state holds now."""
+
+    type: Literal["model_state"]
+    v: int
+    name: str
+    state: Literal["pulling", "starting", "ready", "failed", "stopped"]
+    message: str | None
+    since: float
+    container: NotRequired[str | None]
+    url: NotRequired[str | None]
+    exit_code: NotRequired[int | None]
+    log_tail: NotRequired[list[str] | None]
+    claim_bytes: NotRequired[int | None]
+    fraction_param: NotRequired[str | None]
+    fraction: NotRequired[float | None]
+    listen: NotRequired[list[str] | None]
+
+
+class LogFrame(TypedDict):
+    """``LogLine``"""
+
+    type: Literal["log"]
+    v: int
+    stream: Literal["stdout", "stderr"]
+    ts: str | None
+    text: str
+
+
+class LogEndFrame(TypedDict):
+    """``LogEnd``"""
+
+    type: Literal["log_end"]
+    v: int
+    reason: str
+    exit_code: int | None
+
+
+class GuardFrame(TypedDict):
+    """``GuardEvent``"""
+
+    type: Literal["guard"]
+    v: int
+    ts: float
+    action: Literal["warn", "stop-newest-model", "stop-largest"]
+    cause: Literal["memory", "pressure"]
+    result: Literal["warned", "stopped", "failed", "nothing-eligible"]
+    message: str
+    available_bytes: int | None
+    reserve_bytes: int
+    models_available_bytes: int | None
+    full_avg10: float | None
+    container: Json | None
+
+
+class AlertFrameDict(TypedDict):
+    """``AlertFrame``"""
+
+    type: Literal["alert"]
+    v: int
+    id: int
+    rule: str
+    severity: Literal["info", "warning", "critical"]
+    state: Literal["firing", "resolved", "event"]
+    subject: str | None
+    message: str
+    host: str
+    since: float
+    resolved_at: float | None
+    ts: float
+    value: float | None
+    threshold: float | None
+    details: Json | None
+
+
+# which model validates each frame type (the tests, and a client that wants to parse one)
+FRAME_MODELS: dict[str, type[_Model]] = {
+    "hello": Hello,
+    "snapshot": Snapshot,
+    "backfill": Backfill,
+    "error": ErrorFrame,
+    "pong": Pong,
+    "pull_progress": PullProgress,
+    "model_state": ModelState,
+    "log": LogLine,
+    "log_end": LogEnd,
+    "guard": GuardEvent,
+    "alert": AlertFrame,
+}
+
+
+# fmt: off
+@overload
+def frame(type_: Literal["hello"], **fields: Any) -> HelloFrame: ...
+@overload
+def frame(type_: Literal["snapshot"], **fields: Any) -> SnapshotFrame: ...
+@overload
+def frame(type_: Literal["backfill"], **fields: Any) -> BackfillFrame: ...
+@overload
+def frame(type_: Literal["error"], **fields: Any) -> ErrorFrameDict: ...
+@overload
+def frame(type_: Literal["pong"], **fields: Any) -> PongFrame: ...
+@overload
+def frame(type_: Literal["pull_progress"], **fields: Any) -> PullProgressFrame: ...
+@overload
+def frame(type_: Literal["model_state"], **fields: Any) -> ModelStateFrame: ...
+@overload
+def frame(type_: Literal["log"], **fields: Any) -> LogFrame: ...
+@overload
+def frame(type_: Literal["log_end"], **fields: Any) -> LogEndFrame: ...
+@overload
+def frame(type_: Literal["guard"], **fields: Any) -> GuardFrame: ...
+@overload
+def frame(type_: Literal["alert"], **fields: Any) -> AlertFrameDict: ...
+# fmt: on
+def frame(type_: str, **fields: Any) -> Any:
+    """A frame of ``type_``: ``type`` and ``v`` first, then ``fields`` in the order given
+    (the order is what goes on the wire, so a frame's JSON stays the same)."""
+    return {"type": type_, "v": PROTOCOL_VERSION, **fields}
+
+
+def encode(frame: Mapping[str, Any]) -> str:
     """Compact JSON for one frame; the agent calls this once per frame, not per client."""
     return json.dumps(frame, separators=(",", ":"), allow_nan=False)
 
 
 def error_frame(code: str, message: str) -> str:
-    return encode({"type": "error", "v": PROTOCOL_VERSION, "code": code, "message": message})
+    """An ``error`` frame, encoded."""
+    return encode(frame("error", code=code, message=message))

@@ -14,14 +14,14 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, cast
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector
 from agent.collectors.memory import gpu_process_bytes, is_unified
 from agent.collectors.noise import NoiseModel
 from agent.hub import Hub
-from agent.protocol import PROTOCOL_VERSION, encode
+from agent.protocol import SnapshotFrame, encode, frame
 from agent.ring import Ring
 
 log = logging.getLogger("sparkdeck.sampler")
@@ -135,7 +135,7 @@ class Sampler:
         self.unified = False  # GPU memory is system RAM (the Spark): the launch fit check applies
         self.gpu_status: dict[str, Any] = {"state": "unavailable", "message": "not sampled yet", "fix": None, "simulated": simulated}
 
-    async def sample_once(self) -> dict[str, Any]:
+    async def sample_once(self) -> SnapshotFrame:
         gpu_res, host_res = await asyncio.gather(self._gpu_call(), self._host_call(), return_exceptions=True)
         if isinstance(gpu_res, Stalled):
             gpus: list[dict[str, Any]] = []
@@ -164,22 +164,22 @@ class Sampler:
         containers, containers_status = self.containers.snapshot(gpus) if self.containers else NO_CONTAINERS
         self.seq += 1
         self.gpu_status = gpu_status
-        return {
-            "type": "snapshot",
-            "v": PROTOCOL_VERSION,
-            "seq": self.seq,
-            "ts": round(time.time(), 3),
-            "simulated": self.simulated,
-            "host": host,
-            "gpus": gpus,
-            "gpu_status": gpu_status,
-            "noise": self.noise.compute(gpus, host),
-            "containers": containers,
-            "containers_status": containers_status,
-        }
+        return frame(
+            "snapshot",
+            seq=self.seq,
+            ts=round(time.time(), 3),
+            simulated=self.simulated,
+            host=host,
+            gpus=gpus,
+            gpu_status=gpu_status,
+            noise=self.noise.compute(gpus, host),
+            containers=containers,
+            containers_status=containers_status,
+        )
 
     async def tick(self) -> None:
-        frame = await self.sample_once()
+        # hooks and listeners take it as a plain dict: the unit tests feed them hand-made frames
+        frame = cast(dict[str, Any], await self.sample_once())
         text = encode(frame)
         blob = Ring.pack(text)
         for hook in self.before_publish:

@@ -27,7 +27,7 @@ from agent.alerts.jobs import JobStats, WatchSet, watched
 from agent.alerts.rules import OPS, Holder, rule_set, values_at
 from agent.alerts.summary import EnergyMeter, SummaryClock, build, next_at
 from agent.logs import scrub
-from agent.protocol import PROTOCOL_VERSION, encode
+from agent.protocol import encode, frame
 from agent.settings import AgentSettings, AlertRuleSettings
 
 log = logging.getLogger("sparkdeck.alerts")
@@ -113,13 +113,13 @@ class AlertEngine:
         self.recent.append(dict(alert))
         if self.store is not None:
             self.store.save_alert_soon(alert["id"], alert["ts"], json.dumps(alert, separators=(",", ":")), self.settings.alerts.keep)
-        frame = {"type": "alert", "v": PROTOCOL_VERSION, **alert}
+        out = frame("alert", **alert)
         details = alert.get("details") or {}
         if any(details.get(k) for k in CONTROL_ONLY):
-            read = {**frame, "details": {k: v for k, v in details.items() if k not in CONTROL_ONLY}}
-            self.broadcast(encode(frame), encode(read))
+            read = {**out, "details": {k: v for k, v in details.items() if k not in CONTROL_ONLY}}
+            self.broadcast(encode(out), encode(read))
         else:
-            self.broadcast(encode(frame), None)
+            self.broadcast(encode(out), None)
         if self.delivery is not None and notify:
             self.delivery.submit(alert)
         log.info("alert %s %s%s: %s", alert["rule"], alert["state"], f" ({alert['subject']})" if alert.get("subject") else "", alert["message"])

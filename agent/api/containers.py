@@ -22,7 +22,7 @@ from agent.containers import logs as container_logs
 from agent.containers.actions import BadReference, Refused, check_ref, run_action
 from agent.containers.engine import EngineError, EngineUnavailable
 from agent.containers.service import ContainerService
-from agent.protocol import CLOSE_ENGINE_ERROR, CLOSE_LOG_END, PROTOCOL_VERSION, encode
+from agent.protocol import CLOSE_ENGINE_ERROR, CLOSE_LOG_END, encode, error_frame, frame
 from agent.runtime import Agent
 
 router = APIRouter(prefix="/api/v1", tags=["containers"])
@@ -179,17 +179,16 @@ async def _until_disconnect(ws: WebSocket) -> None:
 async def _pump_logs(ws: WebSocket, svc: ContainerService, cid: str, tail: int) -> None:
     try:
         async for line in container_logs.follow(svc.engine, cid, tail):
-            await ws.send_text(encode({"type": "log", "v": PROTOCOL_VERSION, **line}))
+            await ws.send_text(encode(frame("log", **line)))
         try:
             state = (await svc.engine.call("GET", f"containers/{cid}/json")).get("State") or {}
         except EngineError:
             state = {}
-        end = {"type": "log_end", "v": PROTOCOL_VERSION, "reason": "container stopped", "exit_code": state.get("ExitCode")}
-        await ws.send_text(encode(end))
+        await ws.send_text(encode(frame("log_end", reason="container stopped", exit_code=state.get("ExitCode"))))
         await ws.close(CLOSE_LOG_END, "container stopped")
     except EngineError as exc:
         with contextlib.suppress(Exception):
-            await ws.send_text(encode({"type": "error", "v": PROTOCOL_VERSION, "code": "engine_error", "message": exc.message}))
+            await ws.send_text(error_frame("engine_error", exc.message))
             await ws.close(CLOSE_ENGINE_ERROR, "engine error")
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass

@@ -19,13 +19,13 @@ from agent.api.wsfast import EXTENSION, WireCache
 from agent.hub import Close, Replay, StreamClient
 from agent.protocol import (
     CLOSE_POLICY,
-    PROTOCOL_VERSION,
     STREAM_PATH,
     Ping,
     ProtocolError,
     Subscribe,
     encode,
     error_frame,
+    frame,
     parse_client_message,
 )
 from agent.ring import Ring
@@ -47,18 +47,17 @@ async def stream(ws: WebSocket) -> None:
     )
     client.push_control(
         encode(
-            {
-                "type": "hello",
-                "v": PROTOCOL_VERSION,
-                "agent_version": agent.version,
-                "host": agent.host_info,
-                "interval_s": agent.settings.interval_s,
-                "scope": token.scope,
-                "simulated": agent.simulated,
-                "oldest_seq": await agent.oldest_seq(),
-                "latest_seq": agent.ring.latest_seq,
-                "incidents": agent.incidents.count,
-            }
+            frame(
+                "hello",
+                agent_version=agent.version,
+                host=agent.host_info,
+                interval_s=agent.settings.interval_s,
+                scope=token.scope,
+                simulated=agent.simulated,
+                oldest_seq=await agent.oldest_seq(),
+                latest_seq=agent.ring.latest_seq,
+                incidents=agent.incidents.count,
+            )
         )
     )
     recent = agent.guard.recent_event()
@@ -104,7 +103,7 @@ async def _read(ws: WebSocket, client: StreamClient) -> None:
                     wait = client.replays.retry_after_s()
                     answer = error_frame("replay_limited", f"replay budget spent: subscribe with since_seq again in {wait:.1f} s")
         elif isinstance(parsed, Ping):
-            answer = encode({"type": "pong", "v": PROTOCOL_VERSION, "id": parsed.id})
+            answer = encode(frame("pong", id=parsed.id))
         if answer is not None and not client.push_control(answer):  # it asks faster than it reads the answers
             _policy_close(ws, client, "too many unanswered messages")
             return
@@ -191,6 +190,6 @@ async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int)
             await send(entry.seq, Ring.text(entry))
     complete = oldest is not None and since + 1 >= oldest
     await ws.send_text(
-        encode({"type": "backfill", "v": PROTOCOL_VERSION, "since_seq": since, "first_seq": first, "last_seq": last, "count": count, "complete": complete})
+        encode(frame("backfill", since_seq=since, first_seq=first, last_seq=last, count=count, complete=complete))
     )
     return sent

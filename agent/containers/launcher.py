@@ -26,7 +26,7 @@ from agent.containers.catalog import LOOPBACK, MODEL_LABEL, Catalog, LaunchSpec,
 from agent.containers.engine import Engine, EngineError
 from agent.containers.memory_fit import Fit, InsufficientMemory, pending_bytes, plan
 from agent.containers.tracker import ContainerTracker
-from agent.protocol import PROTOCOL_VERSION, encode
+from agent.protocol import encode, frame
 
 log = logging.getLogger("sparkdeck.models")
 
@@ -140,11 +140,11 @@ class Launcher:
     def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:
         prev = self.states.get(name, {})
         self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url", "listen", "claim_bytes", "fraction_param", "fraction")}, **extra}
-        frame = {"type": "model_state", "v": PROTOCOL_VERSION, "name": name, **self.states[name]}
-        if any(key in frame for key in CONTROL_ONLY):  # read-token streams get the exit code and the reason only
-            self.broadcast(encode(frame), encode({k: v for k, v in frame.items() if k not in CONTROL_ONLY}))
+        out = frame("model_state", name=name, **self.states[name])
+        if any(key in out for key in CONTROL_ONLY):  # read-token streams get the exit code and the reason only
+            self.broadcast(encode(out), encode({k: v for k, v in out.items() if k not in CONTROL_ONLY}))
         else:
-            self.broadcast(encode(frame))
+            self.broadcast(encode(out))
         log.info("model %s: %s%s", name, state, f" ({message})" if message else "")
 
     # -- start --------------------------------------------------------------------------
@@ -278,16 +278,15 @@ class Launcher:
         self._progress(spec, "pulled", layers)
 
     def _progress(self, spec: LaunchSpec, status: str | None, layers: dict[str, tuple[int, int]]) -> None:
-        frame = {
-            "type": "pull_progress",
-            "v": PROTOCOL_VERSION,
-            "model": spec.name,
-            "image": spec.image,
-            "status": status,
-            "current_bytes": sum(c for c, _ in layers.values()) if layers else None,
-            "total_bytes": sum(t for _, t in layers.values()) if layers else None,
-        }
-        self.broadcast(encode(frame))
+        progress = frame(
+            "pull_progress",
+            model=spec.name,
+            image=spec.image,
+            status=status,
+            current_bytes=sum(c for c, _ in layers.values()) if layers else None,
+            total_bytes=sum(t for _, t in layers.values()) if layers else None,
+        )
+        self.broadcast(encode(progress))
 
     async def _wait_ready(self, spec: LaunchSpec, cid: str) -> None:
         deadline = time.monotonic() + spec.startup_timeout_s

@@ -23,7 +23,7 @@ from agent.containers.engine import EngineError
 from agent.guard.policy import Cause, Tripwire, choose, eligible
 from agent.collectors.memory import models_available
 from agent.guard.readers import MemoryReader, PsiTrigger
-from agent.protocol import PROTOCOL_VERSION, encode
+from agent.protocol import GuardFrame, encode, frame
 from agent.settings import MemoryGuardSettings
 
 log = logging.getLogger("sparkdeck.guard")
@@ -67,7 +67,7 @@ class MemoryGuard:
         self.tripwire = Tripwire(reserve_bytes, settings.psi_full, settings.hold_s)
         self.tripped: Cause | None = None
         self.actions = 0
-        self.last_event: dict[str, Any] | None = None
+        self.last_event: GuardFrame | None = None
         self._wake = asyncio.Event()
         self._triggered = False  # the PSI trigger fired since the last check
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,7 +109,7 @@ class MemoryGuard:
             "last_event": self.last_event,
         }
 
-    def recent_event(self) -> dict[str, Any] | None:
+    def recent_event(self) -> GuardFrame | None:
         """The last guard frame if it is under RECENT_S old: sent to each new stream after hello."""
         ev = self.last_event
         return ev if ev is not None and time.time() - ev["ts"] < RECENT_S else None
@@ -257,20 +257,19 @@ class MemoryGuard:
             message = f"nothing eligible to stop ({self.settings.action}); {why}"
         else:
             message = f"warning: {why}"
-        event = {
-            "type": "guard",
-            "v": PROTOCOL_VERSION,
-            "ts": round(time.time(), 3),
-            "action": self.settings.action,
-            "cause": cause,
-            "result": result,
-            "message": message,
-            "available_bytes": available,
-            "reserve_bytes": self.reserve_bytes,
-            "models_available_bytes": short,
-            "full_avg10": pressure[0] if pressure else None,
-            "container": target,
-        }
+        event = frame(
+            "guard",
+            ts=round(time.time(), 3),
+            action=self.settings.action,
+            cause=cause,
+            result=result,
+            message=message,
+            available_bytes=available,
+            reserve_bytes=self.reserve_bytes,
+            models_available_bytes=short,
+            full_avg10=pressure[0] if pressure else None,
+            container=target,
+        )
         self.actions += 1
         self.last_event = event
         (log.error if result == "failed" else log.warning)("memory guard: %s", message)
