@@ -7,15 +7,31 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test test-fast test-service demo bench bench-fsync faults soak clean docker-image
+.PHONY: venv test test-fast test-service demo bench bench-fsync faults soak clean docker-image constraints check-latest
 
-$(STAMP): pyproject.toml
+# the tested set: constraints.txt pins every dependency to the versions CI ran (`make constraints` updates it)
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# regenerate constraints.txt: the newest versions pyproject.toml allows, resolved in a fresh venv
+constraints:
+	rm -rf .venv-constraints
+	$(PY) -m venv .venv-constraints
+	.venv-constraints/bin/pip install -q --upgrade pip
+	.venv-constraints/bin/pip install -q -e '.[test]'
+	{ echo "# The tested set: make venv and .ci/run install with -c constraints.txt. Regenerate with make constraints"; \
+	  echo "# (a fresh venv, pip install -e '.[test]', pip freeze minus sparkdeck), then run the tests."; \
+	  .venv-constraints/bin/pip freeze --exclude-editable | grep -vi '^sparkdeck'; } > constraints.txt
+	rm -rf .venv-constraints
+
+# the newest versions pyproject.toml allows, without constraints.txt, on the tests a new uvicorn/websockets breaks first
+check-latest:
+	PY=$(PY) bash scripts/check-latest.sh .venv-latest
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -36,7 +52,7 @@ docker-image:
 	bash scripts/docker-test-image.sh
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-constraints .state .pytest_cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py

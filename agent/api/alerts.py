@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from agent.api.containers import _ref, audited, engine_error, require_action, service
-from agent.api.deps import get_agent, require_read
+from agent.api.deps import audited, container_ref, engine_error, get_agent, require_action, require_read, service
 from agent.api.errors import ApiError
 from agent.auth import TokenInfo
 from agent.containers.engine import EngineError
@@ -44,9 +43,9 @@ async def _watch(agent: Agent, svc: ContainerService, ref: str, on: bool) -> dic
 
 @router.post("/containers/{id_or_name}/watch", summary="Notify when this running container ends (no restart)")
 async def watch(request: Request, id_or_name: str, agent: Agent = Depends(get_agent), svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
-    return await audited(svc, request, "watch", id_or_name, _watch(agent, svc, _ref(id_or_name), True))
+    return await audited(svc, request, "watch", id_or_name, _watch(agent, svc, container_ref(id_or_name), True))
 
 
 @router.delete("/containers/{id_or_name}/watch", summary="Stop watching this container")
 async def unwatch(request: Request, id_or_name: str, agent: Agent = Depends(get_agent), svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
-    return await audited(svc, request, "unwatch", id_or_name, _watch(agent, svc, _ref(id_or_name), False))
+    return await audited(svc, request, "unwatch", id_or_name, _watch(agent, svc, container_ref(id_or_name), False))

@@ -10,73 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Awaitable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from agent.api.deps import deny, get_agent, require_control, require_read, stream_endpoint
+from agent.api.deps import CONTROL_OFF, audited, container_ref, deny, engine_error, require_action, require_control, require_read, service, stream_endpoint
 from agent.api.errors import ApiError
 from agent.auth import TokenInfo
 from agent.containers import logs as container_logs
 from agent.containers.actions import BadReference, Refused, check_ref, run_action
-from agent.containers.engine import EngineError, EngineUnavailable
+from agent.containers.engine import EngineError
 from agent.containers.service import ContainerService
 from agent.protocol import CLOSE_ENGINE_ERROR, CLOSE_LOG_END, encode, error_frame, frame
 from agent.runtime import Agent
 
 router = APIRouter(prefix="/api/v1", tags=["containers"])
-
-CONTROL_OFF = "control actions are switched off on this agent (control_enabled = false in its config)"
-
-
-def service(agent: Agent = Depends(get_agent)) -> ContainerService:
-    if agent.container_service is None:
-        raise ApiError(503, "containers_disabled", "container support is switched off on this agent (containers = false)")
-    return agent.container_service
-
-
-def require_action(request: Request, token: TokenInfo = Depends(require_control)) -> TokenInfo:
-    if not request.app.state.agent.settings.control_enabled:
-        raise ApiError(403, "control_disabled", CONTROL_OFF)
-    return token
-
-
-def engine_error(exc: EngineError) -> ApiError:
-    """The engine's own message, with an HTTP status that says whose fault it is."""
-    if isinstance(exc, EngineUnavailable):
-        return ApiError(503, "engine_unavailable", f"{exc.message}; {exc.fix}" if exc.fix else exc.message)
-    if exc.status in (400, 404, 409):
-        return ApiError(exc.status, {400: "bad_request", 404: "not_found", 409: "conflict"}[exc.status], exc.message)
-    if exc.status == 504:
-        return ApiError(504, "engine_timeout", exc.message)
-    return ApiError(502, "engine_error", f"the Docker engine answered: {exc.message}")
-
-
-def peer(request: Request | WebSocket) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else "?"
-
-
-async def audited(svc: ContainerService, request: Request, action: str, target: str, work: Awaitable[Any], detail: str | None = None) -> Any:
-    """Run an action and append its outcome to the audit log, whatever it is."""
-    token: TokenInfo = request.state.token
-    try:
-        result = await work
-    except ApiError as exc:
-        svc.audit.append(token=token.name, client=peer(request), action=action, target=target, result=f"error: {exc.code}", detail=detail)
-        raise
-    except BaseException:
-        svc.audit.append(token=token.name, client=peer(request), action=action, target=target, result="error: internal", detail=detail)
-        raise
-    svc.audit.append(token=token.name, client=peer(request), action=action, target=target, result="ok", detail=detail)
-    return result
-
-
-def _ref(id_or_name: str) -> str:
-    try:
-        return check_ref(id_or_name)
-    except BadReference as exc:
-        raise ApiError(400, "bad_container", str(exc)) from None
 
 
 @router.get("/containers", summary="The live container list (as in the snapshot)", dependencies=[Depends(require_read)])
@@ -95,7 +44,7 @@ async def _act(svc: ContainerService, ref: str, action: str, **kw: Any) -> dict:
 
 @router.post("/containers/{id_or_name}/start", summary="Start a container; answers its new state")
 async def start(request: Request, id_or_name: str, svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
-    return await audited(svc, request, "start", id_or_name, _act(svc, _ref(id_or_name), "start"))
+    return await audited(svc, request, "start", id_or_name, _act(svc, container_ref(id_or_name), "start"))
 
 
 @router.post("/containers/{id_or_name}/stop", summary="Stop a container (SIGTERM, then SIGKILL after timeout_s)")
@@ -108,12 +57,12 @@ async def stop_or_restart(
     _t: TokenInfo = Depends(require_action),
 ) -> dict:
     action = request.url.path.rsplit("/", 1)[-1]
-    return await audited(svc, request, action, id_or_name, _act(svc, _ref(id_or_name), action, timeout_s=timeout_s))
+    return await audited(svc, request, action, id_or_name, _act(svc, container_ref(id_or_name), action, timeout_s=timeout_s))
 
 
 @router.post("/containers/{id_or_name}/remove", summary="Remove a container; a running one only with force=true")
 async def remove(request: Request, id_or_name: str, force: bool = False, svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
-    return await audited(svc, request, "remove", id_or_name, _act(svc, _ref(id_or_name), "remove", force=force), detail="force" if force else None)
+    return await audited(svc, request, "remove", id_or_name, _act(svc, container_ref(id_or_name), "remove", force=force), detail="force" if force else None)
 
 
 @router.get("/containers/{id_or_name}/logs", summary="The last `tail` log lines, stdout and stderr marked")
@@ -123,7 +72,7 @@ async def get_logs(
     svc: ContainerService = Depends(service),
     _t: TokenInfo = Depends(require_action),
 ) -> dict:
-    ref = _ref(id_or_name)
+    ref = container_ref(id_or_name)
     try:
         return {"container": ref, "lines": await container_logs.tail(svc.engine, ref, tail)}
     except EngineError as exc:

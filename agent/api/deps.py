@@ -1,4 +1,6 @@
-"""Authentication for HTTP routes and WebSocket handshakes, in one place.
+"""What the routers share: authentication for HTTP routes and WebSocket handshakes, and
+the control-route pieces (the container service, the control gate, the audit wrapper, the
+engine-error mapping) that the containers, models, alerts and processes routers all use.
 
 Missing/invalid token -> 401; a valid token lacking the scope -> 403; too many
 failed attempts from one address -> 429 with Retry-After, for failures only: every
@@ -18,6 +20,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent.api.errors import ApiError, error_body
 from agent.auth import Scope, TokenInfo, bearer_token
+from agent.containers.actions import BadReference, check_ref
+from agent.containers.engine import EngineError, EngineUnavailable
+from agent.containers.service import ContainerService
 from agent.ratelog import RateLimitedLog
 from agent.runtime import Agent
 
@@ -73,8 +78,7 @@ async def authenticate_ws(ws: WebSocket, scope: Scope) -> TokenInfo | None:
 
 async def deny(ws: WebSocket, err: ApiError) -> None:
     """Refuse a WebSocket handshake with a real HTTP status and a JSON body (one rate-limited log line)."""
-    peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
-    _refusals.log(logging.INFO, "refused WebSocket %s from %s: %d %s", ws.url.path, peer, err.status_code, err.code)
+    _refusals.log(logging.INFO, "refused WebSocket %s from %s: %d %s", ws.url.path, peer(ws), err.status_code, err.code)
     await ws.send_denial_response(JSONResponse(error_body(err.status_code, err.code, err.detail), status_code=err.status_code, headers=err.headers))
 
 
@@ -130,3 +134,59 @@ def stream_endpoint(scope: Scope) -> Callable[[Callable[..., Awaitable[None]]], 
 
 def stream_token(ws: WebSocket) -> TokenInfo:
     return ws.state.token
+
+
+def peer(conn: Request | WebSocket) -> str:
+    """``host:port`` of the client, for logs and the audit log."""
+    return f"{conn.client.host}:{conn.client.port}" if conn.client else "?"
+
+
+# ---- control routes -------------------------------------------------------------------
+
+CONTROL_OFF = "control actions are switched off on this agent (control_enabled = false in its config)"
+
+
+def service(agent: Agent = Depends(get_agent)) -> ContainerService:
+    if agent.container_service is None:
+        raise ApiError(503, "containers_disabled", "container support is switched off on this agent (containers = false)")
+    return agent.container_service
+
+
+def require_action(request: Request, token: TokenInfo = Depends(require_control)) -> TokenInfo:
+    if not request.app.state.agent.settings.control_enabled:
+        raise ApiError(403, "control_disabled", CONTROL_OFF)
+    return token
+
+
+def engine_error(exc: EngineError) -> ApiError:
+    """The engine's own message, with an HTTP status that says whose fault it is."""
+    if isinstance(exc, EngineUnavailable):
+        return ApiError(503, "engine_unavailable", f"{exc.message}; {exc.fix}" if exc.fix else exc.message)
+    if exc.status in (400, 404, 409):
+        return ApiError(exc.status, {400: "bad_request", 404: "not_found", 409: "conflict"}[exc.status], exc.message)
+    if exc.status == 504:
+        return ApiError(504, "engine_timeout", exc.message)
+    return ApiError(502, "engine_error", f"the Docker engine answered: {exc.message}")
+
+
+def container_ref(id_or_name: str) -> str:
+    """A container id or name from a path, checked (400 ``bad_container`` otherwise)."""
+    try:
+        return check_ref(id_or_name)
+    except BadReference as exc:
+        raise ApiError(400, "bad_container", str(exc)) from None
+
+
+async def audited(svc: ContainerService, request: Request, action: str, target: str, work: Awaitable[Any], detail: str | None = None) -> Any:
+    """Run an action and append its outcome to the audit log, whatever it is."""
+    token: TokenInfo = request.state.token
+    try:
+        result = await work
+    except ApiError as exc:
+        svc.audit.append(token=token.name, client=peer(request), action=action, target=target, result=f"error: {exc.code}", detail=detail)
+        raise
+    except BaseException:
+        svc.audit.append(token=token.name, client=peer(request), action=action, target=target, result="error: internal", detail=detail)
+        raise
+    svc.audit.append(token=token.name, client=peer(request), action=action, target=target, result="ok", detail=detail)
+    return result

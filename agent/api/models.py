@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.api.containers import audited, engine_error, require_action, service
-from agent.api.deps import require_read
+from agent.api.deps import audited, engine_error, require_action, require_read, service
 from agent.api.errors import ApiError
 from agent.auth import TokenInfo
 from agent.containers.audit import clip

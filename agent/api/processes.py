@@ -7,8 +7,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from agent.api.containers import peer, require_action
-from agent.api.deps import get_agent, require_read
+from agent.api.deps import get_agent, peer, require_action, require_read
 from agent.api.errors import ApiError
 from agent.auth import TokenInfo
 from agent.processes.service import NotGpuProcess, NotPermitted, PidChanged, ProcessService

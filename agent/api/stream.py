@@ -14,7 +14,7 @@ import zlib
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from agent.api.deps import stream_endpoint, stream_token
+from agent.api.deps import peer, stream_endpoint, stream_token
 from agent.api.wsfast import EXTENSION, WireCache
 from agent.hub import Close, Replay, StreamClient
 from agent.protocol import (
@@ -41,9 +41,8 @@ async def stream(ws: WebSocket) -> None:
     agent: Agent = ws.app.state.agent
     token = stream_token(ws)
     await ws.accept()
-    peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
     client = StreamClient(
-        queue_size=agent.settings.client_queue, token_name=token.name, token_created=token.created, scope=token.scope, peer=peer
+        queue_size=agent.settings.client_queue, token_name=token.name, token_created=token.created, scope=token.scope, peer=peer(ws)
     )
     client.push_control(
         encode(
@@ -75,7 +74,7 @@ async def stream(ws: WebSocket) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
         if client.dropped:
-            log.debug("stream %s dropped %d frame(s) for falling behind", peer, client.dropped)
+            log.debug("stream %s dropped %d frame(s) for falling behind", client.peer, client.dropped)
 
 
 async def _read(ws: WebSocket, client: StreamClient) -> None:
