@@ -7,12 +7,14 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
 from agent.collectors.memory import GIB, read_memory, reserve_bytes
 from agent.collectors.thermal import ThermalZones
 from agent.collectors.nvml import load_nvml
+from agent.containers.engine import engine_url, unavailable_reason
 from agent import statefiles
 from agent.settings import AgentSettings
 
@@ -37,30 +39,31 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-def docker_socket_path() -> str | None:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):
-        return host[len("unix://") :]
-    return None
-
-
-def check_docker() -> Check:
-    path = docker_socket_path()
-    if path is None:
-        return Check("docker", True, f"DOCKER_HOST={os.environ['DOCKER_HOST']} (not a unix socket; not probed)")
-    if not os.path.exists(path):
-        return Check("docker", False, f"no Docker socket at {path}", "install Docker (or Podman's docker-compatible socket) and start it")
+def check_docker(configured: str | None = None) -> Check:
+    """Probe the engine the agent will use: ``docker_host``, else $DOCKER_HOST, else the default socket
+    (engine_url, as agent.containers.engine resolves it), with the engine client's own reasons."""
+    url = engine_url(configured)
+    source = "docker_host" if configured else "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the default"
+    parts = urlsplit(url)
+    conn: http.client.HTTPConnection
+    if parts.scheme == "unix":
+        conn = _UnixHTTPConnection(url.removeprefix("unix://"))
+    elif parts.scheme in ("tcp", "http") and parts.hostname:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 2375, timeout=3.0)
+    else:
+        return Check("docker", False, f"unsupported Docker engine address {url} (from {source})", "use unix:///var/run/docker.sock or tcp://HOST:PORT")
+    where = url.removeprefix("unix://")
     try:
-        conn = _UnixHTTPConnection(path)
         conn.request("GET", "/_ping")
-        resp = conn.getresponse()
-        ok = resp.status == 200
-        conn.close()
-    except PermissionError:
-        return Check("docker", False, f"permission denied on {path}", "add the agent's user to the docker group: sudo usermod -aG docker $USER (then log in again)")
+        status = conn.getresponse().status
     except OSError as exc:
-        return Check("docker", False, f"cannot reach the engine at {path}: {exc.strerror or exc}", "start the engine: sudo systemctl start docker")
-    return Check("docker", ok, f"engine answers at {path}" if ok else f"engine at {path} answered {resp.status}")
+        message, fix = unavailable_reason(url, f"{type(exc).__name__}: {exc}")
+        return Check("docker", False, f"{message} (from {source})", fix)
+    finally:
+        conn.close()
+    if status != 200:
+        return Check("docker", False, f"engine at {where} (from {source}) answered {status}", "check that dockerd is running (sudo systemctl status docker)")
+    return Check("docker", True, f"engine answers at {where} (from {source})")
 
 
 def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check]:
@@ -117,7 +120,7 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
     )
     if not sensors["fans"]:
         checks.append(Check("noise", True, "no fan sensor: the noise index uses the power-thermal model (normal on DGX Spark)"))
-    checks.append(check_docker())
+    checks.append(check_docker(settings.docker_host) if settings.containers else Check("docker", True, "containers = false: the engine is not watched"))
     state = settings.state_dir
     try:
         statefiles.ensure_dir(state)

@@ -35,12 +35,34 @@ def _err(message: str, code: int = 2) -> int:
     return code
 
 
+DASHBOARD_EPILOG = """examples:
+  sparkdeck ssh://me@spark                 the agent on spark, through an ssh tunnel to its 127.0.0.1:8611
+  sparkdeck spark                          a hosts-file entry (sparkdeck hosts add spark ssh://me@spark --fetch-token)
+  sparkdeck https://spark.lan:8611         an agent bound to a LAN address with TLS (pinned on first use)
+
+other commands (each has --help):
+  sparkdeck setup me@spark                 install the agent as a service on spark over ssh and add it to the hosts file
+  sparkdeck forward spark vllm             forward a model's port (or any port) on spark to this machine
+  sparkdeck status spark                   one-shot summary of one agent
+  sparkdeck hosts add|list|remove|unpin    manage the hosts file
+  sparkdeck incidents spark                earlier runs of the agent that did not end cleanly
+  sparkdeck watch spark CONTAINER          be notified when a running container ends
+"""
+
+
 def dashboard_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sparkdeck",
-        description="Terminal dashboard for sparkdeck agents. Also: 'sparkdeck status TARGET', 'sparkdeck hosts add|list|remove'.",
+        description="Terminal dashboard for sparkdeck agents, reached over your own ssh (ssh://) or directly (http(s)://).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the epilog's lines as written
+        epilog=DASHBOARD_EPILOG,
     )
-    p.add_argument("targets", nargs="*", metavar="TARGET", help="http(s)://HOST:PORT or a hosts-file name (default: every host in the hosts file)")
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="ssh://[USER@]HOST[:SSH_PORT][?agent_port=N], http(s)://HOST:PORT or a hosts-file name (default: every host in the hosts file)",
+    )
     p.add_argument("--token", help="bearer token (default: $SPARKDECK_TOKEN, then the hosts file)")
     p.add_argument("--fingerprint", metavar="SHA256:...", help="expected certificate fingerprint of an https:// agent (pins it up front)")
     p.add_argument("--version", action="version", version=f"sparkdeck {__version__}")
