@@ -28,7 +28,7 @@ log = logging.getLogger("sparkdeck.sampler")
 
 
 class ContainerSource(Protocol):
-    """What the sampler needs from the container collector (issue B): a non-blocking read."""
+    """What the sampler needs from the container tracker (agent/containers/tracker.py): a non-blocking read."""
 
     def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
 

@@ -1,4 +1,4 @@
-"""Run the app under uvicorn, with a log line (and later sd_notify) once listening.
+"""Run the app under uvicorn, with a log line and sd_notify READY=1 (agent/notify.py) once listening.
 
 uvicorn owns the signals: SIGTERM/SIGINT stop accepting, close open streams with a
 close frame, then the app's lifespan stops the sampler.

@@ -49,8 +49,6 @@ RECONNECTING = "reconnecting"
 AUTH_FAILED = "auth_failed"
 INCOMPATIBLE = "incompatible"
 STOPPED = "stopped"
-STATES = (CONNECTING, LIVE, RECONNECTING, AUTH_FAILED, INCOMPATIBLE, STOPPED)
-TERMINAL_STATES = (AUTH_FAILED, INCOMPATIBLE, STOPPED)
 
 HISTORY_LEN = 600  # samples kept per machine for charts
 AGENT_ALERTS_KEPT = 50  # agent alert frames kept per machine
