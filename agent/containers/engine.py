@@ -53,7 +53,7 @@ def unavailable_reason(url: str, detail: str) -> tuple[str, str | None]:
             "add the agent's user to the docker group (sudo usermod -aG docker USER), then restart the agent",
         )
     if "no such file" in low or "errno 2" in low or "missing valid docker_host" in low:
-        return (f"no Docker engine socket at {where}", "install and start Docker (sudo systemctl start docker), or point docker_host (or DOCKER_HOST) at its socket")
+        return (f"no Docker engine socket at {where}", "install and start Docker (sudo systemctl start docker), or set DOCKER_HOST (or docker_host in the config) to its address")
     return (f"cannot reach the Docker engine at {where}: {detail}", "check that dockerd is running (sudo systemctl status docker)")
 
 
