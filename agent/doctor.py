@@ -8,12 +8,12 @@ import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agent import statefiles
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
 from agent.collectors.memory import GIB, read_memory, reserve_bytes
-from agent.collectors.thermal import ThermalZones
 from agent.collectors.nvml import load_nvml
-from agent import statefiles
+from agent.collectors.thermal import ThermalZones
 from agent.settings import AgentSettings
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
-
+from collections.abc import Callable
 
 LEFT_OUT = " (%d similar line(s) left out since the last one)"
 

@@ -14,7 +14,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector
@@ -88,7 +89,7 @@ class TimeBoxed:
         self._jobs.put((loop, fut))
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Stalled(time.monotonic() - self._started) from None
 
 

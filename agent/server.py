@@ -12,7 +12,7 @@ import faulthandler
 import logging
 import signal
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 import uvicorn
 

@@ -108,7 +108,7 @@ def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) 
             while time.monotonic() < deadline:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 now = time.time()
                 data = raw.encode()
@@ -152,8 +152,8 @@ def _collect(procs: list[mp.Process], q: mp.Queue, seconds: float) -> tuple[list
     lat: list[float] = []
     sizes: list[int] = []
     for _ in procs:
-        _, l, s = q.get(timeout=seconds + 120)
-        lat += l
+        _, one_lat, s = q.get(timeout=seconds + 120)
+        lat += one_lat
         sizes += s
     for p in procs:
         p.join(10)

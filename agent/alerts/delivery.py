@@ -19,8 +19,9 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent import statefiles
 from agent.alerts.rules import at_least
@@ -63,7 +64,7 @@ class Target:
 class _Scrub(logging.Filter):
     """Masks resolved URLs and secret values in Apprise's own log records."""
 
-    def __init__(self, delivery: "Delivery"):
+    def __init__(self, delivery: Delivery):
         super().__init__()
         self.delivery = delivery
 

@@ -21,7 +21,8 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.alerts.jobs import JobStats, WatchSet, watched
 from agent.alerts.rules import OPS, Holder, rule_set, values_at

@@ -15,12 +15,13 @@ import os
 import platform
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
-from agent.collectors.thermal import ThermalZones
 from agent.collectors.memory import MEMINFO_FIELDS, parse_meminfo, picture, read_pressure
+from agent.collectors.thermal import ThermalZones
 from agent.procfs import net_dev, read_bytes
 
 # Filesystems that are not user storage.
@@ -76,7 +77,7 @@ def read_hwmon(sys_root: str = "/sys") -> dict[str, list[dict[str, Any]]]:
     for hw in sorted(glob.glob(f"{sys_root}/class/hwmon/hwmon*")):
         chip = _read(f"{hw}/name") or os.path.basename(hw)
 
-        def label(kind: str, n: str) -> str:
+        def label(kind: str, n: str, hw: str = hw) -> str:
             return _read(f"{hw}/{kind}{n}_label") or f"{kind}{n}"
 
         for path in sorted(glob.glob(f"{hw}/temp*_input")):

@@ -17,8 +17,9 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.containers import logs
 from agent.containers.audit import clip
@@ -78,7 +79,7 @@ async def http_status(port: int, path: str, timeout_s: float = 2.0, host: str = 
     """Status code of GET http://host:port/path, or None when nothing answers."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     try:
         writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
@@ -86,7 +87,7 @@ async def http_status(port: int, path: str, timeout_s: float = 2.0, host: str = 
         line = await asyncio.wait_for(reader.readline(), timeout_s)
         parts = line.split()
         return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
-    except (OSError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, OSError, ValueError):
         return None
     finally:
         writer.close()

@@ -8,7 +8,8 @@ the raw terminal output, all of it stdout.
 from __future__ import annotations
 
 import struct
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from agent.containers.engine import Engine
 

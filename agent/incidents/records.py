@@ -9,7 +9,8 @@ power and throttle reasons (``IncidentSample`` in agent/protocol.py).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 WINDOW_S = 120.0  # samples kept before the last one
 MAX_SAMPLES = 240  # at 0.1 s intervals 120 s is 1,200 samples: thinned evenly to this

@@ -13,7 +13,8 @@ import asyncio
 import os
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.containers.gpu_map import container_of_pid
 from agent.processes import procinfo
@@ -215,7 +216,7 @@ async def _wait_exit(fd: int, wait_s: float) -> bool:
     try:
         await asyncio.wait_for(done, wait_s)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     finally:
         loop.remove_reader(fd)

@@ -126,7 +126,7 @@ class Machine:
         # the one veth pair: the host is the "LAN", the container the machine sparkdeck runs on
         _run(["ip", "addr", "add", f"{HOST_IP}/30", "dev", self.veth])
         _run(["ip", "link", "set", self.veth, "up"])
-        self.net("ip addr add %s/30 dev host0 && ip link set host0 up && ip link set lo up" % GUEST_IP)
+        self.net(f"ip addr add {GUEST_IP}/30 dev host0 && ip link set host0 up && ip link set lo up")
 
     @staticmethod
     def _child_of(pid: int) -> int | None:

@@ -59,6 +59,6 @@ class Dockerd:
             if self.systemd:
                 subprocess.run(["systemctl", "start", "docker"], check=True)
             else:
-                log = open("/tmp/dockerd.log", "ab")
-                subprocess.Popen(self.cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                with open("/tmp/dockerd.log", "ab") as log:  # the child holds its own copy of the descriptor
+                    subprocess.Popen(self.cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         _wait_engine(True)

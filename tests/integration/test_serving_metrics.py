@@ -49,7 +49,7 @@ def vllm_text(prompt: float, gen: float, ttft: dict[float, int], running: int = 
         lines.append(f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="{le}",model_name="Qwen/Qwen2.5-7B-Instruct"}} {cum}.0')
     lines.append(f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="+Inf",model_name="Qwen/Qwen2.5-7B-Instruct"}} {cum}.0')
     lines.append(f'vllm:time_to_first_token_seconds_count{{engine="0",model_name="Qwen/Qwen2.5-7B-Instruct"}} {cum}.0')
-    lines.append(f'vllm:time_to_first_token_seconds_sum{{engine="0",model_name="Qwen/Qwen2.5-7B-Instruct"}} 1.5')
+    lines.append('vllm:time_to_first_token_seconds_sum{engine="0",model_name="Qwen/Qwen2.5-7B-Instruct"} 1.5')
     return "\n".join(lines) + "\n"
 
 

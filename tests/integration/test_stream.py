@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.helpers.ws import raw_ws_that_never_reads
 from agent.protocol import Backfill, Hello, Snapshot
+from tests.helpers.ws import raw_ws_that_never_reads
 
 pytestmark = pytest.mark.asyncio
 

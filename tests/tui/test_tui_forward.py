@@ -9,8 +9,8 @@ import threading
 import httpx
 from textual.widgets import DataTable
 
-from tests.helpers.tui import until
 from tests.helpers.agent import free_port
+from tests.helpers.tui import until
 from tui.app import SparkdeckApp
 from tui.client import Target
 from tui.screens.models import ModelsScreen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.helpers.agent import launch_agent
+from tests.helpers.tui import until
 from tui import client as c
 from tui.app import SparkdeckApp
 from tui.client import Backoff, Target
@@ -17,7 +18,6 @@ from tui.widgets.conn_bar import ConnBar
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.machine_card import MachineCard
-from tests.helpers.tui import until
 
 
 def plain(widget) -> str:

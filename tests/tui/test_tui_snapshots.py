@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from tests.helpers.tui_fakes import CATALOG, NOW, SIZES, GiB, app_for, container, fleet, spark_client
 from tui.screens.containers import ContainersScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.models import ModelsScreen
-from tests.helpers.tui_fakes import NOW, GiB, SIZES, container, spark_client, fleet, CATALOG, app_for
 
 
 @pytest.fixture(autouse=True)

@@ -70,14 +70,18 @@ def test_busy_then_idle_is_job_finished(tmp_path):
     eng, sent = _engine(tmp_path)
     t = 0.0
     for _ in range(30):
-        eng.note_frame(_frame(t, util=90)); t += 1
+        eng.note_frame(_frame(t, util=90))
+        t += 1
     for _ in range(700):
-        eng.note_frame(_frame(t, util=0)); t += 1
+        eng.note_frame(_frame(t, util=0))
+        t += 1
     assert sent == []  # 30 s of work is a blip, not a job
     for _ in range(70):
-        eng.note_frame(_frame(t, util=90)); t += 1
+        eng.note_frame(_frame(t, util=90))
+        t += 1
     for _ in range(601):
-        eng.note_frame(_frame(t, util=1)); t += 1
+        eng.note_frame(_frame(t, util=1))
+        t += 1
     got = _alerts(sent)
     assert [(a.rule, a.state, a.severity) for a in got] == [("job-finished", "event", "info")]
     assert "finished?" in got[0].message

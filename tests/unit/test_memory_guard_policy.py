@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from agent.collectors.memory import models_available
 from agent.containers.tracker import parse_engine_time
 from agent.guard.policy import Tripwire, choose, eligible
-from agent.collectors.memory import models_available
 from agent.guard.readers import MemoryReader, PsiTrigger
 from agent.procfs import meminfo_field, psi_line
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from rich.markup import escape
 from textual.widgets import DataTable, Input, Static
 
 from tui import serving
