@@ -63,5 +63,5 @@ class ThrottleFilter(logging.Filter):
         if left_out is None:
             return False
         if left_out:
-            record.msg, record.args = record.msg + LEFT_OUT, (*(record.args or ()), left_out)  # type: ignore[misc]
+            record.msg, record.args = record.msg + LEFT_OUT, (*(record.args or ()), left_out)
         return True

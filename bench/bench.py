@@ -111,7 +111,7 @@ def _client_worker(url: str, token: str, n: int, seconds: float, out: mp.Queue) 
                 except TimeoutError:
                     continue
                 now = time.time()
-                data = raw.encode()
+                data = raw.encode() if isinstance(raw, str) else raw
                 ts = snapshot_ts(data)
                 if ts is not None:
                     if ts >= began:
@@ -327,7 +327,7 @@ def history_fsync(frames: int | None = None, gap_s: float = 0.05) -> dict:
             sync_ms.append((time.perf_counter() - t) * 1000)
             return ok
 
-        store._sync = timed  # sync_soon looks it up per call
+        store._sync = timed  # type: ignore[method-assign]  # measured by wrapping this instance's method; sync_soon looks it up per call
         append_ms: list[float] = []
         cpu0 = time.process_time()
         for i, blob in enumerate(blobs, 1):

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from agent.protocol import (
@@ -285,7 +285,7 @@ class AgentClient:
         self._alerts_task: asyncio.Task | None = None
         self._retry = asyncio.Event()
         self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
-        self._ws = None
+        self._ws: ClientConnection | None = None
         self._stopping = False
 
     # -- derived -------------------------------------------------------------------
@@ -537,7 +537,7 @@ class AgentClient:
         self.reason = "connection lost"
         return False
 
-    def _on_denied(self, status: int, body: bytes) -> bool:
+    def _on_denied(self, status: int, body: bytes | bytearray) -> bool:
         try:
             detail = _detail_text(json.loads(body).get("detail", ""))
         except (ValueError, AttributeError):
@@ -619,7 +619,7 @@ class AgentClient:
         body = await self.request("GET", f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs?tail={int(tail)}")
         return log_lines(body)
 
-    async def follow_logs(self, ref: str, on_line: Callable[[str], None], tail: int = 0) -> None:
+    async def follow_logs(self, ref: str, on_line: Callable[[str], object], tail: int = 0) -> None:
         """Follow a container's logs over the agent's logs WebSocket until it ends."""
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         base = self.target.ws_url[: -len(STREAM_PATH)]

@@ -433,7 +433,7 @@ class AlertEngine:
 def tracker_pop(svc: Any, cid: str) -> bool:
     """Whether a stop of this container was asked for (and forget it: one end per request)."""
     requests = getattr(getattr(svc, "tracker", None), "stop_requests", None)
-    return bool(requests) and requests.pop(cid, None) is not None
+    return requests is not None and requests.pop(cid, None) is not None
 
 
 def _env_secrets(env: list[str]) -> list[str]:

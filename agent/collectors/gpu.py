@@ -124,7 +124,8 @@ class GpuCollector:
             count = self.nvml.nvmlDeviceGetCount()
         except NVMLError as exc:
             code = getattr(exc, "value", None)
-            reason, fix = INIT_FIXES.get(code, (f"NVML failed to start: {error_text(exc)}", None))
+            known = INIT_FIXES.get(code) if isinstance(code, int) else None
+            reason, fix = known or (f"NVML failed to start: {error_text(exc)}", None)
             self._init_error = (reason, fix)
             self._devices = []
             self._schedule_retry()

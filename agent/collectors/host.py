@@ -193,6 +193,7 @@ class HostCollector:
 
     def collect(self) -> dict[str, Any]:
         per_core = psutil.cpu_percent(percpu=True)
+        load: tuple[float | None, ...]
         try:
             load = tuple(round(x, 2) for x in os.getloadavg())  # two decimals, as uptime(1); the rest is fixed-point noise
         except OSError:
@@ -262,7 +263,7 @@ class HostCollector:
             disk = None
         nics = physical_nics(read_net_dev(self.proc_root), self.sys_root, self._nic_has_device)
         prev, self._prev = self._prev, (now, disk, nics)
-        disk_io = {"read_bytes_s": None, "write_bytes_s": None}
+        disk_io: dict[str, float | None] = {"read_bytes_s": None, "write_bytes_s": None}
         net: dict[str, Any] = {"rx_bytes_s": None, "tx_bytes_s": None, "per_nic": {}}
         if prev is None:
             return {"disk_io": disk_io, "net": net}

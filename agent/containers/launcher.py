@@ -135,7 +135,8 @@ class Launcher:
             state["state"], state["message"] = "exited", "the container is no longer running"
         return state
 
-    def list(self, scope: str = "control") -> list[dict[str, Any]]:
+    def catalog_states(self, scope: str = "control") -> list[dict[str, Any]]:
+        """Every catalog model with its state, as GET /api/v1/models lists them (control-only fields dropped for read scope)."""
         return [{**t.public(self.secrets), "state": self.state_of(name, scope)} for name, t in sorted(self.catalog.models.items())]
 
     def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:

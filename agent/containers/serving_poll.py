@@ -115,7 +115,7 @@ class ServingPoller:
                 results[cid] = fut.result(timeout=TIMEOUT_S + 1.0)
             except Exception as exc:
                 log.warning("model-server metrics of %s: %r", cid[:12], exc)
-                results[cid] = empty(targets[cid].kind, f"metrics read failed: {type(exc).__name__}", targets[cid].source)  # type: ignore[union-attr]
+                results[cid] = empty(targets[cid].kind, f"metrics read failed: {type(exc).__name__}", targets[cid].source)
         with self._prev_lock:
             for gone in [c for c in self._prev if c not in targets]:
                 del self._prev[gone]

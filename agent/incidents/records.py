@@ -43,7 +43,7 @@ def compact(frame: dict[str, Any], *, reserve_bytes: int, ignore_sensors: Iterab
     if models is None and available is not None:
         models = available - reserve_bytes
     pressure = mem.get("pressure") or {}
-    gpus = []
+    gpus: list[dict[str, Any]] = []
     temps: list[float] = []
     for g in frame.get("gpus") or []:
         if g.get("status") != "ok":

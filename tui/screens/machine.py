@@ -105,10 +105,10 @@ class MachineScreen(BaseView):
         if time.monotonic() - self._events_at >= REFRESH_EVENTS_S:
             self._events_at = time.monotonic()
             self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S), exit_on_error=False, group="events", exclusive=True)
-        panel = self.query_one(ThrottlePanel)
-        panel.display = bool(self._events and self._events[0])  # shown once there is something to show
-        if panel.display:
-            panel.show(self._events)
+        throttle = self.query_one(ThrottlePanel)
+        throttle.display = bool(self._events and self._events[0])  # shown once there is something to show
+        if throttle.display:
+            throttle.show(self._events)
 
     def action_range(self) -> None:
         self.range_index = (self.range_index + 1) % len(RANGES)

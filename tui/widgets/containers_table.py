@@ -80,6 +80,7 @@ def uptime_text(cont: dict[str, Any], now: float) -> str:
 
 
 def sort_value(cont: dict[str, Any], key: str, now: float) -> Any:
+    v: Any
     if key == "uptime":
         v = uptime(cont, now)
     elif key == "ports":
