@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
@@ -95,6 +96,9 @@ class Machine:
         self.nspawn: subprocess.Popen | None = None
         self.leader: int | None = None
         self.log = self.dir / "nspawn.log"
+        # what a test module's fixture shares with its tests: tokens made on the machine, the laptop side
+        self.state: dict[str, Any] = {}
+        self.laptop: Any = None
 
     # -- lifecycle ------------------------------------------------------------------
     def boot(self) -> None:

@@ -17,6 +17,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,7 +64,7 @@ def m():
     # bpf() allowed and CAP_BPF: the container's systemd can then load IPAddressDeny='s cgroup filter (without them it
     # silently runs unfiltered, and the LAN test could only read the unit)
     machine = Machine(extra_args=("--system-call-filter=bpf", "--capability=CAP_BPF,CAP_NET_ADMIN"))
-    state = {"tokens": {}}
+    state: dict[str, Any] = {"tokens": {}}
     try:
         t0 = time.monotonic()
         machine.boot()

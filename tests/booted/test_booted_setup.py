@@ -66,7 +66,7 @@ class Laptop:
         return r
 
     def setup(self, user: str, *args: str, pip_args: str = PIP_ARGS, **env: str) -> subprocess.CompletedProcess:
-        return self.sparkdeck("setup", f"{user}@{GUEST_IP}:{SSH_PORT}", "--name", "spark", "--pip-args", pip_args, *args, **env)
+        return self.sparkdeck("setup", f"{user}@{GUEST_IP}:{SSH_PORT}", "--name", "spark", "--pip-args", pip_args, *args, timeout=300, **env)
 
     def setup_in_terminal(self, *args: str, pip_args: str = PIP_ARGS, timeout: float = 300) -> tuple[subprocess.CompletedProcess, int]:
         """`sparkdeck setup owner@…` in a terminal (a pty), typing owner's password at each sudo prompt: (result, prompts).

@@ -86,7 +86,7 @@ async def test_ping_id_cap_answers_an_error_frame(start_agent):
         assert json.loads(await ws.recv())["type"] == "hello"
         await ws.send(json.dumps({"type": "ping", "id": "a" * 128}))
         await ws.send(json.dumps({"type": "ping", "id": "a" * 129}))
-        got = []
+        got: list[dict] = []
         while len(got) < 2:
             f = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if f["type"] != "snapshot":

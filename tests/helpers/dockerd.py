@@ -48,6 +48,7 @@ class Dockerd:
         if self.systemd:
             subprocess.run(["systemctl", "stop", "docker.socket", "docker"], check=True)
         else:
+            assert self.pid is not None, "dockerd was not running when this Dockerd was made"
             os.kill(self.pid, 15)
             deadline = time.monotonic() + 60
             while _dockerd_pid() == self.pid and time.monotonic() < deadline:

@@ -132,6 +132,7 @@ async def test_chart_range_reads_the_agent_history(start_agent):
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
         screen = app.screen
+        assert isinstance(screen, MachineScreen)
         assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)"
         await pilot.press("h")
         await until(pilot, lambda: screen._stored is not None, what="stored series")

@@ -10,13 +10,17 @@ import time
 from agent.alerts.engine import AlertEngine
 from agent.history.store import HistoryStore
 from agent.protocol import AlertFrame, GuardEvent, ModelState, encode
-from agent.settings import AgentSettings
+from agent.settings import AgentSettings, AlertsSettings
 
 
 def _engine(tmp_path, store=None, **alerts) -> tuple[AlertEngine, list[tuple[str, str | None]]]:
     sent: list[tuple[str, str | None]] = []
-    settings = AgentSettings(state_dir=tmp_path, alerts=alerts or {})
-    return AlertEngine(settings, broadcast=lambda t, r=None: sent.append((t, r)), hostname="spark", store=store), sent
+    settings = AgentSettings(state_dir=tmp_path, alerts=AlertsSettings.model_validate(alerts))
+
+    def broadcast(text: str, replay: str | None = None) -> None:
+        sent.append((text, replay))
+
+    return AlertEngine(settings, broadcast=broadcast, hostname="spark", store=store), sent
 
 
 def _frame(ts: float, temp: float | None = 50.0, util: float = 0.0, avail: int = 10) -> dict:

@@ -202,8 +202,12 @@ async def test_a_trigger_wakes_the_guard_at_once_not_at_the_next_poll(tmp_path) 
     frames: list[str] = []
     got = asyncio.Event()
     settings = MemoryGuardSettings(enabled=True, action="warn", poll_s=5, hold_s=0, psi_full=20)
-    guard = MemoryGuard(settings, 0, broadcast=lambda text: (frames.append(text), got.set()), proc_root=str(tmp_path))
-    guard.make_trigger = PipeTrigger
+    def broadcast(text: str) -> None:
+        frames.append(text)
+        got.set()
+
+    guard = MemoryGuard(settings, 0, broadcast=broadcast, proc_root=str(tmp_path))
+    guard.make_trigger = PipeTrigger  # type: ignore[assignment]  # duck-typed stand-in for PsiTrigger (same methods, a pipe inside)
     task = asyncio.create_task(guard.run())
     try:
         for _ in range(100):
