@@ -7,7 +7,7 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test test-fast test-service demo bench bench-fsync faults soak clean docker-image constraints check-latest
+.PHONY: venv test test-fast lint test-service demo bench bench-fsync faults soak clean docker-image constraints check-latest
 
 # the tested set: constraints.txt pins every dependency to the versions CI ran (`make constraints` updates it)
 $(STAMP): pyproject.toml constraints.txt
@@ -40,6 +40,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
+# ruff (lint rules and format, chosen in pyproject.toml) and mypy (check_untyped_defs) over agent/, tui/, tests/, bench/;
+# all three run even when one fails, and the target fails if any did
+lint: $(STAMP)
+	@rc=0; \
+	$(BIN)/ruff check . || rc=1; \
+	$(BIN)/ruff format --check . || rc=1; \
+	$(BIN)/mypy || rc=1; \
+	exit $$rc
+
 # install-service and `sparkdeck setup` (over sshd) on a booted Debian 12 systemd (systemd-nspawn); root, 2.5-4 min with warm caches (plus ~1.5 min for a cold rootfs)
 # in /var/cache/sparkdeck-test (rootfs tar, wheelhouse), which it builds when missing.
 test-service: $(STAMP)
@@ -52,7 +61,7 @@ docker-image:
 	bash scripts/docker-test-image.sh
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-constraints .state .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-constraints .state .pytest_cache .mypy_cache .ruff_cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent import statefiles
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import read_hwmon, read_meminfo
 from agent.collectors.memory import GIB, read_memory, reserve_bytes
-from agent.collectors.thermal import ThermalZones
 from agent.collectors.nvml import load_nvml
+from agent.collectors.thermal import ThermalZones
 from agent.containers.engine import engine_url, unavailable_reason
-from agent import statefiles
 from agent.settings import AgentSettings
 
 
@@ -177,8 +177,8 @@ def check_notify(settings: AgentSettings) -> list[Check]:
     for t in Delivery(n, secrets.get).targets:
         checks.append(Check("notify", t.error is None, f"{t.name} ({t.min_severity} and above)" + (f": {t.error}" if t.error else ""),
                             "add the secret to secrets.env or the agent's environment" if t.error else None))
-    status = read_status(settings.state_dir)
-    err = (status or {}).get("last_error")
+    status = read_status(settings.state_dir) or {}
+    err = status.get("last_error")
     if err and (status.get("last_sent") or 0) < err.get("ts", 0):
         checks.append(Check("notify", False, f"last delivery to {err.get('target')} failed: {err.get('error')} ({status.get('failed')} failed in all)",
                             "check the URL and the endpoint; try it with: sparkdeck-agent notify test"))

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from agent.budget import ReplayBudget
 
@@ -59,10 +59,9 @@ class StreamClient:
     def offer(self, seq: int, text: str) -> None:
         if self.closing or seq % self.every:
             return
-        if self.direct is not None and not self.busy and not self.live and not self.control and seq > self.last_sent:
-            if self.direct(seq, text):
-                self.last_sent = seq
-                return
+        if self.direct is not None and not self.busy and not self.live and not self.control and seq > self.last_sent and self.direct(seq, text):
+            self.last_sent = seq
+            return
         if len(self.live) == self.live.maxlen:
             self.dropped += 1
         self.live.append((seq, text))

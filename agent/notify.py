@@ -23,7 +23,7 @@ class Notifier:
         pid = env.get("WATCHDOG_PID")
         watchdog_ok = usec and usec.isdigit() and (not pid or pid == str(os.getpid()))
         # ping at half the deadline, as sd_watchdog_enabled(3) advises
-        self.watchdog_interval_s = int(usec) / 2e6 if watchdog_ok else None
+        self.watchdog_interval_s = int(usec) / 2e6 if usec and watchdog_ok else None
         self._last_ping = 0.0
         self._sock: socket.socket | None = None
 

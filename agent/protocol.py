@@ -105,7 +105,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         shown = kind if isinstance(kind, str) and len(kind) <= 40 else "?"
         raise ProtocolError("unknown_type", f"unknown message type {shown!r}")
     try:
-        return model.model_validate(obj)  # type: ignore[return-value]
+        return model.model_validate(obj)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))[:64] or "message"  # an unknown key may be 60 KB long

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
-
+from collections.abc import Callable
 
 LEFT_OUT = " (%d similar line(s) left out since the last one)"
 
@@ -64,5 +63,5 @@ class ThrottleFilter(logging.Filter):
         if left_out is None:
             return False
         if left_out:
-            record.msg, record.args = record.msg + LEFT_OUT, (*(record.args or ()), left_out)  # type: ignore[misc]
+            record.msg, record.args = record.msg + LEFT_OUT, (*(record.args or ()), left_out)
         return True

@@ -167,7 +167,7 @@ class Agent:
         while True:
             await asyncio.sleep(REVALIDATE_S)
             valid = {(t.name, t.created) for t in self.tokens.list()}
-            n = self.hub.close_where(lambda c: (c.token_name, c.token_created) not in valid, CLOSE_UNAUTHORIZED, "token revoked")
+            n = self.hub.close_where(lambda c: (c.token_name, c.token_created) not in valid, CLOSE_UNAUTHORIZED, "token revoked")  # noqa: B023 - called before close_where returns
             if n:
                 log.info("closed %d stream(s) whose token was revoked", n)
 

@@ -14,7 +14,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Awaitable, Callable, Protocol, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.host import HostCollector
@@ -35,7 +36,7 @@ class ContainerSource(Protocol):
 
 HEARTBEAT_S = 5.0
 
-NO_CONTAINERS = ([], {"state": "disabled", "message": "container monitoring is not enabled", "fix": None})
+NO_CONTAINERS: tuple[list[dict[str, Any]], dict[str, Any]] = ([], {"state": "disabled", "message": "container monitoring is not enabled", "fix": None})
 
 
 class Stalled(Exception):
@@ -44,14 +45,19 @@ class Stalled(Exception):
         self.seconds = seconds
 
 
-class TimeBoxed:
+T = TypeVar("T")
+
+GpuReading = tuple[list[dict[str, Any]], dict[str, Any]]  # (gpus, status), as GpuCollector.collect returns them
+
+
+class TimeBoxed(Generic[T]):
     """Run a blocking function in its own long-lived daemon thread, at most one call at a time.
 
     One persistent thread per collector (not a thread per call): no thread churn, and a
     call that hangs simply keeps its thread busy while later calls report Stalled.
     """
 
-    def __init__(self, fn: Callable[[], Any], timeout_s: float, name: str):
+    def __init__(self, fn: Callable[[], T], timeout_s: float, name: str):
         self.fn = fn
         self.timeout_s = timeout_s
         self.name = name
@@ -74,7 +80,7 @@ class TimeBoxed:
                 except RuntimeError:  # the loop closed meanwhile
                     pass
 
-    async def __call__(self) -> Any:
+    async def __call__(self) -> T:
         loop = asyncio.get_running_loop()
         if self._pending is not None and not self._pending.done():
             raise Stalled(time.monotonic() - self._started)
@@ -87,8 +93,9 @@ class TimeBoxed:
         self._pending, self._started = fut, time.monotonic()
         self._jobs.put((loop, fut))
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-        except asyncio.TimeoutError:
+            result: T = await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
+            return result
+        except TimeoutError:
             raise Stalled(time.monotonic() - self._started) from None
 
 
@@ -136,6 +143,8 @@ class Sampler:
         self.gpu_status: dict[str, Any] = {"state": "unavailable", "message": "not sampled yet", "fix": None, "simulated": simulated}
 
     async def sample_once(self) -> SnapshotFrame:
+        gpu_res: GpuReading | BaseException
+        host_res: dict[str, Any] | BaseException
         gpu_res, host_res = await asyncio.gather(self._gpu_call(), self._host_call(), return_exceptions=True)
         if isinstance(gpu_res, Stalled):
             gpus: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ import faulthandler
 import logging
 import signal
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 import uvicorn
 
@@ -30,7 +30,7 @@ class AgentServer(uvicorn.Server):
         self.agent = agent
         self.on_ready = on_ready
 
-    async def main_loop(self) -> None:  # type: ignore[override]
+    async def main_loop(self) -> None:
         # uvicorn polls every 0.1 s for a signal; an agent that idles between 1 Hz samples
         # wakes once a second instead (the Date header's own period) and at once on a signal
         self._loop = asyncio.get_running_loop()
@@ -43,7 +43,7 @@ class AgentServer(uvicorn.Server):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             should_exit = await self.on_tick(counter)
 
-    def handle_exit(self, sig: int, frame) -> None:  # type: ignore[override]
+    def handle_exit(self, sig: int, frame) -> None:
         if not self.should_exit:
             # a shutdown that hangs (a stuck driver call, a wedged engine socket) must not outlive
             # systemd's TimeoutStopSec: dump every thread's stack to the log and leave
@@ -58,7 +58,7 @@ class AgentServer(uvicorn.Server):
         if sig == signal.SIGTERM:
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
-    async def startup(self, sockets=None) -> None:  # type: ignore[override]
+    async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if self.should_exit or not self.servers:
             return

@@ -118,7 +118,7 @@ class AlertRuleSettings(BaseModel):
     """summary only: the local time of day it is sent, "HH:MM"."""
 
     @model_validator(mode="after")
-    def _check(self) -> "AlertRuleSettings":
+    def _check(self) -> AlertRuleSettings:
         if (self.metric is None) == (self.event is None):
             raise ValueError(f"alert rule {self.name!r} needs exactly one of metric or event")
         if self.event is not None and self.event not in ALERT_EVENTS:

@@ -55,7 +55,7 @@ def init(state_dir: Path, names: list[str] | None = None, *, force: bool = False
             sans.append(x509.DNSName(n))
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, all_names[0]), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sparkdeck agent")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -39,7 +39,7 @@ async def main(n: int) -> None:
         eng = AlertEngine(AgentSettings(state_dir=Path(d)), broadcast=lambda *_: None, hostname="bench", containers=containers)
         eng.note_frame(frame)
         start = time.perf_counter()
-        for k in range(n):
+        for _ in range(n):
             frame["ts"] += 1.0
             eng.note_frame(frame)
         per = (time.perf_counter() - start) / n

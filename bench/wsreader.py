@@ -16,6 +16,7 @@ import os
 import selectors
 import socket
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -141,7 +142,7 @@ def read_streams(socks: list[tuple[socket.socket, bytes]], seconds: float) -> tu
     try:
         while time.monotonic() < deadline:
             for key, _ in sel.select(0.5):
-                sock, frames = key.fileobj, key.data
+                sock, frames = cast(socket.socket, key.fileobj), key.data  # only sockets are registered, above
                 try:
                     chunk = sock.recv(262144)
                 except BlockingIOError:

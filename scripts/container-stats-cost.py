@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from agent.containers.engine import Engine
 from agent.containers.stats import StatsReader
@@ -27,13 +28,13 @@ LABEL = "sparkdeck.bench=1"
 
 
 def dockerd_cpu_s() -> float:
-    pid = int(open("/var/run/docker.pid").read())
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    pid = int(Path("/var/run/docker.pid").read_text())
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Meter:
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.wall, self.cpu, self.dockerd = time.perf_counter(), time.process_time(), dockerd_cpu_s()
         return self
 

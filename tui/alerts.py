@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 Severity = Literal["warning", "critical"]
 
@@ -25,7 +26,7 @@ class AlertRules:
     model_exited: bool = True  # a model container that is not running
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AlertRules":
+    def from_dict(cls, data: dict[str, Any]) -> AlertRules:
         known = {f.name: f.type for f in fields(cls)}
         unknown = set(data) - set(known)
         if unknown:

@@ -10,8 +10,8 @@ machine at most every ``min_refresh_s`` (a 10 Hz agent does not cost 10 redraws)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Callable, Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from agent import __version__
 from tui.client import Target, TargetError, parse_url

@@ -30,10 +30,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from agent.protocol import (
@@ -89,7 +90,7 @@ def parse_url(text: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise TargetError(f"{text}: expected http://HOST:PORT, https://HOST:PORT, ssh://[USER@]HOST[:PORT] or a name from the hosts file")
     try:
-        parsed.port
+        _ = parsed.port  # urllib parses the port lazily: reading it is the check
     except ValueError:
         raise TargetError(f"{text}: bad port") from None
     return f"{parsed.scheme}://{parsed.netloc}".rstrip("/")
@@ -250,7 +251,7 @@ class AgentClient:
         self,
         target: Target,
         *,
-        on_change: Callable[["AgentClient", str], None] | None = None,
+        on_change: Callable[[AgentClient, str], None] | None = None,
         history_s: float = 300.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
@@ -282,7 +283,7 @@ class AgentClient:
         self._alerts_task: asyncio.Task | None = None
         self._retry = asyncio.Event()
         self._forwards: dict[int, Any] = {}  # remote port -> tui.ssh.Tunnel
-        self._ws = None
+        self._ws: ClientConnection | None = None
         self._stopping = False
 
     # -- derived -------------------------------------------------------------------
@@ -495,7 +496,7 @@ class AgentClient:
                 terminal = True
             except ConnectionClosed as exc:
                 terminal = self._on_closed(exc)
-            except (OSError, TimeoutError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self.reason = _short_error(exc)
             except Exception as exc:  # noqa: BLE001 - a frame this client cannot digest must not end the stream for good
                 self.reason = f"client error: {type(exc).__name__}: {str(exc)[:120]}"
@@ -534,7 +535,7 @@ class AgentClient:
         self.reason = "connection lost"
         return False
 
-    def _on_denied(self, status: int, body: bytes) -> bool:
+    def _on_denied(self, status: int, body: bytes | bytearray) -> bool:
         try:
             detail = _detail_text(json.loads(body).get("detail", ""))
         except (ValueError, AttributeError):
@@ -561,7 +562,7 @@ class AgentClient:
         self._notify("state")
         try:
             await asyncio.wait_for(self._retry.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.next_try_at = None
 
@@ -579,7 +580,8 @@ class AgentClient:
             step = float(body.get("step") or 1)
             start = float(body.get("from") or now - seconds)
             slots: list[float | None] = [None] * points
-            for ts, avg in zip(series.get("ts", []), series.get("avg", [])):
+            # not strict: a short series from an older agent fills what it has, it does not fail the chart
+            for ts, avg in zip(series.get("ts", []), series.get("avg", []), strict=False):
                 k = int((ts - start) // step)
                 if 0 <= k < points:
                     slots[k] = avg
@@ -615,7 +617,7 @@ class AgentClient:
         body = await self.request("GET", f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs?tail={int(tail)}")
         return log_lines(body)
 
-    async def follow_logs(self, ref: str, on_line: Callable[[str], None], tail: int = 0) -> None:
+    async def follow_logs(self, ref: str, on_line: Callable[[str], object], tail: int = 0) -> None:
         """Follow a container's logs over the agent's logs WebSocket until it ends."""
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         base = self.target.ws_url[: -len(STREAM_PATH)]

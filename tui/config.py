@@ -18,7 +18,6 @@ from pathlib import Path
 from tui.alerts import AlertRules
 from tui.client import Target, TargetError, parse_url
 from tui.paths import config_dir
-from tui.paths import config_dir
 
 
 def hosts_path() -> Path:

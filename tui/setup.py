@@ -30,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from tui import setup_remote as remote
 from tui.ssh import SshError, SshTarget, explain, parse_ssh_url, ssh_binary

@@ -133,7 +133,7 @@ class Tunnel:
             self.target.destination,
         ]
 
-    def open(self, timeout: float = 20.0) -> "Tunnel":
+    def open(self, timeout: float = 20.0) -> Tunnel:
         """Start ssh and wait until the local end accepts connections (blocking)."""
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -161,7 +161,7 @@ class Tunnel:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
-    def __enter__(self) -> "Tunnel":
+    def __enter__(self) -> Tunnel:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:

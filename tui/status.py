@@ -7,7 +7,7 @@ prints it); tests validate real output against it. Exit codes: 0 reachable,
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +16,7 @@ from tui import format as fmt
 from tui.alerts import AlertRules, evaluate
 from tui.client import ApiFailure, Target, rest_call
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1  # Final: its type is Literal[1], as StatusReport.schema_version says
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_AUTH, EXIT_INCOMPATIBLE = 0, 1, 2, 3, 4
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from tui.client import Target, TargetError, rest_call
 from tui.pinning import PinError, trust

@@ -19,8 +19,9 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent import statefiles
 from agent.alerts.rules import at_least
@@ -63,7 +64,7 @@ class Target:
 class _Scrub(logging.Filter):
     """Masks resolved URLs and secret values in Apprise's own log records."""
 
-    def __init__(self, delivery: "Delivery"):
+    def __init__(self, delivery: Delivery):
         super().__init__()
         self.delivery = delivery
 
@@ -99,7 +100,7 @@ class Delivery:
             lg.setLevel(logging.WARNING)
 
     def secret_strings(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for t in self.targets:
             out.extend(s for s in t.secrets if len(s) >= 3)
             out.append(t.url)
@@ -126,7 +127,7 @@ class Delivery:
             return 0
         self._recent[key] = now
         if len(self._recent) > 1000:  # bounded: forget the oldest half
-            for k in sorted(self._recent, key=self._recent.get)[:500]:
+            for k in sorted(self._recent, key=self._recent.__getitem__)[:500]:
                 del self._recent[k]
         queued = 0
         for t in self.targets:
@@ -211,7 +212,7 @@ class Delivery:
 
     # -- synchronous: `sparkdeck-agent notify test` ------------------------------------------
     def send_now(self, title: str, body: str) -> list[tuple[str, bool, str | None]]:
-        out = []
+        out: list[tuple[str, bool, str | None]] = []
         for t in self.targets:
             if t.error:
                 out.append((t.name, False, t.error))

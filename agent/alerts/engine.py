@@ -21,7 +21,8 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.alerts.jobs import JobStats, WatchSet, watched
 from agent.alerts.rules import OPS, Holder, rule_set, values_at
@@ -432,7 +433,7 @@ class AlertEngine:
 def tracker_pop(svc: Any, cid: str) -> bool:
     """Whether a stop of this container was asked for (and forget it: one end per request)."""
     requests = getattr(getattr(svc, "tracker", None), "stop_requests", None)
-    return bool(requests) and requests.pop(cid, None) is not None
+    return requests is not None and requests.pop(cid, None) is not None
 
 
 def _env_secrets(env: list[str]) -> list[str]:

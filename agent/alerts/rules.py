@@ -8,7 +8,8 @@ apart). Nothing here does I/O: the engine calls it from the sampler's listener.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from agent.settings import SEVERITIES, AlertRuleSettings, AlertsSettings
 

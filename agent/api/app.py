@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from agent import __version__
-from agent.api import alerts, history, incidents, metrics, containers, errors, models, rest, stream
-from agent.api import processes
+from agent.api import alerts, containers, errors, history, incidents, metrics, models, processes, rest, stream
 from agent.api.deps import StreamSlots
 from agent.api.security import HostGuard
 from agent.runtime import Agent

@@ -29,7 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from agent.ratelog import ThrottleFilter
 
 HEADER_TIMEOUT_S = 10.0  # a whole request header, from connect (or the previous response)
-KEEPALIVE_S = 5.0  # an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
+KEEPALIVE_S = 5  # whole seconds (uvicorn types it int); an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
 
 _FULL = json.dumps(
     {"error": "too_many_connections", "detail": "the agent has max_connections connections open; retry later"}
@@ -55,11 +55,11 @@ async def _too_many_connections(scope: dict, receive: Any, send: Any) -> None:
 class GuardedH11Protocol(H11Protocol):
     max_connections = 1024  # set from the settings by agent.server.build_server
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _log
 
-    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def,override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.over_cap = len(self.connections) > self.max_connections
         if self.over_cap:

@@ -37,7 +37,7 @@ async def _launch(work) -> Any:
 
 @router.get("/models", summary="The catalog with each model's state; secrets are never included (nor, for a read token, a failed model's log lines)")
 async def list_models(svc: ContainerService = Depends(service), token: TokenInfo = Depends(require_read)) -> dict:
-    return {"models": svc.launcher.list(token.scope), "errors": svc.catalog.errors}
+    return {"models": svc.launcher.catalog_states(token.scope), "errors": svc.catalog.errors}
 
 
 @router.post("/models/{name}/start", status_code=202, summary="Start a model: pull if needed, create, start, then probe until ready")

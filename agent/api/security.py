@@ -12,7 +12,8 @@ import asyncio
 import ipaddress
 import json
 import socket
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from agent.api.errors import ApiError
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from typing import cast
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -150,8 +151,8 @@ async def _write(ws: WebSocket, client: StreamClient, agent: Agent) -> None:
                 else:
                     await ws.send_text(text)
                 client.last_sent = seq
-        else:
-            await ws.send_text(item)
+        else:  # push_control queues Close, Replay, (seq, text) or an encoded control frame
+            await ws.send_text(cast(str, item))
 
 
 async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int) -> int:

@@ -54,7 +54,7 @@ _log = logging.getLogger("uvicorn.error.ws")
 _log.addFilter(_DropRefusals())
 
 
-def unsent_bytes(transport) -> int:  # type: ignore[no-untyped-def]
+def unsent_bytes(transport) -> int:
     """Bytes not yet delivered to the peer: asyncio's buffer plus the kernel's send queue (unacked)."""
     queued = transport.get_write_buffer_size()
     sock = transport.get_extra_info("socket")
@@ -94,7 +94,7 @@ class WireCache:
 
 
 class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _log
         self.conn.logger = _log
@@ -120,18 +120,18 @@ class FanoutWebSocketProtocol(WebSocketsSansIOProtocol):
             if not self.read_paused:
                 self.transport.resume_reading()
 
-    async def receive(self):  # type: ignore[no-untyped-def]
+    async def receive(self):
         message = await super().receive()  # resumes reading once the app took the last message...
         if self._ping_paused and not self.transport.is_closing():
             self.transport.pause_reading()  # ...but not while pongs wait for a peer that does not read
         return message
 
-    def handle_connect(self, event) -> None:  # type: ignore[no-untyped-def]
+    def handle_connect(self, event) -> None:
         super().handle_connect(event)
         if hasattr(self, "scope"):  # absent when websockets itself refused the request
-            self.scope["extensions"][EXTENSION] = {"send": self.send_frame, "write_now": self.write_now, "close_now": self.close_now}  # type: ignore[index]
+            self.scope["extensions"][EXTENSION] = {"send": self.send_frame, "write_now": self.write_now, "close_now": self.close_now}
 
-    async def send(self, message) -> None:  # type: ignore[no-untyped-def,override]
+    async def send(self, message) -> None:
         if message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None:
             self.close_now(message.get("code", 1000), message.get("reason", "") or "")
             return

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pynvml
 from pynvml import NVMLError
@@ -123,7 +124,8 @@ class GpuCollector:
             count = self.nvml.nvmlDeviceGetCount()
         except NVMLError as exc:
             code = getattr(exc, "value", None)
-            reason, fix = INIT_FIXES.get(code, (f"NVML failed to start: {error_text(exc)}", None))
+            known = INIT_FIXES.get(code) if isinstance(code, int) else None
+            reason, fix = known or (f"NVML failed to start: {error_text(exc)}", None)
             self._init_error = (reason, fix)
             self._devices = []
             self._schedule_retry()
@@ -240,9 +242,7 @@ class GpuCollector:
         mem_clk = r.read("mem_clock_mhz", n.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_MEM)
         fan = r.read("fan_percent", n.nvmlDeviceGetFanSpeed, h)
         pstate = r.read("pstate", n.nvmlDeviceGetPerformanceState, h)
-        reasons_fn = getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            n, "nvmlDeviceGetCurrentClocksThrottleReasons"
-        )
+        reasons_fn = getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None) or n.nvmlDeviceGetCurrentClocksThrottleReasons
         reasons = r.read("throttle_reasons", reasons_fn, h)
         procs = r.read("processes", n.nvmlDeviceGetComputeRunningProcesses, h)
         if dev.slowdown_c is None and dev.slowdown_reason:

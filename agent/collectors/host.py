@@ -15,12 +15,13 @@ import os
 import platform
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
-from agent.collectors.thermal import ThermalZones
 from agent.collectors.memory import MEMINFO_FIELDS, parse_meminfo, picture, read_pressure
+from agent.collectors.thermal import ThermalZones
 from agent.procfs import net_dev, read_bytes
 
 # Filesystems that are not user storage.
@@ -76,7 +77,7 @@ def read_hwmon(sys_root: str = "/sys") -> dict[str, list[dict[str, Any]]]:
     for hw in sorted(glob.glob(f"{sys_root}/class/hwmon/hwmon*")):
         chip = _read(f"{hw}/name") or os.path.basename(hw)
 
-        def label(kind: str, n: str) -> str:
+        def label(kind: str, n: str, hw: str = hw) -> str:
             return _read(f"{hw}/{kind}{n}_label") or f"{kind}{n}"
 
         for path in sorted(glob.glob(f"{hw}/temp*_input")):
@@ -192,6 +193,7 @@ class HostCollector:
 
     def collect(self) -> dict[str, Any]:
         per_core = psutil.cpu_percent(percpu=True)
+        load: tuple[float | None, ...]
         try:
             load = tuple(round(x, 2) for x in os.getloadavg())  # two decimals, as uptime(1); the rest is fixed-point noise
         except OSError:
@@ -261,7 +263,7 @@ class HostCollector:
             disk = None
         nics = physical_nics(read_net_dev(self.proc_root), self.sys_root, self._nic_has_device)
         prev, self._prev = self._prev, (now, disk, nics)
-        disk_io = {"read_bytes_s": None, "write_bytes_s": None}
+        disk_io: dict[str, float | None] = {"read_bytes_s": None, "write_bytes_s": None}
         net: dict[str, Any] = {"rx_bytes_s": None, "tx_bytes_s": None, "per_nic": {}}
         if prev is None:
             return {"disk_io": disk_io, "net": net}

@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Callable
 
 import pynvml
 from pynvml import NVMLError
@@ -145,14 +145,14 @@ class FakeNvml:
 
     # -- scenarios ---------------------------------------------------------------
     @classmethod
-    def scenario(cls, name: str, **kw) -> "FakeNvml":
+    def scenario(cls, name: str, **kw) -> FakeNvml:
         fake = cls._scenario(name, **kw)
         if fake.gpus and os.environ.get(PROCESSES_ENV):
             fake.gpus[0].processes = parse_processes(os.environ[PROCESSES_ENV])
         return fake
 
     @classmethod
-    def _scenario(cls, name: str, **kw) -> "FakeNvml":
+    def _scenario(cls, name: str, **kw) -> FakeNvml:
         name = name.lower()
         if name == "gb10":
             return cls([_gb10()], **kw)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import glob
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 RELIST_S = 30.0
 MAX_TRIPS = 16  # a zone with more trip points than this is a driver bug; keep the frame bounded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.containers.engine import Engine, EngineError
+from agent.containers.engine import Engine
 from agent.containers.tracker import ContainerTracker
 
 # Docker's own rule for names, and hex ids; anything else (slashes, dots first, spaces) is refused

@@ -30,7 +30,7 @@ def clip(value: str, limit: int = MAX_VALUE_CHARS) -> str:
 def _tail_lines(path: Path, limit: int) -> list[bytes]:
     """The last ``limit`` non-empty lines of ``path``, oldest first, read backwards in blocks."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the `with f:` below; the try covers only the open
     except FileNotFoundError:
         return []
     with f:

@@ -119,7 +119,7 @@ class MemoryClaim(BaseModel):
     """Largest share an `auto` fraction is given (default 0.85)."""
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "MemoryClaim":
+    def _one_kind(self) -> MemoryClaim:
         if (self.gib is None) == (self.fraction_param is None):
             raise ValueError("give either gib or fraction_param, not both (nor neither)")
         if self.max_fraction is not None and self.fraction_param is None:
@@ -202,12 +202,12 @@ class ModelTemplate(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelTemplate":
+    def _consistent(self) -> ModelTemplate:
         for item in self.command + (self.entrypoint or []):
             for name in _placeholders(item):
                 if name not in self.params:
                     raise ValueError(f"command uses {{{name}}} but params has no default for it")
-        for key, value in self.env.items():
+        for key in self.env:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"env name {key!r} is not valid")
         if self.health is not None and self.health.port not in self.ports:
@@ -224,7 +224,7 @@ class ModelTemplate(BaseModel):
     def secret_names(self) -> list[str]:
         return sorted({n for v in self.env.values() for n, _ in _SECRET_REF.findall(v)})
 
-    def public(self, secrets: "Secrets") -> dict[str, Any]:
+    def public(self, secrets: Secrets) -> dict[str, Any]:
         """What clients may see: no resolved secret, no literal value under a secret-looking name."""
         data = self.model_dump(exclude_none=True)
         data["env"] = {k: (v if _SECRET_REF.search(v) or not _SECRETISH.search(k) else "***") for k, v in self.env.items()}
@@ -363,7 +363,8 @@ def render(
         missing: list[str] = []
         optional_unset: list[str] = []
 
-        def sub(m: re.Match) -> str:
+        # bound as defaults: re.sub calls this within the iteration, but the binding makes that plain
+        def sub(m: re.Match, missing: list[str] = missing, optional_unset: list[str] = optional_unset) -> str:
             got = secrets.get(m.group(1))
             if got is None:
                 (optional_unset if m.group(2) else missing).append(m.group(1))

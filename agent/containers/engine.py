@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import h11
@@ -121,7 +122,7 @@ class Engine:
             return await asyncio.wait_for(run(), timeout_s or REQUEST_TIMEOUT_S)
         except EngineError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _no_answer() from None
         except (OSError, h11.ProtocolError, ValueError) as exc:
             raise self._unavailable(exc) from None
@@ -133,7 +134,7 @@ class Engine:
         """A long-lived byte stream (container logs, events, pull progress), as the engine sends it."""
         try:
             conn, reader, writer, _ = await asyncio.wait_for(self._open(method, path, params, None), REQUEST_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _no_answer() from None
         except (OSError, h11.ProtocolError) as exc:
             raise self._unavailable(exc) from None

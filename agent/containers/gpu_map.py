@@ -12,7 +12,8 @@ matched. With Docker-in-Docker the innermost id wins.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _ID = r"([0-9a-f]{64})"
 _CONTAINER_IN_PATH = re.compile(rf"(?:/docker-|/libpod-){_ID}\.scope|/docker/{_ID}(?=/|$)")

@@ -17,8 +17,9 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.containers import logs
 from agent.containers.audit import clip
@@ -78,7 +79,7 @@ async def http_status(port: int, path: str, timeout_s: float = 2.0, host: str = 
     """Status code of GET http://host:port/path, or None when nothing answers."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     try:
         writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
@@ -86,7 +87,7 @@ async def http_status(port: int, path: str, timeout_s: float = 2.0, host: str = 
         line = await asyncio.wait_for(reader.readline(), timeout_s)
         parts = line.split()
         return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
-    except (OSError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, OSError, ValueError):
         return None
     finally:
         writer.close()
@@ -134,7 +135,8 @@ class Launcher:
             state["state"], state["message"] = "exited", "the container is no longer running"
         return state
 
-    def list(self, scope: str = "control") -> list[dict[str, Any]]:
+    def catalog_states(self, scope: str = "control") -> list[dict[str, Any]]:
+        """Every catalog model with its state, as GET /api/v1/models lists them (control-only fields dropped for read scope)."""
         return [{**t.public(self.secrets), "state": self.state_of(name, scope)} for name, t in sorted(self.catalog.models.items())]
 
     def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:

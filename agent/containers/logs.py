@@ -8,7 +8,8 @@ the raw terminal output, all of it stdout.
 from __future__ import annotations
 
 import struct
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from agent.containers.engine import Engine
 
@@ -36,7 +37,7 @@ class Demux:
                     break
                 chunks.append((STREAMS.get(kind, "stdout"), self._buf[8 : 8 + size]))
                 self._buf = self._buf[8 + size :]
-        out = []
+        out: list[tuple[str, str]] = []
         for stream, payload in chunks:
             text = self._partial[stream] + payload
             *lines, self._partial[stream] = text.split(b"\n")
@@ -50,8 +51,9 @@ class Demux:
 
 
 def _line(stream: str, raw: str) -> dict[str, Any]:
-    ts, sep, text = raw.partition(" ")  # requested with timestamps=1: "2026-01-01T00:00:00.000000000Z text"
-    if not sep or not ts[:4].isdigit():
+    head, sep, text = raw.partition(" ")  # requested with timestamps=1: "2026-01-01T00:00:00.000000000Z text"
+    ts: str | None = head
+    if not sep or not head[:4].isdigit():
         ts, text = None, raw
     return {"stream": stream, "ts": ts, "text": text}
 

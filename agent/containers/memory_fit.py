@@ -117,7 +117,7 @@ def plan(
         fit = Fit(out, int(claim.gib * GIB) if claim.gib else None, claim.fraction_param, fraction)
         if claim.fraction_param is not None and fraction is None:
             fit.fraction = max_fraction
-        if fit.fraction is not None:
+        if fit.fraction is not None and claim.fraction_param is not None:
             out[claim.fraction_param] = f"{fit.fraction:.2f}"
         fit.report = {"checked": False}
         return fit

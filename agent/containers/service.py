@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from agent.containers.audit import AuditLog
 from agent.containers.catalog import Catalog, Secrets, default_models_file

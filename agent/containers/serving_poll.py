@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +53,7 @@ def fetch(host: str, port: int, path: str, timeout_s: float = TIMEOUT_S, max_bod
                 raise FetchError(f"answer larger than {max_body // 1024 // 1024} MiB")
             chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", errors="replace")
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise FetchError(f"no answer within {timeout_s:g}s") from None
     except ConnectionRefusedError:
         raise FetchError(f"connection refused on {host}:{port}") from None
@@ -116,7 +115,7 @@ class ServingPoller:
                 results[cid] = fut.result(timeout=TIMEOUT_S + 1.0)
             except Exception as exc:
                 log.warning("model-server metrics of %s: %r", cid[:12], exc)
-                results[cid] = empty(targets[cid].kind, f"metrics read failed: {type(exc).__name__}", targets[cid].source)  # type: ignore[union-attr]
+                results[cid] = empty(targets[cid].kind, f"metrics read failed: {type(exc).__name__}", targets[cid].source)
         with self._prev_lock:
             for gone in [c for c in self._prev if c not in targets]:
                 del self._prev[gone]

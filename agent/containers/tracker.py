@@ -129,7 +129,7 @@ class ContainerTracker:
         out.sort(key=lambda r: r["name"])
         return out
 
-    def _row(self, cid: str, entry: dict[str, Any], gpu_mem: dict[str, int], complete: bool, detail: bool) -> dict[str, Any]:
+    def _row(self, cid: str, entry: dict[str, Any], gpu_mem: dict[str, int | None], complete: bool, detail: bool) -> dict[str, Any]:
         running = entry["state"] == "running"
         figs = (self.figures.get(cid) if running else None) or {}
         row = {k: v for k, v in entry.items() if detail or k not in DETAIL_ONLY}

@@ -13,7 +13,6 @@ import select
 
 from agent.procfs import KeptFile, meminfo_field, psi_line
 
-
 # Windows tried for the PSI trigger, shortest first: a 1 s window needs CAP_SYS_RESOURCE;
 # without it the kernel (≥ 6.5) accepts only multiples of 2 s for unprivileged triggers.
 TRIGGER_WINDOWS_US = (1_000_000, 2_000_000)

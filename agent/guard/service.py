@@ -17,11 +17,12 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from agent.collectors.memory import models_available
 from agent.containers.engine import EngineError
 from agent.guard.policy import Cause, Tripwire, choose, eligible
-from agent.collectors.memory import models_available
 from agent.guard.readers import MemoryReader, PsiTrigger
 from agent.protocol import GuardFrame, encode, frame
 from agent.settings import MemoryGuardSettings

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from agent.history.series import flatten
 from agent.history.seqfile import SeqFile
+from agent.history.series import flatten
 from agent.history.store import HistoryStore
 from agent.ring import Ring
 from agent.sampler import Sampler

@@ -296,7 +296,7 @@ class HistoryStore:
             return await fut
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.status = {"state": "degraded", "message": f"history {what} slower than {timeout}s"}
             return None
 

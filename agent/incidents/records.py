@@ -9,7 +9,8 @@ power and throttle reasons (``IncidentSample`` in agent/protocol.py).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 WINDOW_S = 120.0  # samples kept before the last one
 MAX_SAMPLES = 240  # at 0.1 s intervals 120 s is 1,200 samples: thinned evenly to this
@@ -42,7 +43,7 @@ def compact(frame: dict[str, Any], *, reserve_bytes: int, ignore_sensors: Iterab
     if models is None and available is not None:
         models = available - reserve_bytes
     pressure = mem.get("pressure") or {}
-    gpus = []
+    gpus: list[dict[str, Any]] = []
     temps: list[float] = []
     for g in frame.get("gpus") or []:
         if g.get("status") != "ok":

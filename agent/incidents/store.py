@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agent.statefiles import write_file
 from agent.protocol import Incident
+from agent.statefiles import write_file
 
 log = logging.getLogger("sparkdeck.incidents")
 

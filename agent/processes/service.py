@@ -13,7 +13,8 @@ import asyncio
 import os
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.containers.gpu_map import container_of_pid
 from agent.processes import procinfo
@@ -210,12 +211,17 @@ class ProcessService:
 async def _wait_exit(fd: int, wait_s: float) -> bool:
     """True when the process behind the pidfd exits within ``wait_s`` (a pidfd polls readable then)."""
     loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(True))
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def exited() -> None:
+        if not done.done():
+            done.set_result(True)
+
+    loop.add_reader(fd, exited)
     try:
         await asyncio.wait_for(done, wait_s)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     finally:
         loop.remove_reader(fd)

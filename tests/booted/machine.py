@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SPARKDECK_TEST_CACHE", "/var/cache/sparkdeck-test"))
@@ -95,6 +96,9 @@ class Machine:
         self.nspawn: subprocess.Popen | None = None
         self.leader: int | None = None
         self.log = self.dir / "nspawn.log"
+        # what a test module's fixture shares with its tests: tokens made on the machine, the laptop side
+        self.state: dict[str, Any] = {}
+        self.laptop: Any = None
 
     # -- lifecycle ------------------------------------------------------------------
     def boot(self) -> None:
@@ -126,7 +130,7 @@ class Machine:
         # the one veth pair: the host is the "LAN", the container the machine sparkdeck runs on
         _run(["ip", "addr", "add", f"{HOST_IP}/30", "dev", self.veth])
         _run(["ip", "link", "set", self.veth, "up"])
-        self.net("ip addr add %s/30 dev host0 && ip link set host0 up && ip link set lo up" % GUEST_IP)
+        self.net(f"ip addr add {GUEST_IP}/30 dev host0 && ip link set host0 up && ip link set lo up")
 
     @staticmethod
     def _child_of(pid: int) -> int | None:

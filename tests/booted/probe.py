@@ -40,7 +40,8 @@ async def stream(url: str, token: str, since: int, n: int) -> dict:
         hello = json.loads(await conn.recv())
         if since >= 0:
             await conn.send(json.dumps({"type": "subscribe", "since_seq": since}))
-        seqs, backfill = [], None
+        seqs: list[int] = []
+        backfill = None
         while len(seqs) < n:
             frame = json.loads(await asyncio.wait_for(conn.recv(), 10))
             if frame["type"] == "backfill":

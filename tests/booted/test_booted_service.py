@@ -17,6 +17,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,7 +64,7 @@ def m():
     # bpf() allowed and CAP_BPF: the container's systemd can then load IPAddressDeny='s cgroup filter (without them it
     # silently runs unfiltered, and the LAN test could only read the unit)
     machine = Machine(extra_args=("--system-call-filter=bpf", "--capability=CAP_BPF,CAP_NET_ADMIN"))
-    state = {"tokens": {}}
+    state: dict[str, Any] = {"tokens": {}}
     try:
         t0 = time.monotonic()
         machine.boot()
@@ -330,7 +331,7 @@ def test_tls_on_a_lan_address_reaches_a_client_in_another_network_namespace(m):
     else:
         # IPAddressDeny= is a cgroup BPF program; systemd in a container without the BPF rights runs without it
         why = m.sh("journalctl -b --no-pager | grep -i -m1 -E 'bpf|firewall'", check=False).stdout.strip()
-        warnings.warn(f"IPAddressDeny= is not enforced inside systemd-nspawn on this machine ({why or 'no reason logged'}); checked the rendered unit instead")
+        warnings.warn(f"IPAddressDeny= is not enforced inside systemd-nspawn on this machine ({why or 'no reason logged'}); checked the rendered unit instead", stacklevel=1)
         assert "IPAddressDeny=any" in unit and "IPAddressAllow=localhost" in unit and "IPAddressAllow=any" not in unit, unit
     m.sh(f"{AGENT} install-service")
     assert "IPAddressAllow=any" in settings(m.sh("systemctl cat sparkdeck-agent").stdout)

@@ -66,7 +66,7 @@ class Laptop:
         return r
 
     def setup(self, user: str, *args: str, pip_args: str = PIP_ARGS, **env: str) -> subprocess.CompletedProcess:
-        return self.sparkdeck("setup", f"{user}@{GUEST_IP}:{SSH_PORT}", "--name", "spark", "--pip-args", pip_args, *args, **env)
+        return self.sparkdeck("setup", f"{user}@{GUEST_IP}:{SSH_PORT}", "--name", "spark", "--pip-args", pip_args, *args, timeout=300, **env)
 
     def setup_in_terminal(self, *args: str, pip_args: str = PIP_ARGS, timeout: float = 300) -> tuple[subprocess.CompletedProcess, int]:
         """`sparkdeck setup owner@…` in a terminal (a pty), typing owner's password at each sudo prompt: (result, prompts).
@@ -228,7 +228,7 @@ def test_setup_installs_the_service_on_a_free_port_and_status_answers(m):
     text = hosts.read_text()
     assert f'url = "ssh://owner@{GUEST_IP}:{SSH_PORT}?agent_port=8612"' in text and 'token = "sdk_' in text, text
     assert "sdk_" not in r.stdout + r.stderr  # no token on the screen: neither the first one nor the laptop's
-    tokens = m.sh(f"/opt/sparkdeck/bin/sparkdeck-agent token list --json").stdout
+    tokens = m.sh("/opt/sparkdeck/bin/sparkdeck-agent token list --json").stdout
     assert [t["name"] for t in json.loads(tokens)] == [f"sparkdeck-{os.uname().nodename.split('.')[0]}"]  # 'admin', unseen, was revoked
     assert "== doctor on" in r.stdout
     assert not list(m.path("/tmp").glob("sparkdeck-setup.*")) and not list(m.path("/home/owner").glob("sparkdeck-setup.*"))

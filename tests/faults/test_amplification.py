@@ -10,8 +10,8 @@ import time
 import psutil
 from websockets.asyncio.client import connect
 
-from tests.helpers.ws import raw_ws_that_never_reads
 from tests.helpers.faults import masked_frame, masked_text_frame
+from tests.helpers.ws import raw_ws_that_never_reads
 
 
 async def test_huge_ping_ids_from_clients_that_never_read(start_agent, record):
@@ -64,7 +64,7 @@ async def test_protocol_pings_from_a_client_that_never_reads(start_agent, record
         while time.monotonic() - t0 < 10 and sent < 400:  # up to 200k pings, 26 MB of pongs
             try:
                 s.sendall(pings)
-            except socket.timeout:
+            except TimeoutError:
                 break  # the agent stopped reading from us: what we asked for is bounded
             sent += 1
         await asyncio.sleep(1)
@@ -86,7 +86,7 @@ async def test_ping_id_cap_answers_an_error_frame(start_agent):
         assert json.loads(await ws.recv())["type"] == "hello"
         await ws.send(json.dumps({"type": "ping", "id": "a" * 128}))
         await ws.send(json.dumps({"type": "ping", "id": "a" * 129}))
-        got = []
+        got: list[dict] = []
         while len(got) < 2:
             f = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if f["type"] != "snapshot":

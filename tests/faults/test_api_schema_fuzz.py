@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.helpers.agent import launch_agent
 
-_stats = {"calls": 0, "by_status": {}}
+_stats: dict[str, Any] = {"calls": 0, "by_status": {}}
 
 
 @pytest.fixture(scope="module")

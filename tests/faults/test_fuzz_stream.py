@@ -59,10 +59,12 @@ def test_fuzzed_messages(tmp_path, record):
                 assert what in CLOSE_CODES, what
                 seen[f"close {what}"] = seen.get(f"close {what}", 0) + 1
             else:
+                assert isinstance(what, dict), what
                 assert what["type"] in ("error", "pong", "backfill")
                 if what["type"] == "error":
                     assert what["code"] in ERROR_CODES and "Traceback" not in what["message"]
-                seen[what.get("code", what["type"])] = seen.get(what.get("code", what["type"]), 0) + 1
+                key = str(what.get("code", what["type"]))
+                seen[key] = seen.get(key, 0) + 1
             assert agent.proc.poll() is None
 
         one()

@@ -42,7 +42,7 @@ def test_failures_never_lock_out_valid_tokens(docker_engine, start_agent, record
     docker_engine.run(docker_engine.image, "sh", "-c", "echo hello-from-test; sleep 300", name=name)
     logs_url = log_stream_url(agent, name)
     # the log stream's handshake is counted: 20 failures there alone reach the limit
-    refused = [ws_status(logs_url, None if i % 2 else "sdk_guess%d" % i)[0] for i in range(20)]
+    refused = [ws_status(logs_url, None if i % 2 else f"sdk_guess{i}")[0] for i in range(20)]
     assert refused == [401] * 20
     bad_rest = httpx.get(agent.url + "/api/v1/info", headers=agent.headers("sdk_wrong"))
     assert bad_rest.status_code == 429 and bad_rest.json()["error"] == "rate_limited" and int(bad_rest.headers["retry-after"]) >= 1
@@ -93,7 +93,7 @@ def _closed_after(s: socket.socket, t0: float, limit_s: float, drip: bytes | Non
         try:
             if s.recv(65536) == b"":
                 return time.monotonic() - t0
-        except socket.timeout:
+        except TimeoutError:
             pass
         except OSError:
             return time.monotonic() - t0
@@ -225,7 +225,7 @@ def test_unreadable_or_corrupt_tokens_file_fails_closed_and_recovers(start_agent
 def test_refused_handshakes_log_one_rate_limited_line(start_agent, record):
     agent = start_agent("--simulate", "gb10", env={"SPARKDECK_AUTH_FAIL_LIMIT": "0"})
     before = len(agent.log_lines)
-    statuses = [ws_status(agent.ws_url, "sdk_wrong%d" % i)[0] for i in range(100)]
+    statuses = [ws_status(agent.ws_url, f"sdk_wrong{i}")[0] for i in range(100)]
     time.sleep(0.5)
     lines = agent.log_lines[before:]
     for _ in range(100):  # malformed requests and unknown upgrades: uvicorn warns about each

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import httpx
 from websockets.asyncio.client import connect
 
-from tests.helpers.ws import raw_ws_that_never_reads
 from tests.helpers.faults import Watcher
+from tests.helpers.ws import raw_ws_that_never_reads
 
 
 def info(agent) -> dict:
@@ -54,7 +55,7 @@ async def test_stalled_minute_and_churn(start_agent, record):
     seqs = [f["seq"] for f in frames]
     lat = sorted(w.latency_ms[-len(frames):])
     p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
-    gaps = [b - a for a, b in zip(seqs, seqs[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(seqs)]
     growth = (after["rss_bytes"] - base["rss_bytes"]) / base["rss_bytes"]
     record(
         "clients",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -40,7 +41,7 @@ async def next_frame(ws: ClientConnection, predicate: Callable[[dict], bool], ti
             raise AssertionError(f"no frame with {what} within {timeout}s")
         try:
             raw = await asyncio.wait_for(ws.recv(), left)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no frame with {what} within {timeout}s") from None
         frame = json.loads(raw)
         if predicate(frame):

@@ -48,6 +48,7 @@ class Dockerd:
         if self.systemd:
             subprocess.run(["systemctl", "stop", "docker.socket", "docker"], check=True)
         else:
+            assert self.pid is not None, "dockerd was not running when this Dockerd was made"
             os.kill(self.pid, 15)
             deadline = time.monotonic() + 60
             while _dockerd_pid() == self.pid and time.monotonic() < deadline:
@@ -59,6 +60,6 @@ class Dockerd:
             if self.systemd:
                 subprocess.run(["systemctl", "start", "docker"], check=True)
             else:
-                log = open("/tmp/dockerd.log", "ab")
-                subprocess.Popen(self.cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                with open("/tmp/dockerd.log", "ab") as log:  # the child holds its own copy of the descriptor
+                    subprocess.Popen(self.cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         _wait_engine(True)

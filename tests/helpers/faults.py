@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -24,14 +25,14 @@ class Watcher:
             while not self._stop.is_set():
                 try:
                     raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 f = json.loads(raw)
                 if f["type"] == "snapshot":
                     self.arrivals.append((time.monotonic(), f))
                     self.latency_ms.append(1000 * (time.time() - f["ts"]))
 
-    async def __aenter__(self) -> "Watcher":
+    async def __aenter__(self) -> Watcher:
         self._task = asyncio.create_task(self._run())
         deadline = time.monotonic() + 10
         while not self.arrivals and time.monotonic() < deadline:
@@ -48,7 +49,7 @@ class Watcher:
 
     def max_gap_s(self, after: float = 0.0) -> float:
         times = [at for at, _ in self.arrivals if at >= after]
-        return max((b - a for a, b in zip(times, times[1:])), default=float("inf"))
+        return max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
 
     def seqs(self) -> list[int]:
         return [f["seq"] for _, f in self.arrivals]

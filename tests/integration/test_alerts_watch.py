@@ -28,7 +28,7 @@ def _exit_alert(agent, name: str, timeout: float) -> dict:
 def test_marked_container_end_is_alerted(start_agent, docker_engine, tmp_path):
     agent = start_agent("--simulate", "gb10", "--interval", "0.2")
     name = f"sdk-watch-{docker_engine.session}"
-    script = f"echo starting job; echo API_TOKEN=$API_TOKEN; echo step one; sleep 6; echo done; exit 3"
+    script = "echo starting job; echo API_TOKEN=$API_TOKEN; echo step one; sleep 6; echo done; exit 3"
     cid = docker_engine.run("-e", f"API_TOKEN={SECRET}", docker_engine.image, "sh", "-c", script, name=name)
     wait_for(lambda: any(c["name"] == name and c["state"] == "running" for c in call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]), 20, "the container in the list")
     started_at = docker_engine.cli("inspect", "-f", "{{.State.StartedAt}}", cid)

@@ -33,7 +33,7 @@ def test_pings_are_answered_and_fragments_reassembled():
 
     def handler(ws) -> None:
         outcome["pong"] = ws.ping().wait(5)
-        ws.send(['{"type":"snapshot","ts":%.3f,' % time.time(), '"pad":"' + "x" * 70_000, '"}'])  # one message, three frames
+        ws.send([f'{{"type":"snapshot","ts":{time.time():.3f},', '"pad":"' + "x" * 70_000, '"}'])  # one message, three frames
 
     with serve(handler, "127.0.0.1", 0) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()

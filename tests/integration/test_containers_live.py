@@ -31,6 +31,7 @@ async def test_cli_started_container_appears_within_a_second(docker_engine, star
         assert latency <= 1.0, f"appeared {latency:.2f}s after docker run returned"
         Snapshot.model_validate(frame)  # the container rows follow the protocol exactly
         row = container_in(frame, name)
+        assert row is not None
         assert row["state"] == "running" and row["image"] == docker_engine.image
         assert row["model"] is None and len(row["id"]) == 12
         assert not {"labels", "full_id", "created"} & set(row)  # descriptive fields stay out of the 1 Hz frame

@@ -14,6 +14,7 @@ import time
 
 import httpx
 import websockets
+from textual.widgets import DataTable
 
 from agent.protocol import Hello, IncidentList
 from tests.helpers.agent import ROOT, RunningAgent, launch_agent
@@ -167,14 +168,14 @@ async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
             await pilot.press("i")
             screen = app.screen
             assert isinstance(screen, IncidentsScreen)
-            await until(pilot, lambda: screen.query_one("#incidents").row_count == 1, what="one incident row")
+            await until(pilot, lambda: screen.query_one("#incidents", DataTable).row_count == 1, what="one incident row")
             detail = str(screen.query_one("#incident-detail").render())
             assert "agent-crash" in detail and "for models" in detail
             # the agent dies again and comes back on the same port: the screen picks up the new one
             agent.proc.send_signal(signal.SIGKILL)
             agent.proc.wait(10)
             again = launch_agent(state, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
-            await until(pilot, lambda: screen.query_one("#incidents").row_count == 2, what="the second incident after the reconnect")
+            await until(pilot, lambda: screen.query_one("#incidents", DataTable).row_count == 2, what="the second incident after the reconnect")
     finally:
         for a in (agent, again):
             if a is not None and a.proc.poll() is None:

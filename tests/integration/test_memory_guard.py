@@ -20,8 +20,8 @@ import pytest
 
 from agent.containers.stats import cgroup_files
 from agent.protocol import GuardEvent, Info
-from tests.helpers.docker import DOCKER_TEST_LABEL, DOCKER_TEST_SESSION
 from tests.helpers.calls import call, next_frame, open_stream, wait_for
+from tests.helpers.docker import DOCKER_TEST_LABEL, DOCKER_TEST_SESSION
 
 pytestmark = pytest.mark.docker
 
@@ -110,7 +110,7 @@ async def test_a_runaway_model_is_stopped_within_seconds_before_it_holds_all_it_
     hog = f"sdguard-hog-{DOCKER_TEST_SESSION}"
     try:
         # an older model, started first: stop-newest-model must leave it alone
-        docker_engine.run("--label", f"sparkdeck.model=sdguard-idle", docker_engine.image, "sleep", "300", name=idle)
+        docker_engine.run("--label", "sparkdeck.model=sdguard-idle", docker_engine.image, "sleep", "300", name=idle)
         reserve = mem_available() - 0.75 * GIB  # read right before: other runs move MemAvailable too
         agent = start_agent("--simulate", "gb10", "--interval", "0.5", env=guard_env(reserve))
         info = guard_info(agent)

@@ -218,7 +218,9 @@ async def test_the_tui_says_why_and_offers_to_force(docker_engine, fit_agent) ->
         assert isinstance(app.screen, LaunchScreen)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the force question")
-        assert "does not fit in memory" in app.screen.question and "4096.0 GiB" in app.screen.question
+        question = app.screen
+        assert isinstance(question, ConfirmScreen)
+        assert "does not fit in memory" in question.question and "4096.0 GiB" in question.question
         assert _names(docker_engine, "huge") == ""  # nothing created while it asks
         await pilot.press("y")
         await until(pilot, lambda: next(r for r in screen.rows() if r[0]["name"] == "sdfit-huge")[1] == "ready", what="forced start ready")

@@ -12,9 +12,9 @@ import tarfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -34,9 +34,15 @@ class FakeRegistry:
 
     def __init__(self, image_tar: bytes, needs_login: bool = False):
         with tarfile.open(fileobj=io.BytesIO(image_tar)) as tar:
-            manifest = json.load(tar.extractfile("manifest.json"))[0]
-            config = json.load(tar.extractfile(manifest["Config"]))
-            base = tar.extractfile(manifest["Layers"][0]).read()
+
+            def member(name: str) -> bytes:
+                f = tar.extractfile(name)
+                assert f is not None, f"{name} is not a file in the image tar"
+                return f.read()
+
+            manifest = json.loads(member("manifest.json"))[0]
+            config = json.loads(member(manifest["Config"]))
+            base = member(manifest["Layers"][0])
         # a second layer the engine cannot have yet (random bytes), so it is really downloaded
         extra = io.BytesIO()
         with tarfile.open(fileobj=extra, mode="w") as t:

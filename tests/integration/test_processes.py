@@ -242,6 +242,7 @@ def test_stat_and_cmdline_parsing(tmp_path):
     info = procinfo.read_stat(4242, str(tmp_path))
     assert info is not None and info.start_ticks == 12345 and info.cpu_ticks == 200 and info.rss_bytes == 10 * procinfo.PAGE
     text = procinfo.cmdline(4242, str(tmp_path))
+    assert text is not None
     assert text.startswith("python -c import os  [2Jxxx") and len(text) == procinfo.CMDLINE_MAX  # control characters blanked
     uid, _user, ns_init = procinfo.owner(4242, str(tmp_path))
     assert uid == 1000 and ns_init is True

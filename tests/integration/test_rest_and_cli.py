@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -166,7 +167,7 @@ def test_log_never_contains_tokens(start_agent):
 
 def test_failed_auth_is_rate_limited_per_address(start_agent):
     agent = start_agent("--simulate", "gb10", env={"SPARKDECK_AUTH_FAIL_LIMIT": "5"})
-    codes = [httpx.get(agent.url + "/api/v1/info", headers=agent.headers("sdk_guess%d" % i)).status_code for i in range(7)]
+    codes = [httpx.get(agent.url + "/api/v1/info", headers=agent.headers(f"sdk_guess{i}")).status_code for i in range(7)]
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
     r = httpx.get(agent.url + "/api/v1/info", headers=agent.headers("sdk_guess7"))
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and r.json()["error"] == "rate_limited"
@@ -213,6 +214,6 @@ def test_the_agent_lifts_a_low_open_files_limit(start_agent):
         agent = start_agent("--simulate", "gb10")  # inherits the 256
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    limits = open(f"/proc/{agent.proc.pid}/limits").read()
+    limits = Path(f"/proc/{agent.proc.pid}/limits").read_text()
     line = next(ln for ln in limits.splitlines() if ln.startswith("Max open files"))
     assert int(line.split()[3]) == min(65536, hard)

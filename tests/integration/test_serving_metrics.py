@@ -49,7 +49,7 @@ def vllm_text(prompt: float, gen: float, ttft: dict[float, int], running: int = 
         lines.append(f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="{le}",model_name="Qwen/Qwen2.5-7B-Instruct"}} {cum}.0')
     lines.append(f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="+Inf",model_name="Qwen/Qwen2.5-7B-Instruct"}} {cum}.0')
     lines.append(f'vllm:time_to_first_token_seconds_count{{engine="0",model_name="Qwen/Qwen2.5-7B-Instruct"}} {cum}.0')
-    lines.append(f'vllm:time_to_first_token_seconds_sum{{engine="0",model_name="Qwen/Qwen2.5-7B-Instruct"}} 1.5')
+    lines.append('vllm:time_to_first_token_seconds_sum{engine="0",model_name="Qwen/Qwen2.5-7B-Instruct"} 1.5')
     return "\n".join(lines) + "\n"
 
 
@@ -129,9 +129,9 @@ def test_detection_by_image_and_label():
 
 def test_builtin_templates_label_their_metrics(tmp_path):
     cat = Catalog(tmp_path / "none.toml")
-    spec = render(cat.get("vllm"), Secrets(None, {}))
+    spec = render(cat.models["vllm"], Secrets(None, {}))
     assert json.loads(spec.body["Labels"][METRICS_LABEL]) == {"kind": "vllm", "port": "8000/tcp", "path": "/metrics"}
-    assert METRICS_LABEL not in render(cat.get("open-webui"), Secrets(None, {})).body["Labels"]
+    assert METRICS_LABEL not in render(cat.models["open-webui"], Secrets(None, {})).body["Labels"]
     assert cat.get("sglang").metrics.kind == "sglang" and "--enable-metrics" in cat.get("sglang").command
     assert cat.get("ollama").metrics.path == "/api/ps" and cat.get("trtllm").metrics.path == "/prometheus/metrics"
 

@@ -15,7 +15,6 @@ from tests.helpers.agent import free_port
 from tui.ssh import SshError, SshTarget, Tunnel, check_agent, fetch_token, parse_ssh_url
 
 
-
 def test_parse_ssh_url():
     assert parse_ssh_url("ssh://me@spark:2222") == SshTarget(host="spark", user="me", port=2222)
     assert parse_ssh_url("ssh://spark?agent_port=9000").agent_port == 9000

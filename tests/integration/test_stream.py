@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.helpers.ws import raw_ws_that_never_reads
 from agent.protocol import Backfill, Hello, Snapshot
+from tests.helpers.ws import raw_ws_that_never_reads
 
 pytestmark = pytest.mark.asyncio
 
@@ -61,7 +61,8 @@ async def test_backfill_after_reconnect_has_no_gap_or_duplicate(start_agent):
         hello = await recv_json(conn)
         assert hello["latest_seq"] > last + 5
         await conn.send(json.dumps({"type": "subscribe", "since_seq": last}))
-        seqs, backfill = [], None
+        seqs: list[int] = []
+        backfill = None
         while len(seqs) < 30:
             frame = await recv_json(conn)
             if frame["type"] == "backfill":

@@ -96,7 +96,7 @@ class NotifySocket:
         while time.monotonic() < deadline:
             try:
                 msg = self.sock.recv(4096).decode()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             self.messages.append(msg)
             if text in msg.split("\n"):
@@ -109,7 +109,7 @@ class NotifySocket:
         while True:
             try:
                 self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 break
         with pytest.raises(AssertionError):
             self.wait_for(text, timeout=timeout)

@@ -32,7 +32,7 @@ async def test_ten_agents_at_1_hz(start_agent):
             await until(pilot, lambda: all(cl.state == c.LIVE and cl.frames >= 3 for cl in app.clients), timeout=30, what="all ten live")
             frames_before = [cl.frames for cl in app.clients]
             await pilot.pause(3.0)
-            assert all(cl.frames > f for cl, f in zip(app.clients, frames_before))  # every machine still streaming
+            assert all(cl.frames > f for cl, f in zip(app.clients, frames_before, strict=True))  # every machine still streaming
             # keys are handled while ten streams run: open a machine and come back
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, MachineScreen), what="detail opened")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers.tui_fakes import guard_frame
 from tui.alerts import AlertRules, evaluate
 from tui.config import load_alert_rules
-from tests.helpers.tui_fakes import guard_frame
 
 
 def snap(temp=50.0, slowdown=None, mem_pct=40.0, containers=(), unified=False, gpu_used=None, gpu_total=None):

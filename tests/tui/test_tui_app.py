@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from tests.helpers.tui_fakes import clock, fleet, snapshot_frame, spark_client, gpu_gb10, CONTAINERS
+from tests.helpers.tui_fakes import CONTAINERS, clock, fleet, gpu_gb10, snapshot_frame, spark_client
 from tui.app import SparkdeckApp
 from tui.screens.containers import ContainersScreen
 from tui.screens.machine import MachineScreen
@@ -109,8 +109,7 @@ async def test_a_frame_arriving_while_the_app_shuts_down_is_ignored(monkeypatch)
 
 
 async def test_a_guard_frame_raises_a_toast_and_an_alert():
-    from tests.helpers.tui_fakes import guard_frame
-    from tests.helpers.tui_fakes import NOW
+    from tests.helpers.tui_fakes import NOW, guard_frame
     from tui.widgets.alerts_panel import AlertsPanel
 
     cl = spark_client()

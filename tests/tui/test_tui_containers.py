@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import Input, RichLog
 
 from tests.helpers.agent import free_port
+from tests.helpers.tui import select_model, until
 from tui import client as c
 from tui.app import SparkdeckApp
 from tui.client import Target
@@ -17,7 +18,6 @@ from tui.screens.containers import ContainersScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.logs import LogsScreen
 from tui.widgets.containers_table import ContainersTable
-from tests.helpers.tui import until, select_model
 
 pytestmark = pytest.mark.docker
 

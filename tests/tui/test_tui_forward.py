@@ -9,15 +9,15 @@ import threading
 import httpx
 from textual.widgets import DataTable
 
-from tests.helpers.tui import until
 from tests.helpers.agent import free_port
+from tests.helpers.tui import until
 from tui.app import SparkdeckApp
 from tui.client import Target
 from tui.screens.models import ModelsScreen
 from tui.transport import prepare
 
 
-async def test_forward_key_over_ssh(sshd, start_agent, tmp_path):  # noqa: F811
+async def test_forward_key_over_ssh(sshd, start_agent, tmp_path, monkeypatch):  # noqa: F811
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "health").write_text("ready\n")
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
@@ -31,7 +31,7 @@ async def test_forward_key_over_ssh(sshd, start_agent, tmp_path):  # noqa: F811
     copied: list[str] = []
     try:
         app = SparkdeckApp([prepared.target])
-        app.copy_to_clipboard = copied.append  # no terminal clipboard under the test runner
+        monkeypatch.setattr(app, "copy_to_clipboard", copied.append)  # no terminal clipboard under the test runner
         async with app.run_test(size=(160, 48)) as pilot:
             await until(pilot, lambda: app.clients[0].latest is not None, what="first frame")
             await pilot.press("m")

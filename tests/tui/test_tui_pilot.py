@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.helpers.agent import launch_agent
+from tests.helpers.tui import until
 from tui import client as c
 from tui.app import SparkdeckApp
 from tui.client import Backoff, Target
@@ -17,7 +18,6 @@ from tui.widgets.conn_bar import ConnBar
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.machine_card import MachineCard
-from tests.helpers.tui import until
 
 
 def plain(widget) -> str:
@@ -132,6 +132,7 @@ async def test_chart_range_reads_the_agent_history(start_agent):
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
         screen = app.screen
+        assert isinstance(screen, MachineScreen)
         assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)"
         await pilot.press("h")
         await until(pilot, lambda: screen._stored is not None, what="stored series")

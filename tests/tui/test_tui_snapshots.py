@@ -9,13 +9,15 @@ at the SVGs (tests/tui/__snapshots__/test_tui_snapshots/) before committing.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
+from tests.helpers.tui_fakes import CATALOG, NOW, SIZES, GiB, app_for, container, fleet, spark_client
 from tui.screens.containers import ContainersScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.models import ModelsScreen
-from tests.helpers.tui_fakes import NOW, GiB, SIZES, container, spark_client, fleet, CATALOG, app_for
+from tui.widgets.containers_table import ContainersTable
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +64,7 @@ def test_containers_read_only_sorted_by_cpu(snap_compare, size):
     async def sort(pilot):
         assert isinstance(app.screen, ContainersScreen)
         await pilot.press("S", "S")  # name -> state -> CPU%
-        assert app.screen.query_one("ContainersTable").sort_key == "cpu_percent"
+        assert app.screen.query_one(ContainersTable).sort_key == "cpu_percent"
 
     assert snap_compare(app, terminal_size=size, run_before=sort)
 
@@ -132,7 +134,7 @@ def incident_frames(start: float, n: int, *, low_gib: float, temp: float) -> lis
 def incidents_fixture() -> list[dict]:
     from agent.incidents.records import build
 
-    common = {"reserve_bytes": 8 * GiB, "psi_full_limit": 20.0, "throttle_c": 95.0}
+    common: dict[str, Any] = {"reserve_bytes": 8 * GiB, "psi_full_limit": 20.0, "throttle_c": 95.0}
     older = build(incident_id=1, kind="agent-crash", detected_at=NOW - 86400, run={"started": NOW - 90000, "agent_version": "0.1.0"},
                   frames=incident_frames(NOW - 86520, 120, low_gib=30, temp=70), **common)
     newer = build(incident_id=2, kind="host-reboot", detected_at=NOW - 600, run={"started": NOW - 7200, "agent_version": "0.1.0"},

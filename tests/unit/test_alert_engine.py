@@ -10,13 +10,17 @@ import time
 from agent.alerts.engine import AlertEngine
 from agent.history.store import HistoryStore
 from agent.protocol import AlertFrame, GuardEvent, ModelState, encode
-from agent.settings import AgentSettings
+from agent.settings import AgentSettings, AlertsSettings
 
 
 def _engine(tmp_path, store=None, **alerts) -> tuple[AlertEngine, list[tuple[str, str | None]]]:
     sent: list[tuple[str, str | None]] = []
-    settings = AgentSettings(state_dir=tmp_path, alerts=alerts or {})
-    return AlertEngine(settings, broadcast=lambda t, r=None: sent.append((t, r)), hostname="spark", store=store), sent
+    settings = AgentSettings(state_dir=tmp_path, alerts=AlertsSettings.model_validate(alerts))
+
+    def broadcast(text: str, replay: str | None = None) -> None:
+        sent.append((text, replay))
+
+    return AlertEngine(settings, broadcast=broadcast, hostname="spark", store=store), sent
 
 
 def _frame(ts: float, temp: float | None = 50.0, util: float = 0.0, avail: int = 10) -> dict:
@@ -70,14 +74,18 @@ def test_busy_then_idle_is_job_finished(tmp_path):
     eng, sent = _engine(tmp_path)
     t = 0.0
     for _ in range(30):
-        eng.note_frame(_frame(t, util=90)); t += 1
+        eng.note_frame(_frame(t, util=90))
+        t += 1
     for _ in range(700):
-        eng.note_frame(_frame(t, util=0)); t += 1
+        eng.note_frame(_frame(t, util=0))
+        t += 1
     assert sent == []  # 30 s of work is a blip, not a job
     for _ in range(70):
-        eng.note_frame(_frame(t, util=90)); t += 1
+        eng.note_frame(_frame(t, util=90))
+        t += 1
     for _ in range(601):
-        eng.note_frame(_frame(t, util=1)); t += 1
+        eng.note_frame(_frame(t, util=1))
+        t += 1
     got = _alerts(sent)
     assert [(a.rule, a.state, a.severity) for a in got] == [("job-finished", "event", "info")]
     assert "finished?" in got[0].message

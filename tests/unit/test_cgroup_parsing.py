@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.containers.gpu_map import container_id_from_cgroup, gpu_memory_by_container
-from agent.containers.stats import Counters, StatsReader, cgroup_files, figures, parse_cgroup_file, parse_net_dev, read_counters
+from agent.containers.stats import StatsReader, cgroup_files, figures, parse_cgroup_file, parse_net_dev, read_counters
 
 CID = "8523f9550b4566e697f1050ae8fdf09254cd7ef9ef4dd5e016d24359394f6276"
 OTHER = "3f9c1b0e2d4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344"
@@ -156,7 +157,7 @@ def test_gpu_memory_sums_per_container(tmp_path: Path) -> None:
     _fake_proc(tmp_path, 11, V1_CGROUPFS, 0, 0)
     _fake_proc(tmp_path, 12, f"0::/docker/{OTHER}\n", 0, 0)
     _fake_proc(tmp_path, 13, HOST_SESSION, 0, 0)
-    gpus = [
+    gpus: list[dict[str, Any]] = [
         {"processes": [{"pid": 10, "used_memory_bytes": 100}, {"pid": 12, "used_memory_bytes": 7}, {"pid": 13, "used_memory_bytes": 1000}]},
         {"processes": [{"pid": 11, "used_memory_bytes": 50}, {"pid": 99, "used_memory_bytes": 5}, {"pid": 10, "used_memory_bytes": None}]},
     ]
@@ -184,7 +185,7 @@ def test_memory_limit_is_reread_every_ten_seconds_not_every_tick(tmp_path: Path)
     assert (first.memory_bytes, first.memory_limit_bytes) == (1000000, 67108864)
     _write(mem / "memory.limit_in_bytes", "134217728\n")  # docker update --memory 128m
     assert read_counters(files, first).memory_limit_bytes == 67108864
-    stale = Counters(first.t - 11, *astuple(first)[1:-1], first.limit_t - 11)
+    stale = replace(first, t=first.t - 11, limit_t=first.limit_t - 11)
     assert read_counters(files, stale).memory_limit_bytes == 134217728
 
 

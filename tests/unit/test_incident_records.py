@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+from typing import Any
 
 from agent.history.store import HistoryStore
 from agent.incidents import records
@@ -145,7 +146,7 @@ def test_history_fsyncs_its_wal_at_most_once_per_interval(tmp_path):
 
 
 def test_guard_actions_of_the_run_come_from_the_audit_log():
-    audit = [
+    audit: list[dict[str, Any]] = [
         {"time": 850.0, "token": "memory-guard", "action": "stop", "target": "older-run", "result": "ok"},  # before the run
         {"time": 950.0, "token": "laptop", "action": "stop", "target": "by-hand", "result": "ok"},  # not the guard
         {"time": 990.0, "token": "memory-guard", "action": "stop", "target": "vllm", "result": "ok", "detail": "models_available -1.2 GiB"},

@@ -4,6 +4,7 @@ agent and Docker engine are in tests/integration/test_models_fit.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ def mem(free_for_models: int, total: int = TOTAL, reserve: int = 8 * GIB) -> dic
 
 def template(**memory) -> ModelTemplate:
     params = {"util": "auto"} if "fraction_param" in memory else {}
-    return ModelTemplate(name="m", image="busybox", command=["run", "{util}"] if params else ["run"], params=params, memory=memory)
+    return ModelTemplate.model_validate({"name": "m", "image": "busybox", "command": ["run", "{util}"] if params else ["run"], "params": params, "memory": memory})
 
 
 AUTO = template(fraction_param="util")
@@ -73,12 +74,12 @@ def test_nothing_is_checked_where_memory_is_not_unified() -> None:
 
 
 def test_pending_is_claim_less_what_a_starting_model_has_taken() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "a" * 12, "full_id": "a" * 64, "name": "sparkdeck-a", "state": "running", "gpu_memory_bytes": 3 * GIB, "memory_bytes": GIB},
         {"id": "b" * 12, "full_id": "b" * 64, "name": "big", "state": "running", "gpu_memory_bytes": None, "memory_bytes": 9 * GIB},
         {"id": "c" * 12, "full_id": "c" * 64, "name": "gone", "state": "exited", "gpu_memory_bytes": None, "memory_bytes": None},
     ]
-    states = {
+    states: dict[str, dict[str, Any]] = {
         "a": {"state": "starting", "container": "a" * 64, "claim_bytes": 10 * GIB},  # took max(3, 1) GiB so far
         "p": {"state": "pulling", "container": None, "claim_bytes": 4 * GIB},  # no container yet: all of it
         "r": {"state": "ready", "container": "b" * 64, "claim_bytes": 50 * GIB},  # what it took is in MemAvailable

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from agent.collectors.memory import models_available
 from agent.containers.tracker import parse_engine_time
 from agent.guard.policy import Tripwire, choose, eligible
-from agent.collectors.memory import models_available
 from agent.guard.readers import MemoryReader, PsiTrigger
 from agent.procfs import meminfo_field, psi_line
 
@@ -202,8 +202,12 @@ async def test_a_trigger_wakes_the_guard_at_once_not_at_the_next_poll(tmp_path) 
     frames: list[str] = []
     got = asyncio.Event()
     settings = MemoryGuardSettings(enabled=True, action="warn", poll_s=5, hold_s=0, psi_full=20)
-    guard = MemoryGuard(settings, 0, broadcast=lambda text: (frames.append(text), got.set()), proc_root=str(tmp_path))
-    guard.make_trigger = PipeTrigger
+    def broadcast(text: str) -> None:
+        frames.append(text)
+        got.set()
+
+    guard = MemoryGuard(settings, 0, broadcast=broadcast, proc_root=str(tmp_path))
+    guard.make_trigger = PipeTrigger  # type: ignore[assignment]  # duck-typed stand-in for PsiTrigger (same methods, a pipe inside)
     task = asyncio.create_task(guard.run())
     try:
         for _ in range(100):

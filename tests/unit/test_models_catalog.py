@@ -69,7 +69,7 @@ def test_builtins_follow_the_spark_playbooks() -> None:
     for t in c.models.values():
         assert t.gpus == "all" and t.health is not None
     for name in ("vllm", "trtllm", "sglang", "nim-llama3.1-8b"):
-        t = c.get(name)
+        t = c.models[name]
         assert t.ipc == "host" and t.ulimits == {"memlock": -1, "stack": 67108864} and t.shm_size
     assert c.get("nim-llama3.1-8b").env == {"NGC_API_KEY": "${NGC_API_KEY}"}
 
@@ -86,7 +86,7 @@ def test_user_entries_override_and_bad_ones_are_reported(catalog: Catalog) -> No
 def test_render_is_exec_form_with_secrets_resolved(catalog: Catalog, tmp_path: Path) -> None:
     secrets_file = tmp_path / "secrets.env"
     secrets_file.write_text("# comment\nSD_SECRET='from-file-s3cr3t'\n")
-    spec = render(catalog.get("sdtest-echo"), Secrets(secrets_file, {}), params={"word": "a b; rm -rf / $(id)"})
+    spec = render(catalog.models["sdtest-echo"], Secrets(secrets_file, {}), params={"word": "a b; rm -rf / $(id)"})
     assert spec.body["Cmd"] == ["echo", "a b; rm -rf / $(id)", "--flag=a b; rm -rf / $(id)"]  # one argv item each, no shell
     assert "Entrypoint" not in spec.body
     assert sorted(spec.body["Env"]) == ["API_KEY=literal-key", "PLAIN=visible", "TOKEN=from-file-s3cr3t"]  # unset optional left out
@@ -94,7 +94,7 @@ def test_render_is_exec_form_with_secrets_resolved(catalog: Catalog, tmp_path: P
     assert spec.health_url == (18080, "/health") and spec.host_ports == [18080]
     assert spec.redact("engine said from-file-s3cr3t") == "engine said ***"
     # the environment wins over the file
-    spec = render(catalog.get("sdtest-echo"), Secrets(secrets_file, {"SD_SECRET": "env-value", "SD_OPTIONAL": "o"}), port=19000)
+    spec = render(catalog.models["sdtest-echo"], Secrets(secrets_file, {"SD_SECRET": "env-value", "SD_OPTIONAL": "o"}), port=19000)
     assert "TOKEN=env-value" in spec.body["Env"] and "OPT=o" in spec.body["Env"]
     assert spec.body["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "19000"}]}
 
@@ -120,13 +120,13 @@ def test_public_view_never_holds_secret_values(catalog: Catalog) -> None:
 )
 def test_bad_launch_requests(catalog: Catalog, params: dict, port: int | None, code: str) -> None:
     with pytest.raises(RenderError) as exc:
-        render(catalog.get("sdtest-echo"), Secrets(None, {"SD_SECRET": "s"}), params=params, port=port)
+        render(catalog.models["sdtest-echo"], Secrets(None, {"SD_SECRET": "s"}), params=params, port=port)
     assert exc.value.code == code
 
 
 def test_missing_secret_names_the_variable_only(catalog: Catalog, tmp_path: Path) -> None:
     with pytest.raises(RenderError) as exc:
-        render(catalog.get("sdtest-echo"), Secrets(tmp_path / "secrets.env", {}))
+        render(catalog.models["sdtest-echo"], Secrets(tmp_path / "secrets.env", {}))
     assert exc.value.code == "missing_secret"
     assert "SD_SECRET" in exc.value.message and str(tmp_path / "secrets.env") in exc.value.message
 

@@ -60,7 +60,8 @@ def test_broken_tokens_file_fails_closed_logs_once_and_recovers_without_mtime_ch
 
 def test_wrong_shapes_fail_closed(tmp_path):
     path = tmp_path / "tokens.json"
-    for content in ([], {"tokens": 3}, {"tokens": ["x"]}, {"version": 1}):
+    shapes: list[object] = [[], {"tokens": 3}, {"tokens": ["x"]}, {"version": 1}]
+    for content in shapes:
         path.write_text(json.dumps(content))
         store = TokenStore(path)
         assert store.verify("sdk_" + "a" * 43) is None and store.broken

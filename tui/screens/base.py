@@ -22,7 +22,7 @@ class BaseView(Screen):
     ready = False  # composed and mounted: update_view may query children
 
     @property
-    def sd(self) -> "SparkdeckApp":
+    def sd(self) -> SparkdeckApp:
         return self.app  # type: ignore[return-value]
 
     @property

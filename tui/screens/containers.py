@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from rich.markup import escape
 from textual.widgets import DataTable, Input, Static
 
 from tui import serving
@@ -136,7 +136,7 @@ class ContainersScreen(TableFilter, BaseView):
 
     def action_forward(self) -> None:
         row = self.query_one(ContainersTable).selected()
-        ports = [p.get("host_port") for p in (row or {}).get("ports") or [] if isinstance(p, dict) and p.get("host_port")]
+        ports = [port for p in (row or {}).get("ports") or [] if isinstance(p, dict) and (port := p.get("host_port"))]
         if row is None or not ports:
             self.notify("no container selected" if row is None else "this container publishes no port", severity="warning")
             return

@@ -69,7 +69,7 @@ class IncidentsScreen(BaseView):
 
     def action_reload(self) -> None:
         # the function, not a coroutine: an exclusive worker replaced before it starts leaves none unawaited
-        self.run_worker(self._load, exclusive=True, exit_on_error=False, group="incidents")
+        self.run_worker(self._load, exclusive=True, exit_on_error=False, group="incidents")  # type: ignore[arg-type]  # mypy cannot solve textual's WorkType union for an async callable, which run_worker accepts
 
     async def _load(self) -> None:
         try:

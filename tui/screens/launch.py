@@ -58,9 +58,8 @@ class LaunchScreen(ModalScreen[dict | None]):
         body: dict[str, Any] = {}
         params = {}
         for box in self.query(Input):
-            if box.id and box.id.startswith("param-") and box.name:
-                if box.value != str(self.params.get(box.name)):
-                    params[box.name] = box.value
+            if box.id and box.id.startswith("param-") and box.name and box.value != str(self.params.get(box.name)):
+                params[box.name] = box.value
         if params:
             body["params"] = params
         port_text = self.query_one("#port", Input).value.strip()

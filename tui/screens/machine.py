@@ -20,7 +20,6 @@ from tui.widgets.noise_panel import NoisePanel
 from tui.widgets.sensors_panel import SensorsPanel
 from tui.widgets.throttle_panel import ThrottlePanel
 
-
 # chart ranges: "live" is the client's own history (the last minutes, backfilled on connect);
 # the others are read from the agent's history store at about 120 points
 RANGES = [("live", 0), ("1 h", 3600), ("24 h", 86400), ("7 d", 7 * 86400)]
@@ -93,7 +92,7 @@ class MachineScreen(BaseView):
         if seconds and time.monotonic() - self._stored_at > REFRESH_STORED_S:
             self._stored_at = time.monotonic()
             self.run_worker(self._load_stored(indices, seconds), exit_on_error=False, group="history", exclusive=True)
-        for panel, gpu in zip(self._gpu_panels, gpus):
+        for panel, gpu in zip(self._gpu_panels, gpus, strict=True):  # the panels were built from these gpus just above
             panel.show(cl, gpu, self.size.width, tall=self.size.height >= 40, stored=self._stored if seconds else None)
             panel.border_subtitle = f"charts: {label} (h)"
         host = snap["host"]
@@ -106,10 +105,10 @@ class MachineScreen(BaseView):
         if time.monotonic() - self._events_at >= REFRESH_EVENTS_S:
             self._events_at = time.monotonic()
             self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S), exit_on_error=False, group="events", exclusive=True)
-        panel = self.query_one(ThrottlePanel)
-        panel.display = bool(self._events and self._events[0])  # shown once there is something to show
-        if panel.display:
-            panel.show(self._events)
+        throttle = self.query_one(ThrottlePanel)
+        throttle.display = bool(self._events and self._events[0])  # shown once there is something to show
+        if throttle.display:
+            throttle.show(self._events)
 
     def action_range(self) -> None:
         self.range_index = (self.range_index + 1) % len(RANGES)

@@ -24,10 +24,9 @@ class OverviewScreen(BaseView):
     def compose(self) -> ComposeResult:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         yield Static(f"sparkdeck  {live}/{len(self.sd.clients)} live", id="overview-title")
-        with VerticalScroll(id="overview-scroll"):
-            with Grid(id="cards"):
-                for i, _ in enumerate(self.sd.clients):
-                    yield MachineCard(i, self.sd.clock, id=f"card-{i}")
+        with VerticalScroll(id="overview-scroll"), Grid(id="cards"):
+            for i, _ in enumerate(self.sd.clients):
+                yield MachineCard(i, self.sd.clock, id=f"card-{i}")
         yield self.footer()
 
     def on_mount(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -79,6 +80,7 @@ def uptime_text(cont: dict[str, Any], now: float) -> str:
 
 
 def sort_value(cont: dict[str, Any], key: str, now: float) -> Any:
+    v: Any
     if key == "uptime":
         v = uptime(cont, now)
     elif key == "ports":

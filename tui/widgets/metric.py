@@ -23,5 +23,5 @@ class Metric(Static):
         na = value is None or value == NA
         self.set_class(na, "-na")
         self.tooltip = f"{self.label}: not available on this machine — {na_reason or 'not reported'}" if na else None
-        text = Text.assemble((f"{self.label} ", "dim"), (NA if na else value, "italic" if na else "bold"))
+        text = Text.assemble((f"{self.label} ", "dim"), (NA if na or value is None else value, "italic" if na else "bold"))
         self.update(text, layout=False)  # fixed size: repaint only

@@ -7,7 +7,8 @@ rows follow the sort key, and groups follow the sum of it, so the biggest consum
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
