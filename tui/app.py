@@ -155,8 +155,8 @@ class SparkdeckApp(App):
         """Show ``view`` for the current machine, on top of the overview."""
         while len(self.screen_stack) > 1 and not isinstance(self.screen, OverviewScreen):
             self.pop_screen()
-        screens: dict[str, Callable[[], Screen]] = {
-            "detail": lambda: MachineScreen(self.current),
+        screens: dict[str, Callable[[], Screen | str]] = {
+            "detail": lambda: self._detail_screen(self.current),
             "containers": lambda: ContainersScreen(self.current),
             "models": lambda: ModelsScreen(self.current),
             "incidents": lambda: IncidentsScreen(self.current),
@@ -164,6 +164,14 @@ class SparkdeckApp(App):
         }
         if view in screens:
             self.push_screen(screens[view]())
+
+    def _detail_screen(self, index: int) -> str:
+        """The detail screen of machine ``index``, composed once and kept (installed): opening it again
+        is a resume, not a compose of its ~50 widgets, and its charts' range and loaded history survive."""
+        name = f"detail-{index}"
+        if not self.is_screen_installed(name):
+            self.install_screen(MachineScreen(index), name)
+        return name
 
     def action_machine(self, step: int) -> None:
         if not self.clients:
