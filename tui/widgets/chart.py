@@ -11,14 +11,18 @@ from __future__ import annotations
 from statistics import median
 from typing import Callable, Sequence
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
+from textual.strip import Strip
 
 from tui.widgets.spark import spark_rows
+from tui.widgets.styles import CachedComponentStyles
 
 Point = tuple[float, float | None]  # (unix time, value; None: the metric was n/a)
 GAP_FACTOR = 3.0  # samples further apart than this many intervals are drawn with a gap between
 GUTTER = 8  # value-axis labels left of the plot
+BOLD, PLAIN, NOTE = Style(bold=True), Style(), Style(dim=True, italic=True)
 
 
 def sample_interval(points: Sequence[Point]) -> float:
@@ -80,8 +84,12 @@ def time_axis(span: float, cols: int) -> str:
     return "".join(line)
 
 
-class TimeChart(Widget):
-    """A labelled chart: title row (label and current value), ``rows`` plot rows with a value axis, a time axis."""
+class TimeChart(CachedComponentStyles):
+    """A labelled chart: title row (label and current value), plot rows with a value axis, a time axis.
+
+    Drawn with the line API from strips built once per change: a frame that adds a sample costs one
+    bucketing and ``rows`` strips, not a Rich text layout; a frame that changes nothing drawn costs nothing.
+    """
 
     DEFAULT_CSS = """
     TimeChart { height: auto; width: 1fr; }
@@ -99,9 +107,9 @@ class TimeChart(Widget):
         self.start = self.end = 0.0
         self.current = "n/a"
         self.hi = hi or 1.0
-        self._key: tuple | None = None
-        self._cache: tuple[tuple, Text] | None = None
         self.rows = 5  # title + plot rows + time axis; set_rows changes it
+        self._key: tuple | None = None
+        self._built: tuple[tuple, list[list[tuple[str, Style]]], list[Strip]] | None = None
 
     def set_rows(self, rows: int) -> None:
         if rows != self.rows:
@@ -116,7 +124,7 @@ class TimeChart(Widget):
         cols = max(1, self.size.width - GUTTER)
         step = (end - start) / cols if end > start else 1.0
         last = points[-1] if points else None
-        key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi, self.size)
+        key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi)
         if key == self._key:
             return
         self._key = key
@@ -125,33 +133,46 @@ class TimeChart(Widget):
             self.fixed_hi = hi
         self.refresh()
 
-    def render(self) -> Text:
+    def _lines(self) -> tuple[list[list[tuple[str, Style]]], list[Strip]]:
         width, height = self.size.width, self.size.height
-        key = (self._key, width, height)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        key = (self._key, width, height, self.app.theme)
+        if self._built is not None and self._built[0] == key:
+            return self._built[1], self._built[2]
         cols = max(1, width - GUTTER)
         values = bucket(self.points, self.start, self.end, cols)
         seen = [v for v in values if v is not None]
         hi = self.fixed_hi if self.fixed_hi is not None else max(seen or [1.0]) * 1.1 or 1.0
-        hi = max(hi, self.lo + 1e-9)
-        self.hi = hi
-        axis_style = self.get_component_rich_style("chart--axis")
-        line_style = self.get_component_rich_style("chart--line")
-        t = Text(no_wrap=True, overflow="crop")
-        t.append(f"{self.label} ", "bold")
-        t.append(self.current)
+        self.hi = hi = max(hi, self.lo + 1e-9)
+        axis = self.get_component_rich_style("chart--axis")
+        line = self.get_component_rich_style("chart--line")
+        title = [(f"{self.label} ", BOLD), (self.current, PLAIN)]
         if not seen:
-            t.append("   no data in this range" if self.points else "   no data yet", "dim italic")
+            title.append(("   no data in this range" if self.points else "   no data yet", NOTE))
+        lines = [title]
         plot_rows = max(1, height - 2)
-        rows = spark_rows(values, cols, self.lo, hi, plot_rows)
-        for i, row in enumerate(rows):
+        for i, row in enumerate(spark_rows(values, cols, self.lo, hi, plot_rows)):
             label = self.fmt_value(hi) if i == 0 else (self.fmt_value(self.lo) if i == plot_rows - 1 else "")
-            t.append("\n")
-            t.append(f"{label:>{GUTTER - 2}} ▕"[:GUTTER], axis_style)
-            t.append(row, line_style)
+            lines.append([(f"{label:>{GUTTER - 2}} ▕"[-GUTTER:], axis), (row, line)])
         if height >= 3:
-            t.append("\n" + " " * GUTTER)
-            t.append(time_axis(self.end - self.start, cols), axis_style)
-        self._cache = (key, t)
-        return t
+            lines.append([(" " * GUTTER + time_axis(self.end - self.start, cols), axis)])
+        base = self.rich_style
+        strips = [
+            Strip([Segment(text, style) for text, style in parts]).crop_extend(0, width, None).apply_style(base)
+            for parts in lines
+        ]
+        self._built = (key, lines, strips)
+        return lines, strips
+
+    def render_line(self, y: int) -> Strip:
+        strips = self._lines()[1]
+        return strips[y] if 0 <= y < len(strips) else Strip.blank(self.size.width, self.rich_style)
+
+    def render(self) -> Text:
+        """The chart as text (what render_line draws), for tests and debugging."""
+        text = Text()
+        for i, parts in enumerate(self._lines()[0]):
+            if i:
+                text.append("\n")
+            for part, style in parts:
+                text.append(part, style)
+        return text
