@@ -22,6 +22,7 @@ from tui.client import AgentClient, Target
 from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
 from tui.screens.containers import ContainersScreen
+from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
 from tui.screens.incidents import IncidentsScreen
 from tui.screens.machine import MachineScreen
@@ -43,6 +44,7 @@ class SparkdeckApp(App):
         Binding("m", "view('models')", "Models"),
         Binding("i", "view('incidents')", "Incidents", show=False),  # in help and the palette; the footer is full
         Binding("p", "view('processes')", "GPU processes", show=False),
+        Binding("t", "view('fleet')", "Fleet table", show=False),  # one row per machine, for 10+ machines
         Binding("r", "retry", "Reconnect", show=False),
         Binding("left_square_bracket", "machine(-1)", "Prev machine", show=False),
         Binding("right_square_bracket", "machine(1)", "Next machine", show=False),
@@ -161,6 +163,7 @@ class SparkdeckApp(App):
             "models": lambda: ModelsScreen(self.current),
             "incidents": lambda: IncidentsScreen(self.current),
             "processes": lambda: ProcessesScreen(self.current),
+            "fleet": FleetScreen,
         }
         if view in screens:
             self.push_screen(screens[view]())
