@@ -22,6 +22,7 @@ from tui.client import AgentClient, Target
 from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
 from tui.screens.containers import ContainersScreen
+from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
 from tui.screens.incidents import IncidentsScreen
 from tui.screens.machine import MachineScreen
@@ -43,6 +44,7 @@ class SparkdeckApp(App):
         Binding("m", "view('models')", "Models"),
         Binding("i", "view('incidents')", "Incidents", show=False),  # in help and the palette; the footer is full
         Binding("p", "view('processes')", "GPU processes", show=False),
+        Binding("t", "view('fleet')", "Fleet table", show=False),  # one row per machine, for 10+ machines
         Binding("r", "retry", "Reconnect", show=False),
         Binding("left_square_bracket", "machine(-1)", "Prev machine", show=False),
         Binding("right_square_bracket", "machine(1)", "Next machine", show=False),
@@ -155,15 +157,24 @@ class SparkdeckApp(App):
         """Show ``view`` for the current machine, on top of the overview."""
         while len(self.screen_stack) > 1 and not isinstance(self.screen, OverviewScreen):
             self.pop_screen()
-        screens: dict[str, Callable[[], Screen]] = {
-            "detail": lambda: MachineScreen(self.current),
+        screens: dict[str, Callable[[], Screen | str]] = {
+            "detail": lambda: self._detail_screen(self.current),
             "containers": lambda: ContainersScreen(self.current),
             "models": lambda: ModelsScreen(self.current),
             "incidents": lambda: IncidentsScreen(self.current),
             "processes": lambda: ProcessesScreen(self.current),
+            "fleet": FleetScreen,
         }
         if view in screens:
             self.push_screen(screens[view]())
+
+    def _detail_screen(self, index: int) -> str:
+        """The detail screen of machine ``index``, composed once and kept (installed): opening it again
+        is a resume, not a compose of its ~50 widgets, and its charts' range and loaded history survive."""
+        name = f"detail-{index}"
+        if not self.is_screen_installed(name):
+            self.install_screen(MachineScreen(index), name)
+        return name
 
     def action_machine(self, step: int) -> None:
         if not self.clients:

@@ -108,6 +108,9 @@ def sample_metrics(snap: dict[str, Any]) -> dict[str, float | None]:
     net = host.get("net") or {}
     out["net.rx"] = net.get("rx_bytes_s")
     out["net.tx"] = net.get("tx_bytes_s")
+    disk_io = host.get("disk_io") or {}
+    out["disk.read"] = disk_io.get("read_bytes_s")
+    out["disk.write"] = disk_io.get("write_bytes_s")
     out["noise"] = (snap.get("noise") or {}).get("index")
     for gpu in snap.get("gpus") or []:
         i = gpu.get("index")
@@ -171,6 +174,10 @@ class History:
     def series(self, key: str, last: int | None = None) -> list[float | None]:
         items = list(self.samples)[-last:] if last else self.samples
         return [s.values.get(key) for s in items]
+
+    def points(self, key: str) -> list[tuple[float, float | None]]:
+        """(ts, value) pairs for a time-indexed chart: gaps between samples stay gaps."""
+        return [(s.ts, s.values.get(key)) for s in self.samples]
 
     def seqs(self) -> list[int]:
         return [s.seq for s in self.samples]
@@ -570,23 +577,12 @@ class AgentClient:
     async def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         return await asyncio.to_thread(rest_call, self.target.url, self.target.token, method, path, body, timeout, self.target.ssl)
 
-    async def stored_history(self, metrics: list[str], seconds: float, points: int = 120) -> dict[str, list[float | None]]:
-        """The agent's stored series (avg per step) for the last ``seconds``, oldest first."""
+    async def stored_points(self, metrics: list[str], seconds: float, points: int = 120) -> dict[str, list[tuple[float, float | None]]]:
+        """The agent's stored series (avg per step) for the last ``seconds`` as (ts, avg) points, oldest first."""
         now = time.time()
         query = urllib.parse.urlencode({"metrics": ",".join(metrics), "from": now - seconds, "to": now, "step": max(1.0, seconds / points)})
         body = await self.request("GET", f"/api/v1/history?{query}")
-        out: dict[str, list[float | None]] = {}
-        for name, series in (body.get("series") or {}).items():
-            step = float(body.get("step") or 1)
-            start = float(body.get("from") or now - seconds)
-            slots: list[float | None] = [None] * points
-            # not strict: a short series from an older agent fills what it has, it does not fail the chart
-            for ts, avg in zip(series.get("ts", []), series.get("avg", []), strict=False):
-                k = int((ts - start) // step)
-                if 0 <= k < points:
-                    slots[k] = avg
-            out[name] = slots
-        return out
+        return {name: list(zip(series.get("ts", []), series.get("avg", []), strict=False)) for name, series in (body.get("series") or {}).items()}
 
     async def throttle_events(self, seconds: float) -> tuple[list[dict[str, Any]], float, float]:
         """GPU throttle events overlapping the last ``seconds``: (events, from, to)."""

@@ -17,6 +17,7 @@ from tui.screens.overview import OverviewScreen
 from tui.widgets.conn_bar import ConnBar
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.gpu_panel import GpuPanel
+from tui.widgets.history_charts import HostCharts
 from tui.widgets.machine_card import MachineCard
 
 
@@ -137,8 +138,13 @@ async def test_chart_range_reads_the_agent_history(start_agent):
         await pilot.press("h")
         await until(pilot, lambda: screen._stored is not None, what="stored series")
         power = screen._stored["gpu0.power_w"]
-        assert len(power) == 120 and any(v is not None for v in power)
+        assert power and all(v is not None for _, v in power) and all(a < b for (a, _), (b, _) in zip(power, power[1:], strict=False))
+        for name in ("cpu.percent", "memory.percent", "net.rx_bytes_s", "disk.write_bytes_s"):  # `h` changes the host charts too
+            assert screen._stored.get(name), name
         await until(pilot, lambda: screen.query_one(GpuPanel).border_subtitle == "charts: 1 h (h)", what="range label")
+        cpu = screen.query_one(HostCharts).charts[0]
+        await until(pilot, lambda: cpu.points is screen._stored["cpu.percent"], what="CPU chart drawn from the store")
+        assert round(cpu.end - cpu.start) == 3600 and "-1h" in plain(cpu) and "now" in plain(cpu)
         for _ in range(3):
             await pilot.press("h")
         assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)" and screen._stored is None

@@ -16,6 +16,8 @@ HELP = """\
 | `o` `d` `c` `m` | overview, machine detail, containers, models |
 | `i` | incidents: earlier agent runs that ended uncleanly (crash, freeze, reboot) |
 | `p` | GPU processes: who holds the GPU, grouped by container |
+| `t` | fleet table: one row per machine, `S` sorts, `enter` opens; `t` again: the cards |
+| `h` | detail: chart range (live 5 min, 1 h, 24 h, 7 d from the agent's history) for every chart |
 | `[` `]` | previous / next machine |
 | `↑` `↓` | overview: move between cards (`enter` opens); detail: scroll |
 | `r` | reconnect now (also after an auth failure) |

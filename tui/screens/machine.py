@@ -9,11 +9,13 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from tui import format as fmt
 from tui.screens.base import BaseView
 from tui.widgets.alerts_panel import AlertsPanel
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.disks_panel import DisksPanel
 from tui.widgets.gpu_panel import GpuPanel
+from tui.widgets.history_charts import HOST_SERIES, LIVE_SPAN_S, HostCharts, Window, chart_height, gpu_series
 from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.network_panel import NetworkPanel
 from tui.widgets.noise_panel import NoisePanel
@@ -28,6 +30,20 @@ THROTTLE_WINDOW_S = 600.0  # the timeline's span with live charts; a stored rang
 REFRESH_EVENTS_S = 5.0
 
 
+def host_current(snap: dict) -> dict[str, str]:
+    """The figures beside the host charts' labels, by live series key."""
+    host = snap.get("host") or {}
+    net, io = host.get("net") or {}, host.get("disk_io") or {}
+    return {
+        "cpu": fmt.pct((host.get("cpu") or {}).get("percent")),
+        "mem": fmt.pct((host.get("memory") or {}).get("percent")),
+        "net.rx": fmt.rate(net.get("rx_bytes_s")),
+        "net.tx": fmt.rate(net.get("tx_bytes_s")),
+        "disk.read": fmt.rate(io.get("read_bytes_s")),
+        "disk.write": fmt.rate(io.get("write_bytes_s")),
+    }
+
+
 class MachineScreen(BaseView):
     view = "detail"
     BINDINGS = [Binding("h", "range", "Chart range")]
@@ -38,7 +54,7 @@ class MachineScreen(BaseView):
         self._gpu_indices: list[int] | None = None
         self._gpu_panels: list[GpuPanel] = []
         self.range_index = 0
-        self._stored: dict[str, list] | None = None
+        self._stored: dict[str, list[tuple[float, float | None]]] | None = None
         self._stored_at = 0.0
         self._events: tuple[list, float, float] | None = None
         self._events_at = -REFRESH_EVENTS_S
@@ -48,7 +64,13 @@ class MachineScreen(BaseView):
         with VerticalScroll(id="detail"):
             yield AlertsPanel(id="alerts")
             yield Static("", id="gpu-status")
-            yield Vertical(id="gpus")
+            snap = self.client.latest
+            # the GPUs known now are composed with the screen: mounting them after the first paint cost a second layout
+            self._gpu_indices = [g["index"] for g in (snap or {}).get("gpus") or []] if snap else None
+            self._gpu_panels = [GpuPanel(i) for i in self._gpu_indices or []]
+            with Vertical(id="gpus", classes="-multi" if len(self._gpu_panels) > 1 else ""):
+                yield from self._gpu_panels
+            yield HostCharts(id="host-charts")
             with Grid(id="panels"):
                 yield CpuPanel(id="cpu")
                 yield MemoryPanel(id="memory")
@@ -92,9 +114,18 @@ class MachineScreen(BaseView):
         if seconds and time.monotonic() - self._stored_at > REFRESH_STORED_S:
             self._stored_at = time.monotonic()
             self.run_worker(self._load_stored(indices, seconds), exit_on_error=False, group="history", exclusive=True)
-        for panel, gpu in zip(self._gpu_panels, gpus, strict=True):  # the panels were built from these gpus just above
-            panel.show(cl, gpu, self.size.width, tall=self.size.height >= 40, stored=self._stored if seconds else None)
+        end = self.sd.clock()
+        window = Window(end - (seconds or LIVE_SPAN_S), end, self._stored if seconds else None)
+        rows = chart_height(self.size.height)
+        for panel, gpu in zip(self._gpu_panels, gpus, strict=False):
+            panel.show(cl, gpu, self.size.width, window, rows)
             panel.border_subtitle = f"charts: {label} (h)"
+        charts = self.query_one(HostCharts)
+        charts.set_class(wide, "-wide")
+        charts.border_subtitle = f"charts: {label} (h)"
+        for chart in charts.charts:
+            chart.set_rows(rows)
+        charts.show(cl, window, host_current(snap))
         host = snap["host"]
         self.query_one(CpuPanel).show(host["cpu"])
         self.query_one(MemoryPanel).show(snap)
@@ -120,9 +151,9 @@ class MachineScreen(BaseView):
             self.update_view()
 
     async def _load_stored(self, indices: list[int], seconds: float) -> None:
-        names = [f"gpu{i}.{k}" for i in indices for k in ("utilization_percent", "power_w", "temperature_c")]
+        names = [s.stored for i in indices for s in gpu_series(i)] + [s.stored for s in HOST_SERIES]
         try:
-            self._stored = await self.client.stored_history(names, seconds)
+            self._stored = await self.client.stored_points(names, seconds)
         except Exception as exc:  # an old agent without /api/v1/history, or the network: say so, keep live charts
             self.notify(f"history unavailable: {exc}", severity="warning", timeout=4)
             self.range_index, self._stored = 0, None

@@ -1,4 +1,4 @@
-"""One GPU: figures (n/a with reasons), and util/power/temp sparklines from history."""
+"""One GPU: figures (n/a with reasons), and util/power/temp time charts from history."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from textual.widgets import Static
 
 from tui import format as fmt
 from tui.client import AgentClient
+from tui.widgets.history_charts import Window, chart_for, gpu_series
 from tui.widgets.metric import Metric
-from tui.widgets.spark import Spark
 
 FIELDS = [  # (key in the GPU dict, label)
     ("utilization_gpu_percent", "Util"),
@@ -54,7 +54,9 @@ class GpuPanel(Vertical):
     GpuPanel > .gpu--fields { layout: grid; grid-size: 4; grid-rows: 1; grid-gutter: 0 1; height: auto; }
     GpuPanel > .gpu--fields > Metric { width: 100%; }
     GpuPanel.-wide > .gpu--fields { grid-size: 5; }
-    GpuPanel > .gpu--note { color: $warning; height: auto; }
+    GpuPanel > .gpu--note { color: $warning; height: 1; }
+    GpuPanel > .gpu--charts { layout: grid; grid-size: 1; grid-rows: auto; grid-gutter: 0 2; height: auto; }
+    GpuPanel.-wide > .gpu--charts { grid-size: 3; }
     """
 
     def __init__(self, index: int, **kw):
@@ -62,6 +64,8 @@ class GpuPanel(Vertical):
         self.gpu_index = index
         self.metrics = {key: Metric(label) for key, label in FIELDS}
         self.metrics["memory"] = Metric("Memory", classes="gpu--mem")
+        self.series = gpu_series(index)
+        self.charts = [chart_for(s) for s in self.series]
         self._pending: tuple | None = None
         self._composed = False
 
@@ -69,20 +73,19 @@ class GpuPanel(Vertical):
         with Vertical(classes="gpu--fields"):
             yield from (m for k, m in self.metrics.items() if k != "memory")
         yield self.metrics["memory"]
-        yield Static("", classes="gpu--note")
-        yield Spark("util", 0, 100, id="spark-util")
-        yield Spark("power", 0, 100, id="spark-power")
-        yield Spark("temp", 20, 100, id="spark-temp")
+        yield Static("", classes="gpu--note")  # one row, always there: a throttle note coming and going moves nothing below
+        with Vertical(classes="gpu--charts"):
+            yield from self.charts
 
     def on_mount(self) -> None:
         self._composed = True
         if self._pending is not None:
             self.show(*self._pending)
 
-    def show(self, client: AgentClient, gpu: dict, width: int, tall: bool = False, stored: dict[str, list] | None = None) -> None:
-        """``stored``: series from the agent's history store for a longer range (else the live history)."""
+    def show(self, client: AgentClient, gpu: dict, width: int, window: Window, chart_rows: int = 4) -> None:
+        """``window``: the span every chart shows and where its data comes from (live or the agent's store)."""
         if not self._composed:  # just created: fill in once mounted
-            self._pending = (client, gpu, width, tall, stored)
+            self._pending = (client, gpu, width, window, chart_rows)
             return
         self._pending = None
         self.border_title = f"GPU {gpu['index']}  {gpu.get('name') or ''}"
@@ -90,10 +93,9 @@ class GpuPanel(Vertical):
         note = self.query_one(".gpu--note", Static)
         throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
         text = f"error: {gpu.get('error') or 'unknown'}" if gpu.get("status") == "error" else (f"throttle: {', '.join(throttle)}" if throttle else "")
-        if getattr(note, "_last", None) != text:  # an update re-lays out the screen: only on change
+        if getattr(note, "_last", None) != text:  # the row is reserved: a change repaints it, it never re-lays out
             note._last = text  # type: ignore[attr-defined]
             note.update(text)
-            note.display = bool(text)
         reasons = gpu.get("na_reasons") or {}
         for key, metric in self.metrics.items():
             value = field_value(gpu, key) if gpu.get("status") != "error" else None
@@ -101,17 +103,8 @@ class GpuPanel(Vertical):
             if key == "memory" and value is None:
                 reason = reason or reasons.get("memory.used_bytes") or "memory not reported"
             metric.show(value, reason)
-        for spark in self.query(Spark):
-            spark.set_class(tall, "-tall")
-        i = gpu["index"]
-        if stored is not None:
-            util, power, temp = (stored.get(f"gpu{i}.{k}") or [] for k in ("utilization_percent", "power_w", "temperature_c"))
-        else:
-            hist = client.history
-            util, power, temp = (hist.series(f"gpu{i}.{k}") for k in ("util", "power", "temp"))
-        limit = gpu.get("power_limit_w")
-        peak = max([v for v in power if v is not None] or [0.0])
-        power_hi = limit or max(100.0, peak * 1.1)
-        self.query_one("#spark-util", Spark).show(util, fmt.pct(gpu.get("utilization_gpu_percent")))
-        self.query_one("#spark-power", Spark).show(power, fmt.num(gpu.get("power_w"), " W"), hi=power_hi)
-        self.query_one("#spark-temp", Spark).show(temp, fmt.num(gpu.get("temperature_c"), " °C"))
+        current = [fmt.pct(gpu.get("utilization_gpu_percent")), fmt.num(gpu.get("power_w"), " W"), fmt.num(gpu.get("temperature_c"), " °C")]
+        power_hi = gpu.get("power_limit_w")  # else the chart scales to the highest power shown
+        for series, chart, now in zip(self.series, self.charts, current, strict=False):
+            chart.set_rows(chart_rows)
+            chart.show(window.points(client, series), window.start, window.end, now, hi=power_hi if series.label == "power" else None)

@@ -10,8 +10,17 @@ from tui import client as c
 from tui import format as fmt
 from tui.alerts import Alert
 from tui.messages import OpenMachine
+from tui.widgets.chart import bucket
 from tui.widgets.conn_bar import ICONS, stale_text, state_text
 from tui.widgets.panel import TextPanel
+from tui.widgets.spark import spark_text
+
+TREND_S = 120.0  # the card's sparklines: GPU utilisation over the last two minutes, by wall time (gaps stay gaps)
+
+
+def trend(client: c.AgentClient, key: str, now: float, width: int) -> str:
+    """A one-row, time-indexed sparkline of a 0-100 % series ("" when there is no room)."""
+    return spark_text(bucket(client.history.points(key), now - TREND_S, now, width), width, 0.0, 100.0) if width >= 8 else ""
 
 
 def gpu_line(gpu: dict) -> str:
@@ -97,7 +106,9 @@ class MachineCard(TextPanel, can_focus=True):
             st = snap.get("gpu_status") or {}
             t.append(f"GPU {st.get('state', '?')}: {st.get('message', '')}\n", warn)
         for gpu in gpus:
-            t.append(gpu_line(gpu) + "\n")
+            line = gpu_line(gpu)
+            t.append(line)
+            t.append(" " + trend(cl, f"gpu{gpu['index']}.util", now, min(40, width - len(line) - 1)) + "\n", ok)
         frac, figures, unified = memory_fraction(snap)
         tag = " unified" if unified else ""
         bar_w = max(4, width - len(figures) - len(tag) - 7)

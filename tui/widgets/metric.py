@@ -20,6 +20,9 @@ class Metric(Static):
 
     def show(self, value: str | None, na_reason: str | None = None) -> None:
         """``value`` None -> "n/a" (tooltip: ``na_reason``); never renders a made-up 0."""
+        if getattr(self, "_shown", None) == (value, na_reason):
+            return  # unchanged: no restyle, no repaint
+        self._shown = (value, na_reason)
         na = value is None or value == NA
         self.set_class(na, "-na")
         self.tooltip = f"{self.label}: not available on this machine — {na_reason or 'not reported'}" if na else None

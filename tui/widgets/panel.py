@@ -2,7 +2,8 @@
 
 ``show(data)`` stores the data and rebuilds the text at the current width; the
 screen is re-laid out only when the panel's height changes, so a 10 Hz agent
-costs a repaint of the panel, not a layout of the whole screen.
+costs a repaint of the panel, not a layout of the whole screen, and a frame that changes
+nothing the panel shows costs no repaint at all.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widget import Widget
+
+from tui.widgets.styles import CachedComponentStyles
 
 
-class TextPanel(Widget):
+class TextPanel(CachedComponentStyles):
     DEFAULT_CSS = """
     TextPanel { height: auto; border: round $primary; padding: 0 1; }
     """
@@ -34,7 +36,10 @@ class TextPanel(Widget):
 
     def _rebuild(self) -> None:
         width = max(1, self.content_size.width or self.size.width or 40)
-        self._text = self.build(width) if self.data is not None else Text("no data", "dim")
+        text = self.build(width) if self.data is not None else Text("no data", "dim")
+        if width == self._built_width and text == self._text:
+            return  # the same text as drawn (sensors, disks most seconds): no repaint
+        self._text = text
         self._built_width = width
         lines = len(self._text.wrap(self.app.console, width)) if self.is_mounted else self._text.plain.count("\n") + 1
         changed = lines != self._lines

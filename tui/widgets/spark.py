@@ -1,11 +1,8 @@
-"""A one-line sparkline on a fixed scale, with its label and current value."""
+"""Sparkline cells: values on a fixed scale as block characters, one row or several (TimeChart draws with these)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from rich.text import Text
-from textual.widget import Widget
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -45,44 +42,3 @@ def spark_rows(values: Sequence[float | None], width: int, lo: float, hi: float,
             line.append("█" if cell >= 8 else (BLOCKS[cell - 1] if cell > 0 else (" " if r else BLOCKS[0])))
         out.append(" " * (width - len(line)) + "".join(line))
     return out
-
-
-class Spark(Widget):
-    DEFAULT_CSS = """
-    Spark { height: 1; width: 1fr; }
-    Spark.-tall { height: 3; }
-    Spark > .spark--line { color: $accent; }
-    """
-    COMPONENT_CLASSES = {"spark--line"}
-
-    def __init__(self, label: str, lo: float = 0.0, hi: float = 100.0, **kw):
-        super().__init__(**kw)
-        self.label = label
-        self.lo, self.hi = lo, hi
-        self.values: list[float | None] = []
-        self.current = "n/a"
-
-    def show(self, values: Sequence[float | None], current: str, hi: float | None = None) -> None:
-        self.values = list(values)
-        self.current = current
-        if hi is not None:
-            self.hi = hi
-        self.refresh()
-
-    def render(self) -> Text:
-        label = f"{self.label:<6}"
-        value = f" {self.current:>8}"
-        width = max(0, self.size.width - len(label) - len(value))
-        line_style = self.get_component_rich_style("spark--line")
-        if self.values and all(v is None for v in self.values):
-            return Text.assemble((label, "dim"), ("n/a".center(width), "dim italic"), value)
-        rows = spark_rows(self.values, width, self.lo, self.hi, max(1, self.size.height))
-        text = Text()
-        for i, row in enumerate(rows):
-            last = i == len(rows) - 1
-            text.append(label if last else " " * len(label), "dim")
-            text.append(row, line_style)
-            text.append(value if last else " " * len(value), "bold")
-            if not last:
-                text.append("\n")
-        return text

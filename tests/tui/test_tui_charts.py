@@ -1,0 +1,118 @@
+"""What the detail screen's charts and layout show the user, from fake frame sequences (no agent needed):
+an outage is a gap, the throttle note never moves what is below it, GPU panels side by side end together,
+and reopening the screen reuses it."""
+
+from __future__ import annotations
+
+from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, clock, fleet, gpu_gb10, gpu_h200, hello, snapshot_frame
+from tui.client import AgentClient, Target
+from tui.screens.machine import MachineScreen
+from tui.widgets.chart import GUTTER, TimeChart
+from tui.widgets.gpu_panel import GpuPanel
+from tui.widgets.history_charts import HostCharts
+
+
+def client_with_hole(hole: tuple[float, float]) -> AgentClient:
+    """One sample a second for the last 200 s, none inside ``hole`` (seconds before NOW)."""
+    cl = AgentClient(Target("spark-01", "http://spark-01.local:8611", "t"), clock=clock)
+    cl.handle_frame(hello("spark-01"))
+    for seq in range(1, 201):
+        age = 200 - seq
+        if hole[1] < age < hole[0]:
+            continue
+        frame = snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS)
+        frame["ts"] = NOW - age
+        cl.handle_frame(frame)
+    return cl
+
+
+def plot_row(chart: TimeChart, row: int = -2) -> str:
+    """One plot row of the chart as drawn, without its value-axis gutter (row -2: the lowest plot row)."""
+    return chart.render().plain.split("\n")[row][GUTTER:]
+
+
+async def test_a_25_s_outage_shows_as_a_gap_in_every_chart():
+    app = app_for([client_with_hole((100.0, 75.0))], "detail")  # nothing between 100 s and 75 s ago
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        charts = list(screen.query_one(GpuPanel).charts) + list(screen.query_one(HostCharts).charts)
+        for chart in charts:
+            row = plot_row(chart)
+            cols = len(row)
+            step = 300 / cols  # the live range: the last 5 minutes across the plot
+            data = row.rstrip()
+            assert len(data) == cols, (chart.label, row)  # drawn up to now
+            first = len(row) - len(row.lstrip())  # the data starts 200 s ago: left of it is blank too
+            assert abs(first - round(100 / step)) <= 1, (chart.label, first)
+            holes = [len(run) for run in "".join(" " if c == " " else "x" for c in row[first:]).split("x") if run]
+            assert len(holes) == 1 and abs(holes[0] - 25 / step) <= 2, (chart.label, row)
+        util = charts[0].render().plain
+        assert "util" in util and "100%" in util and "0%" in util and "-5m" in util and "now" in util
+
+
+async def test_throttle_note_coming_and_going_moves_nothing_below_it():
+    cl = AgentClient(Target("spark-01", "http://spark-01.local:8611", "t"), clock=clock)
+    cl.handle_frame(hello("spark-01"))
+    for seq in range(1, 61):
+        cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
+    app = app_for([cl], "detail")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        panel = screen.query_one(GpuPanel)
+        note = panel.query_one(".gpu--note")
+
+        def below() -> list[int]:
+            return [panel.charts[0].region.y, panel.region.bottom, screen.query_one(HostCharts).region.y, screen.query_one("#panels").region.y]
+
+        before = below()
+        for seq, reasons in ((61, ["hw_thermal_slowdown", "sw_power_cap"]), (62, []), (63, ["sw_thermal_slowdown"])):
+            gpu = gpu_gb10(seq) | {"throttle_reasons": reasons}
+            cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu], CONTAINERS))
+            screen.update_view()
+            await pilot.pause()
+            assert ("throttle: " + ", ".join(reasons) if reasons else "") == str(note.render()).strip()
+            assert below() == before, reasons
+
+
+async def test_two_gpu_panels_side_by_side_end_on_the_same_row():
+    clients = fleet()  # h200-box: two GPUs; make only GPU 1 throttle so the panels' contents differ
+    h200 = clients[1]
+    frame = snapshot_frame(61, "h200-box", [], None)
+    frame["gpus"] = [gpu_h200(0, 61, 71.0), gpu_h200(1, 61, 88.0) | {"throttle_reasons": ["hw_thermal_slowdown"]}]
+    h200.handle_frame(frame)
+    app = app_for(clients, "overview")
+    for size in ((160, 48), (220, 60)):
+        async with app.run_test(size=size) as pilot:
+            app.current = 1
+            app.action_view("detail")
+            await pilot.pause()
+            left, right = app.screen.query(GpuPanel)
+            assert left.region.y == right.region.y and left.region.x < right.region.x  # side by side
+            assert left.region.bottom == right.region.bottom, size
+        app = app_for(fleet(), "overview")
+
+
+async def test_charts_use_the_rows_of_a_big_terminal():
+    for size, rows in (((80, 24), 4), ((160, 48), 6), ((220, 60), 8)):
+        app = app_for([client_with_hole((0.0, 0.0))], "detail")
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            charts = list(app.screen.query(TimeChart))
+            assert len(charts) == 9 and {c.size.height for c in charts} == {rows}, size
+
+
+async def test_reopening_the_detail_screen_reuses_it_and_keeps_the_range():
+    app = app_for([client_with_hole((0.0, 0.0))], "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("d")
+        first = app.screen
+        assert isinstance(first, MachineScreen)
+        await pilot.press("h")  # 1 h (the fake client has no agent: it falls back to live with a warning)
+        await pilot.press("o")
+        await pilot.press("d")
+        assert app.screen is first and first.live_view
+        await pilot.press("o")
+        await pilot.pause()
+        assert not first.live_view  # off the stack: frames do not refresh it

@@ -1,0 +1,58 @@
+"""Time-indexed chart maths: columns are wall time, so holes in the data stay holes."""
+
+from __future__ import annotations
+
+from tui.widgets.chart import bucket, duration, time_axis
+from tui.widgets.history_charts import axis_rate
+
+
+def blank_runs(values: list) -> list[tuple[int, int]]:
+    """(first column, length) of every run of empty columns."""
+    runs, start = [], None
+    for i, v in enumerate(values + [0.0]):
+        if v is None and start is None:
+            start = i
+        elif v is not None and start is not None:
+            runs.append((start, i - start))
+            start = None
+    return runs
+
+
+def test_a_25s_outage_is_a_gap_not_joined():
+    end = 10_000.0
+    points = [(t, 50.0) for t in range(int(end) - 300, int(end) + 1) if not 9_800 < t < 9_825]  # 1 Hz, 25 s hole
+    values = bucket(points, end - 300, end, 100)  # 3 s a column
+    assert blank_runs(values) == [(34, 7)]  # columns 34..40 (9802..9823 s): the 25 s between two samples, less the cells they fill
+
+
+def test_columns_narrower_than_the_interval_leave_no_false_gaps():
+    end = 1_000.0
+    points = [(float(t), 10.0 * (t % 7)) for t in range(700, 1001)]  # 1 Hz over 300 s ...
+    values = bucket(points, end - 300, end, 600)  # ... drawn 2 columns a second
+    assert None not in values
+
+
+def test_data_that_stopped_leaves_the_right_edge_empty():
+    end = 1_000.0
+    points = [(float(t), 20.0) for t in range(700, 961)]  # nothing for the last 40 s (agent down)
+    values = bucket(points, end - 300, end, 300)
+    assert values[259] == 20.0 and values[261:] == [None] * 39
+
+
+def test_n_a_samples_are_gaps_and_a_column_keeps_its_peak():
+    points = [(0.0, 1.0), (0.5, 9.0), (1.0, None), (2.0, None), (3.0, None), (4.0, None), (5.0, 3.0)]
+    values = bucket(points, 0.0, 6.0, 6, interval=1.0)
+    assert values[0] == 9.0 and values[1:5] == [None] * 4 and values[5] == 3.0
+
+
+def test_time_axis_labels_span_and_now():
+    line = time_axis(600, 80)
+    assert len(line) == 80 and line.startswith("-10m") and line.endswith("now")
+    assert "-5m" in line and "-7m30s" in line and "-2m30s" in line
+    assert time_axis(3600, 20).split() == ["-1h", "-30m", "now"]
+    assert time_axis(7 * 86400, 10).split() == ["-7d", "now"]
+
+
+def test_labels_are_short():
+    assert [duration(s) for s in (30, 300, 150, 3600, 5400, 86400, 7 * 86400)] == ["30s", "5m", "2m30s", "1h", "1h30m", "24h", "7d"]
+    assert [axis_rate(v) for v in (0, 980, 1.3 * 1024**2, 52 * 1024**2, 3 * 1024**3)] == ["0B/s", "980B/s", "1.3M/s", "52M/s", "3.0G/s"]

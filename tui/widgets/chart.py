@@ -1,0 +1,178 @@
+"""Time-indexed charts: x is wall time, so an outage is a gap, with a value axis and a time axis.
+
+A chart spans ``[end - span, end]`` across its plot columns; each column holds the highest
+sample that falls in it. Columns narrower than the sample interval are bridged between two
+samples that are close together (at most ``GAP_FACTOR`` intervals apart), so only a real hole in
+the data — an agent restart, a lost link, a 25 s pause — leaves blank columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from statistics import median
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.strip import Strip
+
+from tui.widgets.spark import spark_rows
+from tui.widgets.styles import CachedComponentStyles
+
+Point = tuple[float, float | None]  # (unix time, value; None: the metric was n/a)
+GAP_FACTOR = 3.0  # samples further apart than this many intervals are drawn with a gap between
+GUTTER = 8  # value-axis labels left of the plot
+BOLD, PLAIN, NOTE = Style(bold=True), Style(), Style(dim=True, italic=True)
+
+
+def sample_interval(points: Sequence[Point]) -> float:
+    """The usual spacing of ``points`` (median of the last ones), 1 s when unknown."""
+    tail = [p[0] for p in points[-32:]]
+    diffs = [b - a for a, b in zip(tail, tail[1:], strict=False) if b > a]
+    return median(diffs) if diffs else 1.0
+
+
+def bucket(points: Sequence[Point], start: float, end: float, cols: int, interval: float | None = None) -> list[float | None]:
+    """One value per column (the column's highest sample), None where there is no data."""
+    if cols <= 0 or end <= start:
+        return []
+    step = (end - start) / cols
+    out: list[float | None] = [None] * cols
+    gap_s = GAP_FACTOR * (interval or sample_interval(points))
+    prev: tuple[int, float, float | None] | None = None  # (column, ts, value) of the last point seen
+    for ts, v in points:
+        if ts < start - gap_s or ts > end:
+            continue
+        k = min(cols - 1, int((ts - start) // step)) if ts >= start else -1
+        if v is not None and k >= 0:
+            cur = out[k]
+            out[k] = v if cur is None else max(cur, v)
+        if prev is not None and prev[2] is not None and v is not None and ts - prev[1] <= gap_s:
+            for j in range(max(0, prev[0] + 1), k):  # bridge columns narrower than the interval
+                if out[j] is None:
+                    out[j] = prev[2]
+        prev = (k, ts, v)
+    if prev is not None and prev[2] is not None and end - prev[1] <= gap_s:  # up to now, unless the data stopped
+        for j in range(max(0, prev[0] + 1), cols):
+            out[j] = prev[2]
+    return out
+
+
+def duration(seconds: float) -> str:
+    """A short axis label: 30s, 5m, 2h30m, 7d."""
+    s = int(round(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m" + (f"{s % 60}s" if s % 60 and s < 600 else "")
+    if s < 2 * 86400:
+        return f"{s // 3600}h" + (f"{(s % 3600) // 60}m" if s % 3600 >= 60 else "")
+    return f"{s // 86400}d" + (f"{(s % 86400) // 3600}h" if s % 86400 >= 3600 else "")
+
+
+def time_axis(span: float, cols: int) -> str:
+    """``-5m     -2m30s     now`` under ``cols`` columns: ticks at quarters (halves when narrow)."""
+    ticks = 4 if cols >= 48 else (2 if cols >= 16 else 1)
+    line = [" "] * cols
+    for k in range(ticks + 1):
+        label = "now" if k == ticks else "-" + duration(span * (1 - k / ticks))
+        pos = round(k * cols / ticks)
+        pos = max(0, min(cols - len(label), pos - (len(label) // 2 if 0 < k < ticks else 0)))
+        if any(c != " " for c in line[max(0, pos - 1): pos + len(label) + 1]):
+            continue  # would touch its neighbour: leave it out
+        line[pos: pos + len(label)] = label
+    return "".join(line)
+
+
+class TimeChart(CachedComponentStyles):
+    """A labelled chart: title row (label and current value), plot rows with a value axis, a time axis.
+
+    Drawn with the line API from strips built once per change: a frame that adds a sample costs one
+    bucketing and ``rows`` strips, not a Rich text layout; a frame that changes nothing drawn costs nothing.
+    """
+
+    DEFAULT_CSS = """
+    TimeChart { height: auto; width: 1fr; }
+    TimeChart > .chart--line { color: $accent; }
+    TimeChart > .chart--axis { color: $foreground-muted; }
+    """
+    COMPONENT_CLASSES = {"chart--line", "chart--axis"}
+
+    def __init__(self, label: str, fmt_value: Callable[[float], str], lo: float = 0.0, hi: float | None = 100.0, **kw):
+        super().__init__(**kw)
+        self.label = label
+        self.fmt_value = fmt_value  # axis labels, e.g. "100%", "2.0M/s"
+        self.lo, self.fixed_hi = lo, hi  # hi None: scale to the highest value shown
+        self.points: Sequence[Point] = ()
+        self.start = self.end = 0.0
+        self.current = "n/a"
+        self.hi = hi or 1.0
+        self.rows = 5  # title + plot rows + time axis; set_rows changes it
+        self._key: tuple | None = None
+        self._built: tuple[tuple, list[list[tuple[str, Style]]], list[Strip]] | None = None
+
+    def set_rows(self, rows: int) -> None:
+        if rows != self.rows:
+            self.rows = rows
+            self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # height: auto -> the rows asked for
+        return self.rows
+
+    def show(self, points: Sequence[Point], start: float, end: float, current: str, hi: float | None = None) -> None:
+        """New data; repaints only when what it would draw changed (same samples, same column: nothing)."""
+        cols = max(1, self.size.width - GUTTER)
+        step = (end - start) / cols if end > start else 1.0
+        last = points[-1] if points else None
+        key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi)
+        if key == self._key:
+            return
+        self._key = key
+        self.points, self.start, self.end, self.current = points, start, end, current
+        if hi is not None:
+            self.fixed_hi = hi
+        self.refresh()
+
+    def _lines(self) -> tuple[list[list[tuple[str, Style]]], list[Strip]]:
+        width, height = self.size.width, self.size.height
+        key = (self._key, width, height, self.app.theme)
+        if self._built is not None and self._built[0] == key:
+            return self._built[1], self._built[2]
+        cols = max(1, width - GUTTER)
+        values = bucket(self.points, self.start, self.end, cols)
+        seen = [v for v in values if v is not None]
+        hi = self.fixed_hi if self.fixed_hi is not None else max(seen or [1.0]) * 1.1 or 1.0
+        self.hi = hi = max(hi, self.lo + 1e-9)
+        axis = self.get_component_rich_style("chart--axis")
+        line = self.get_component_rich_style("chart--line")
+        title = [(f"{self.label} ", BOLD), (self.current, PLAIN)]
+        if not seen:
+            title.append(("   no data in this range" if self.points else "   no data yet", NOTE))
+        lines = [title]
+        plot_rows = max(1, height - 2)
+        for i, row in enumerate(spark_rows(values, cols, self.lo, hi, plot_rows)):
+            label = self.fmt_value(hi) if i == 0 else (self.fmt_value(self.lo) if i == plot_rows - 1 else "")
+            lines.append([(f"{label:>{GUTTER - 2}} ▕"[-GUTTER:], axis), (row, line)])
+        if height >= 3:
+            lines.append([(" " * GUTTER + time_axis(self.end - self.start, cols), axis)])
+        base = self.rich_style
+        strips = [
+            Strip([Segment(text, style) for text, style in parts]).crop_extend(0, width, None).apply_style(base)
+            for parts in lines
+        ]
+        self._built = (key, lines, strips)
+        return lines, strips
+
+    def render_line(self, y: int) -> Strip:
+        strips = self._lines()[1]
+        return strips[y] if 0 <= y < len(strips) else Strip.blank(self.size.width, self.rich_style)
+
+    def render(self) -> Text:
+        """The chart as text (what render_line draws), for tests and debugging."""
+        text = Text()
+        for i, parts in enumerate(self._lines()[0]):
+            if i:
+                text.append("\n")
+            for part, style in parts:
+                text.append(part, style)
+        return text
