@@ -414,7 +414,7 @@ class ModelState(_Model):
     type: Literal["model_state"]
     v: int = PROTOCOL_VERSION
     name: str
-    state: Literal["pulling", "starting", "ready", "failed", "stopped"]
+    state: Literal["pulling", "starting", "ready", "stopping", "failed", "stopped"]
     message: str | None
     since: float
     container: str | None = None
@@ -425,6 +425,7 @@ class ModelState(_Model):
     fraction_param: str | None = Field(default=None, description="the template's share-of-memory param, e.g. gpu_memory_utilization")
     fraction: float | None = Field(default=None, description="its value for this launch (chosen by the fit check when the param was auto)")
     listen: list[str] | None = Field(default=None, description="host address:port pairs the model's ports are published on")
+    endpoint: str | None = Field(default=None, description="the API URL on the agent's machine (template `endpoint` path); only while starting or ready")
 
 
 class LogLine(_Model):

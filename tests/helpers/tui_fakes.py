@@ -180,13 +180,13 @@ def spark_client(scope: str = "control") -> AgentClient:
 
 def fleet() -> list[AgentClient]:
     stale = AgentClient(Target("h200-box", "http://10.0.0.7:8611", "t"), clock=clock)
-    stale.handle_frame(hello("h200-box"))
+    stale.handle_frame(hello("gpu-node-7"))  # the agent's hostname differs from the user's name for it: both show
     for seq in range(1, 61):
-        stale.handle_frame(snapshot_frame(seq, "h200-box", [gpu_h200(0, seq, 71.0), gpu_h200(1, seq, 88.0)], None))
-    stale.state, stale.reason, stale.attempt = c.RECONNECTING, "connection refused", 3
+        stale.handle_frame(snapshot_frame(seq, "gpu-node-7", [gpu_h200(0, seq, 71.0), gpu_h200(1, seq, 88.0)], None))
+    stale.state, stale.reason, stale.attempt = c.RECONNECTING, c._short_error(ConnectionRefusedError(111, "Connect call failed"), stale.target.url), 3
     stale.next_try_at, stale.last_frame_at = NOW + 4, NOW - 12
     denied = AgentClient(Target("lab-3", "http://lab-3:8611", "bad"), clock=clock)
-    denied.state, denied.reason = c.AUTH_FAILED, "HTTP 401: missing or invalid token (send Authorization: Bearer ...)"
+    denied.state, denied.reason = c.AUTH_FAILED, c.auth_advice("lab-3", denied.target, 401)
     return [spark_client(), stale, denied]
 
 
