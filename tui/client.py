@@ -709,9 +709,9 @@ def auth_advice(name: str, target: Target, status: int) -> str:
     what = "has no token" if not target.token else ("rejected the token" if status == 401 else "refused this token")
     url = target.via or target.url
     if url.startswith("ssh://"):
-        fix = f"sparkdeck hosts add {name} {url} --fetch-token"
+        fix = f"sparkdeck hosts add {target.name} {url} --fetch-token"
     else:
-        fix = f"on the machine: sparkdeck-agent token add NAME --scope control, then sparkdeck hosts add {name} {url} --token TOKEN"
+        fix = f"on the machine: sparkdeck-agent token add NAME --scope control, then sparkdeck hosts add {target.name} {url} --token TOKEN"
     return f"{name} {what} ({url}); {fix}"
 
 

@@ -242,7 +242,7 @@ class ModelsScreen(BaseView):
             return
         up = phase(entry, model_containers(self.client.latest, entry["name"]), self.client.model_progress.get(entry["name"]))
         if up.split()[0] in BUSY:  # the agent would answer 409: say it here, with what to do instead
-            self.notify(f"{entry['name']} is {up.split()[0]}; s stops it, y copies its endpoint", title="already running", severity="warning")
+            self.notify(f"{entry['name']} is {up.split()[0]}; x stops it, y copies its endpoint", title="already running", severity="warning")
             return
         self.app.push_screen(LaunchScreen(entry), lambda body: self._send(entry["name"], "start", body) if body is not None else None)
 
