@@ -328,6 +328,8 @@ class Container(_Model):
     gpu_memory_bytes: int | None = Field(description="sum over the container's GPU processes; null where unknown")
     model: str | None = Field(description="catalog name when started by the model launcher")
     serving: Serving | None = Field(default=None, description="model-server metrics; null when it is not a model server (or not running)")
+    exit_code: int | None = Field(default=None, description="exited/dead containers only: the engine's State.ExitCode")
+    finished_at: float | None = Field(default=None, description="exited/dead containers only: when it ended (Unix time, State.FinishedAt)")
 
 
 class ContainerDetail(Container):

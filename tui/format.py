@@ -111,3 +111,14 @@ def state_words(state: str, message: str | None, exit_code: int | None = None) -
     if exit_code is not None and not re.search(rf"\bcode {exit_code}\b", text):
         text += f" (exit code {exit_code})"
     return text
+
+
+def ago(seconds: float | None) -> str:
+    """Coarse age for a table cell: "45s ago", "3m ago", "2h ago", "4d ago"."""
+    if seconds is None:
+        return ""
+    s = int(max(0, seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"

@@ -3,6 +3,9 @@ its endpoint, `stopping…` at once, a stale or unreachable machine on the detai
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
 from textual.widgets import Static
 
@@ -13,9 +16,11 @@ from tui import client as c
 from tui.app import SparkdeckApp
 from tui.client import Target
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.containers import ContainersScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
+from tui.widgets.containers_table import ContainersTable
 from tui.widgets.cpu_panel import CpuPanel
 
 
@@ -98,3 +103,57 @@ async def test_an_unreachable_machine_gets_one_message_in_words():
         assert f"connection refused: nothing listens on 127.0.0.1:{port}" in text and f"http://127.0.0.1:{port}" in text
         assert "Errno" not in text
         assert not screen.query_one("#panels").display  # no six "no data" boxes
+
+
+@pytest.mark.docker
+async def test_containers_show_exit_codes_the_real_state_after_start_a_summary_and_keyboard_sort(docker_engine, start_agent):
+    tag = uuid.uuid4().hex[:8]
+    dies, busy, idle = f"sdt-dies-{tag}", f"sdt-busy-{tag}", f"sdt-idle-{tag}"
+    docker_engine.run(docker_engine.image, "sh", "-c", "sleep 0.3; exit 3", name=dies)  # exits with 3; started again, it dies again
+    docker_engine.run(docker_engine.image, "sh", "-c", "while :; do :; done", name=busy)  # one busy core
+    docker_engine.run(docker_engine.image, "sleep", "300", name=idle)
+    try:
+        agent = start_agent("--simulate", "gb10", "--interval", "0.25")
+        app = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="containers")
+        toasts: list[tuple[str, str]] = []
+        notify = app.notify
+        app.notify = lambda message, **kw: toasts.append((kw.get("title", ""), message)) or notify(message, **kw)  # every toast, even expired ones
+        async with app.run_test(size=(160, 48)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ContainersScreen)
+            table = screen.query_one(ContainersTable)
+
+            def cell(name: str, column: str) -> str:
+                key = next(k for k, r in table.by_id.items() if r.get("name") == name)
+                return str(table.get_cell(key, column))
+
+            await until(pilot, lambda: any(r.get("name") == dies and r.get("exit_code") == 3 for r in table.by_id.values()), what="exit code in the frame")
+            assert re.fullmatch(r"exited \(3\) \d+s ago", cell(dies, "state")), cell(dies, "state")
+            notice = str(screen.query_one("#notice", Static).render())
+            assert re.search(r"\d+ running, \d+ exited(, \d+ \w+)*   CPU ([\d.]+%|n/a)   GPU memory", notice), notice
+
+            def cpu(name: str) -> float:
+                value = next((r.get("cpu_percent") for r in table.by_id.values() if r.get("name") == name), None)
+                return -1.0 if value is None else float(value)
+
+            await until(pilot, lambda: cpu(idle) >= 0 and cpu(busy) > cpu(idle) + 5, what="busy figures")
+            assert table.sort_key == "name"
+            await pilot.press("S", "S")  # name -> state -> CPU%: the busiest first
+            assert table.sort_key == "cpu_percent" and table.sort_reverse
+            figures = [r["cpu_percent"] for r in table.by_id.values() if r.get("cpu_percent") is not None]  # the engine is shared: others' rows too
+            assert figures == sorted(figures, reverse=True) and table.by_id[next(iter(table.by_id))]["cpu_percent"] >= cpu(busy)
+            assert "CPU% ▼" in str(table.columns["cpu_percent"].label)
+            await pilot.press("V")  # reversed: the idlest first, the arrow turns
+            assert not table.sort_reverse and "CPU% ▲" in str(table.columns["cpu_percent"].label)
+            figures = [r["cpu_percent"] for r in table.by_id.values() if r.get("cpu_percent") is not None]
+            assert figures == sorted(figures) and table.by_id[next(iter(table.by_id))]["cpu_percent"] <= cpu(idle)
+
+            key = next(k for k, r in table.by_id.items() if r.get("name") == dies)
+            table.move_cursor(row=table.get_row_index(key))
+            await pilot.pause()
+            await pilot.press("s")  # the agent answers running; it dies 0.3 s later: the toast says what the stream shows
+            await until(pilot, lambda: any(title == f"start {dies} failed" for title, _ in toasts), timeout=15, what="start toast")
+            message = next(m for title, m in toasts if title == f"start {dies} failed")
+            assert "exited (3)" in message and "ended right after starting" in message, message
+    finally:
+        docker_engine.cli("rm", "-f", dies, busy, idle, check=False)
