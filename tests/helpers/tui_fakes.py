@@ -91,7 +91,7 @@ def container(cid, name, image, state, status, cpu, mem, gpu_mem, ports=(), mode
 CONTAINERS = [
     container("a1" * 32, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours (healthy)", 112.5, 6 * GiB, 52 * GiB, [(8000, 8000)], "vllm", "healthy"),
     container("b2" * 32, "open-webui", "ghcr.io/open-webui/open-webui:main", "running", "Up 2 hours", 1.2, 800 * 1024**2, None, [(3000, 8080)]),
-    container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"),
+    {**container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"), "exit_code": 1, "finished_at": NOW - 300},
     container("d4" * 32, "scratch", "busybox:latest", "created", "Created", None, None, None),
 ]
 
