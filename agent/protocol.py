@@ -325,6 +325,8 @@ class Container(_Model):
     gpu_memory_bytes: int | None = Field(description="sum over the container's GPU processes; null where unknown")
     model: str | None = Field(description="catalog name when started by the model launcher")
     serving: Serving | None = Field(default=None, description="model-server metrics; null when it is not a model server (or not running)")
+    exit_code: int | None = Field(default=None, description="exited/dead containers only: the engine's State.ExitCode")
+    finished_at: float | None = Field(default=None, description="exited/dead containers only: when it ended (Unix time, State.FinishedAt)")
 
 
 class ContainerDetail(Container):
@@ -411,7 +413,7 @@ class ModelState(_Model):
     type: Literal["model_state"]
     v: int = PROTOCOL_VERSION
     name: str
-    state: Literal["pulling", "starting", "ready", "failed", "stopped"]
+    state: Literal["pulling", "starting", "ready", "stopping", "failed", "stopped"]
     message: str | None
     since: float
     container: str | None = None
@@ -422,6 +424,7 @@ class ModelState(_Model):
     fraction_param: str | None = Field(default=None, description="the template's share-of-memory param, e.g. gpu_memory_utilization")
     fraction: float | None = Field(default=None, description="its value for this launch (chosen by the fit check when the param was auto)")
     listen: list[str] | None = Field(default=None, description="host address:port pairs the model's ports are published on")
+    endpoint: str | None = Field(default=None, description="the API URL on the agent's machine (template `endpoint` path); only while starting or ready")
 
 
 class LogLine(_Model):
@@ -819,10 +822,11 @@ class ModelStateFrame(TypedDict):
     type: Literal["model_state"]
     v: int
     name: str
-    state: Literal["pulling", "starting", "ready", "failed", "stopped"]
+    state: Literal["pulling", "starting", "ready", "failed", "stopping", "stopped"]
     message: str | None
     since: float
     container: NotRequired[str | None]
+    endpoint: NotRequired[str | None]
     url: NotRequired[str | None]
     exit_code: NotRequired[int | None]
     log_tail: NotRequired[list[str] | None]

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from tui.alerts import Alert, AlertRules, agent_alerts, evaluate, guard_alerts
-from tui.client import AgentClient, Target
+from tui.client import AgentClient, Target, unique_labels
 from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
 from tui.screens.containers import ContainersScreen
@@ -65,8 +65,9 @@ class SparkdeckApp(App):
         self.clock = clock
         self.rules = rules or AlertRules()
         self.clients = clients if clients is not None else [AgentClient(t, clock=clock) for t in targets]
-        for client in self.clients:
+        for client, label in zip(self.clients, unique_labels([cl.target.name for cl in self.clients]), strict=False):
             client.on_change = self._client_changed
+            client.label = label
         self.alerts: list[list[Alert]] = [self._alerts_for(c) for c in self.clients]
         self._pending = [False] * len(self.clients)
         self._last_refresh = [0.0] * len(self.clients)
@@ -126,7 +127,7 @@ class SparkdeckApp(App):
             return
         event = client.guard_events[-1]
         warned = event.get("result") == "warned"
-        self.notify(event["message"], title=f"memory guard on {client.hostname}", severity="warning" if warned else "error", timeout=15)
+        self.notify(event["message"], title=f"memory guard on {client.name}", severity="warning" if warned else "error", timeout=15)
 
     def on_open_machine(self, message: OpenMachine) -> None:
         self.current = message.index
@@ -134,7 +135,7 @@ class SparkdeckApp(App):
 
     def on_action_finished(self, message: ActionFinished) -> None:
         if message.ok:
-            self.notify(f"{message.what}: {message.detail}", title=self.clients[message.index].hostname)
+            self.notify(f"{message.what}: {message.detail}", title=self.clients[message.index].name)
         else:
             self.notify(message.detail, title=f"{message.what} failed", severity="error", timeout=8)
         view = self.top_view()

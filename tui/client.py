@@ -21,9 +21,12 @@ One ``AgentClient`` per machine:
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
 import random
+import re
+import socket
 import ssl as ssl_module
 import time
 import urllib.error
@@ -43,6 +46,7 @@ from agent.protocol import (
     PROTOCOL_VERSION,
     STREAM_PATH,
 )
+from tui.format import state_words
 
 CONNECTING = "connecting"
 LIVE = "live"
@@ -94,6 +98,16 @@ def parse_url(text: str) -> str:
     except ValueError:
         raise TargetError(f"{text}: bad port") from None
     return f"{parsed.scheme}://{parsed.netloc}".rstrip("/")
+
+
+def unique_labels(names: list[str]) -> list[str]:
+    """Two machines are never shown under one name: repeats get " #2", " #3" (in target order)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return out
 
 
 # ---- history ------------------------------------------------------------------
@@ -265,6 +279,7 @@ class AgentClient:
         open_timeout_s: float = 5.0,
     ):
         self.target = target
+        self.label: str | None = None  # set by the app when two targets share a name (unique_labels)
         self.on_change = on_change or (lambda client, kind: None)
         self.history_s = history_s
         self.backoff = backoff or Backoff()
@@ -306,6 +321,17 @@ class AgentClient:
     def stale(self) -> bool:
         """True when what we show is not current: anything but live with data."""
         return self.latest is not None and self.state != LIVE
+
+    @property
+    def name(self) -> str:
+        """What the user called this machine (hosts-file name, else the URL); the app makes it unique."""
+        return self.label or self.target.name
+
+    @property
+    def agent_hostname(self) -> str | None:
+        """The hostname the agent reports (None before its hello): shown beside the name, never instead of it."""
+        snap = self.latest or self.hello
+        return snap["host"]["hostname"] if snap else None
 
     @property
     def hostname(self) -> str:
@@ -504,7 +530,7 @@ class AgentClient:
             except ConnectionClosed as exc:
                 terminal = self._on_closed(exc)
             except (OSError, TimeoutError, InvalidHandshake) as exc:
-                self.reason = _short_error(exc)
+                self.reason = _short_error(exc, self.target.via or self.target.url)
             except Exception as exc:  # noqa: BLE001 - a frame this client cannot digest must not end the stream for good
                 self.reason = f"client error: {type(exc).__name__}: {str(exc)[:120]}"
             finally:
@@ -548,7 +574,7 @@ class AgentClient:
         except (ValueError, AttributeError):
             detail = body.decode(errors="replace")[:200]
         if status in (401, 403):
-            self._set_state(AUTH_FAILED, f"HTTP {status}: {detail or 'token rejected'}")
+            self._set_state(AUTH_FAILED, auth_advice(self.name, self.target, status))
             return True
         if status == 404:
             self.reason = f"HTTP 404: no {STREAM_PATH} here (not a sparkdeck agent, or one too old)"
@@ -661,7 +687,7 @@ def log_lines(body: Any) -> list[str]:
                 return log_lines(body[key])
         if body.get("type") == "log_end":
             code = body.get("exit_code")
-            return [f"-- end of log: {body.get('reason', 'stream ended')}" + (f" (exit code {code})" if code is not None else "") + " --"]
+            return [f"-- end of log: {state_words('stream ended', body.get('reason'), code).removeprefix('stream ended: ')} --"]
         if "line" in body or "text" in body or "message" in body:
             text = str(body.get("line", body.get("text", body.get("message", "")))).rstrip("\n")
             return [f"stderr| {text}" if body.get("stream") == "stderr" else text]
@@ -674,10 +700,37 @@ def log_lines(body: Any) -> list[str]:
     return [str(body)]
 
 
-def _short_error(exc: BaseException) -> str:
+def auth_advice(name: str, target: Target, status: int) -> str:
+    """A rejected token in words: which machine, and the command that gets a good one."""
+    what = "has no token" if not target.token else ("rejected the token" if status == 401 else "refused this token")
+    url = target.via or target.url
+    if url.startswith("ssh://"):
+        fix = f"sparkdeck hosts add {target.name} {url} --fetch-token"
+    else:
+        fix = f"on the machine: sparkdeck-agent token add NAME --scope control, then sparkdeck hosts add {target.name} {url} --token TOKEN"
+    return f"{name} {what} ({url}); {fix}"
+
+
+# errno -> what it means for an agent we try to reach (the OS words, e.g. "[Errno 111] Connect call failed", say less)
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused: nothing listens on {where} (is sparkdeck-agent running there?)",
+    errno.EHOSTUNREACH: "no route to {where} (host down or off this network)",
+    errno.ENETUNREACH: "network unreachable for {where}",
+    errno.ECONNRESET: "connection reset by {where}",
+}
+
+
+def _short_error(exc: BaseException, url: str = "") -> str:
+    where = url.split("://", 1)[-1] or "the agent"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
+        return f"timed out: no answer from {where}"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host: {urllib.parse.urlsplit(url).hostname or where} does not resolve"
+    code = getattr(exc, "errno", None)
+    if code is None:  # asyncio joins one error per address: "Multiple exceptions: [Errno 111] ..."
+        found = re.search(r"\[Errno (\d+)\]", str(exc))
+        code = int(found.group(1)) if found else None
+    if code in _ERRNO_WORDS:
+        return _ERRNO_WORDS[code].format(where=where)
     text = str(exc) or type(exc).__name__
     return text[:160]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 NA = "n/a"
@@ -88,7 +89,7 @@ def ports(value: object) -> str:
 # running app's Textual theme by the widget that draws them.
 STATE_COLOURS = {
     "running": "success", "ready": "success",
-    "restarting": "warning", "paused": "warning", "starting": "warning", "pulling": "warning",
+    "restarting": "warning", "paused": "warning", "starting": "warning", "pulling": "warning", "stopping": "warning",
     "exited": "error", "dead": "error", "failed": "error",
 }
 
@@ -98,3 +99,26 @@ def theme_style(theme: object, word: str, default: str = "") -> str:
     name = STATE_COLOURS.get(word)
     colour = getattr(theme, name, None) if name else None
     return str(colour) if colour else default
+
+
+def state_words(state: str, message: str | None, exit_code: int | None = None) -> str:
+    """"failed: the container exited with code 1", never "stopped: stopped on request" or "... code 1 (exit code 1)"."""
+    text = (message or "").strip()
+    if not text:
+        text = state
+    elif not text.lower().startswith(state.lower()):
+        text = f"{state}: {text}"
+    if exit_code is not None and not re.search(rf"\bcode {exit_code}\b", text):
+        text += f" (exit code {exit_code})"
+    return text
+
+
+def ago(seconds: float | None) -> str:
+    """Coarse age for a table cell: "45s ago", "3m ago", "2h ago", "4d ago"."""
+    if seconds is None:
+        return ""
+    s = int(max(0, seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"

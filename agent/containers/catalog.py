@@ -157,6 +157,8 @@ class ModelTemplate(BaseModel):
     volumes: list[str] = []
     env: dict[str, str] = {}
     health: Health | None = None
+    endpoint: str | None = None
+    """Path clients talk to on the health port (or the first port), e.g. "/v1" for OpenAI-compatible servers, "" for the root."""
     metrics: Metrics | None = None
     startup_timeout_s: float = Field(default=900.0, gt=0, le=86400)
     memory: MemoryClaim | None = None
@@ -169,6 +171,11 @@ class ModelTemplate(BaseModel):
         if not _IMAGE.match(v):
             raise ValueError(f"{v!r} is not a valid image reference")
         return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return v if not v else url_path(v, "endpoint")  # "": the server's root (Ollama)
 
     @field_validator("bind")
     @classmethod

@@ -26,6 +26,7 @@ from agent.containers.audit import clip
 from agent.containers.catalog import LOOPBACK, MODEL_LABEL, Catalog, LaunchSpec, ModelTemplate, RenderError, Secrets, render
 from agent.containers.engine import Engine, EngineError
 from agent.containers.memory_fit import Fit, InsufficientMemory, pending_bytes, plan
+from agent.containers.serving import _published
 from agent.containers.tracker import ContainerTracker
 from agent.protocol import encode, frame
 
@@ -35,6 +36,7 @@ PROBE_EVERY_S = 0.5
 PROGRESS_EVERY_S = 0.25
 LOG_LINES_ON_FAILURE = 20
 LOG_LINE_CHARS = 512  # per line of that tail: 20 of them stay well inside a stream client's queue
+ENDPOINT_STATES = ("starting", "ready", "running")  # states with a server to talk to; stopped, failed and exited ones show none
 CONTROL_ONLY = ("log_tail",)  # what a read token never gets: container logs need a control token
 _LOGIN_HINTS = ("unauthorized", "authentication required", "no basic auth credentials", "denied", "login")
 
@@ -133,7 +135,23 @@ class Launcher:
                 state.pop(key, None)
         if state["state"] == "ready" and not running:  # it stopped or died after it was ready
             state["state"], state["message"] = "exited", "the container is no longer running"
+        if state["state"] == "idle" and running:  # launched before this agent (re)started: the engine says it runs
+            state["state"], state["message"] = "running", "found running when the agent started"
+        state["endpoint"] = self._endpoint(name, running[0] if running else None) if state["state"] in ENDPOINT_STATES else None
         return state
+
+    def _endpoint(self, name: str, entry: dict[str, Any] | None) -> str | None:
+        """The URL clients talk to (template ``endpoint`` path on the health or first port), as reached on this machine."""
+        t = self.catalog.get(name)
+        if t is None or t.endpoint is None or not t.ports:
+            return None
+        key = t.health.port if t.health else next(iter(t.ports))
+        where = _published(entry["ports"], key) if entry and entry.get("ports") else None
+        if where is None:
+            bind = t.bind or LOOPBACK
+            where = (LOOPBACK if bind in ("0.0.0.0", "::") else bind), t.ports[key]
+        host = f"[{where[0]}]" if ":" in where[0] else where[0]
+        return f"http://{host}:{where[1]}{t.endpoint}"
 
     def catalog_states(self, scope: str = "control") -> list[dict[str, Any]]:
         """Every catalog model with its state, as GET /api/v1/models lists them (control-only fields dropped for read scope)."""
@@ -143,6 +161,8 @@ class Launcher:
         prev = self.states.get(name, {})
         self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url", "listen", "claim_bytes", "fraction_param", "fraction")}, **extra}
         out = frame("model_state", name=name, **self.states[name])
+        if state in ENDPOINT_STATES:
+            out["endpoint"] = self._endpoint(name, None)
         if any(key in out for key in CONTROL_ONLY):  # read-token streams get the exit code and the reason only
             self.broadcast(encode(out), encode({k: v for k, v in out.items() if k not in CONTROL_ONLY}))
         else:
@@ -328,6 +348,8 @@ class Launcher:
         running = [i for i in await self._instances(name) if i.get("State") == "running"]
         if not running and task is None:
             raise LaunchError(409, "not_running", f"model {name!r} is not running")
+        if running:  # clients show it at once; the engine's stop can take its whole timeout
+            self._set(name, "stopping", f"stopping {len(running)} container(s)")
         for item in running:
             self.tracker.note_stop_request(item["Id"])  # asked for: the alert engine does not notify it as an exit
             await self.engine.call("POST", f"containers/{item['Id']}/stop", params={"t": str(timeout_s)}, timeout_s=timeout_s + 30)

@@ -43,6 +43,7 @@ _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 # descriptive fields kept out of the per-tick frame (they are in GET /api/v1/containers):
 # image labels alone run to a kilobyte or two per NGC container
 DETAIL_ONLY = ("full_id", "labels", "created")
+ENDED = ("exited", "dead")  # states with an exit code and an end time worth showing
 _EVENTS = {"create", "start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "update", "oom", "health_status"}
 _STAT_FIELDS = ("cpu_percent", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_s", "net_tx_bytes_s")
 
@@ -281,6 +282,8 @@ class ContainerTracker:
     async def _set(self, cid: str, entry: dict[str, Any]) -> None:
         old = self.entries.get(cid)
         self.entries[cid] = entry
+        if entry["state"] in ENDED:
+            await self._note_end(cid, entry, old)
         if entry["state"] != "running":
             self.pids.pop(cid, None)
             self.started.pop(cid, None)
@@ -296,6 +299,21 @@ class ContainerTracker:
             except EngineError as exc:
                 if exc.status != 404:
                     raise
+
+    async def _note_end(self, cid: str, entry: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """Exit code and end time of an exited container (the listing has neither): one inspect per end, then kept."""
+        if old is not None and old["state"] == entry["state"] and "finished_at" in old:
+            entry["exit_code"], entry["finished_at"] = old.get("exit_code"), old["finished_at"]
+            return
+        try:
+            state = (await self.engine.call("GET", f"containers/{cid}/json")).get("State") or {}
+        except EngineError as exc:
+            if exc.status != 404:
+                raise
+            return
+        code = state.get("ExitCode")
+        entry["exit_code"] = code if isinstance(code, int) else None
+        entry["finished_at"] = parse_engine_time(state.get("FinishedAt"))
 
     def forget(self, cid: str) -> None:
         self.entries.pop(cid, None)

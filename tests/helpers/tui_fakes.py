@@ -91,7 +91,7 @@ def container(cid, name, image, state, status, cpu, mem, gpu_mem, ports=(), mode
 CONTAINERS = [
     container("a1" * 32, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours (healthy)", 112.5, 6 * GiB, 52 * GiB, [(8000, 8000)], "vllm", "healthy"),
     container("b2" * 32, "open-webui", "ghcr.io/open-webui/open-webui:main", "running", "Up 2 hours", 1.2, 800 * 1024**2, None, [(3000, 8080)]),
-    container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"),
+    {**container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"), "exit_code": 1, "finished_at": NOW - 300},
     container("d4" * 32, "scratch", "busybox:latest", "created", "Created", None, None, None),
 ]
 
@@ -180,13 +180,13 @@ def spark_client(scope: str = "control") -> AgentClient:
 
 def fleet() -> list[AgentClient]:
     stale = AgentClient(Target("h200-box", "http://10.0.0.7:8611", "t"), clock=clock)
-    stale.handle_frame(hello("h200-box"))
+    stale.handle_frame(hello("gpu-node-7"))  # the agent's hostname differs from the user's name for it: both show
     for seq in range(1, 61):
-        stale.handle_frame(snapshot_frame(seq, "h200-box", [gpu_h200(0, seq, 71.0), gpu_h200(1, seq, 88.0)], None))
-    stale.state, stale.reason, stale.attempt = c.RECONNECTING, "connection refused", 3
+        stale.handle_frame(snapshot_frame(seq, "gpu-node-7", [gpu_h200(0, seq, 71.0), gpu_h200(1, seq, 88.0)], None))
+    stale.state, stale.reason, stale.attempt = c.RECONNECTING, c._short_error(ConnectionRefusedError(111, "Connect call failed"), stale.target.url), 3
     stale.next_try_at, stale.last_frame_at = NOW + 4, NOW - 12
     denied = AgentClient(Target("lab-3", "http://lab-3:8611", "bad"), clock=clock)
-    denied.state, denied.reason = c.AUTH_FAILED, "HTTP 401: missing or invalid token (send Authorization: Bearer ...)"
+    denied.state, denied.reason = c.AUTH_FAILED, c.auth_advice("lab-3", denied.target, 401)
     return [spark_client(), stale, denied]
 
 

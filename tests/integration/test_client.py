@@ -200,13 +200,14 @@ async def test_live_with_backfilled_history(start_agent):
     assert cl.state == c.STOPPED
 
 
-async def test_bad_token_is_auth_failed_with_the_agents_reason(start_agent):
+async def test_bad_token_is_auth_failed_with_what_to_do(start_agent):
     agent = start_agent("--simulate", "gb10", "--interval", "0.2")
     cl = AgentClient(Target("a", agent.url, "not-a-token"))
     task = asyncio.create_task(cl.run())
     try:
         await wait_for(lambda: cl.state == c.AUTH_FAILED)
-        assert "401" in cl.reason and "token" in cl.reason
+        assert cl.reason.startswith(f"a rejected the token ({agent.url}); ") and f"sparkdeck hosts add a {agent.url} --token TOKEN" in cl.reason
+        assert "401" not in cl.reason and "Bearer" not in cl.reason  # the machine and the fix, not the HTTP words
         await asyncio.sleep(0.5)
         assert cl.state == c.AUTH_FAILED  # no retry loop against a refusing agent
     finally:
@@ -309,7 +310,8 @@ async def test_forbidden_handshake_and_revoked_token_are_auth_failed():
     task = asyncio.create_task(cl.run())
     try:
         await wait_for(lambda: cl.state == c.AUTH_FAILED)
-        assert cl.reason == "HTTP 403: this needs a control token; this one is read"
+        assert cl.reason.startswith(f"x refused this token (http://127.0.0.1:{port}); on the machine: sparkdeck-agent token add")  # which machine, what to do
+        assert "HTTP" not in cl.reason and "Bearer" not in cl.reason
     finally:
         await cl.close()
         await asyncio.wait_for(task, 10)

@@ -27,6 +27,7 @@ params = {{ root = "/www" }}
 ports = {{ "8080/tcp" = {web_port} }}
 env = {{ TOKEN = "${{SD_TEST_SECRET}}", PLAIN = "hello" }}
 health = {{ port = "8080/tcp", path = "/health" }}
+endpoint = "/v1"
 startup_timeout_s = 60
 
 [[model]]
@@ -111,6 +112,7 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
         assert httpx.get(f"http://127.0.0.1:{port}/health").text == "ok\n"
         state = model_state(agent, "sdtest-web")
         assert state["state"] == "ready" and state["running"] and state["url"] == f"http://127.0.0.1:{port}/health"
+        assert state["endpoint"] == f"http://127.0.0.1:{port}/v1" and ready["endpoint"] == state["endpoint"]  # what clients talk to, not the probe
         # the secret was resolved on the agent and reached the container, and nowhere else
         assert f"TOKEN={SECRET}" in docker_engine.cli("inspect", "-f", "{{json .Config.Env}}", "sparkdeck-sdtest-web")
         listing = call(agent, "GET", "/api/v1/models", agent.read_token)
@@ -123,8 +125,12 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
         r = _control(agent, "/models/sdtest-web/stop", params={"timeout_s": 1})
         assert r.status_code == 200 and r.json()["state"] == "stopped", r.text
         assert docker_engine.cli("inspect", "-f", "{{.State.Status}}", "sparkdeck-sdtest-web") == "exited"
+        stopping = await next_frame(ws, lambda f: seen.append(json.dumps(f)) or f.get("type") == "model_state", 5, "stopping frame")
+        assert stopping["state"] == "stopping", stopping  # sent before the engine call, so clients show it at once
+        ModelState.model_validate(stopping)
         stopped = await next_frame(ws, lambda f: seen.append(json.dumps(f)) or f.get("type") == "model_state", 5, "stopped frame")
-        assert stopped["state"] == "stopped"
+        assert stopped["state"] == "stopped" and "endpoint" not in stopped
+        assert model_state(agent, "sdtest-web")["endpoint"] is None  # a stopped model has no endpoint
 
         # a stopped instance is replaced by the next start
         assert _control(agent, "/models/sdtest-web/start", json={"params": {"root": "/www"}}).status_code == 202
@@ -202,6 +208,21 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
     assert docker_engine.cli("ps", "-aq", "--filter", "name=^/sparkdeck-sdtest-badcmd$") == ""
     assert docker_engine.cli("ps", "-aq", "--filter", "name=^/sparkdeck-sdtest-web$") == ""
     assert "Traceback" not in agent.log() and agent.proc.poll() is None
+
+
+def test_running_model_survives_an_agent_restart(docker_engine, launcher_agent, start_agent) -> None:
+    """A new agent finds the model's container running: it says `running` (with the endpoint), not `idle`, and refuses a second launch."""
+    agent = launcher_agent
+    assert _control(agent, "/models/sdtest-web/start").status_code == 202
+    wait_for(lambda: model_state(agent, "sdtest-web")["state"] == "ready", 60, "ready")
+    agent.stop()
+    again = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(agent.state_dir.parent / "models.toml"), env={"SD_TEST_SECRET": SECRET})
+    state = wait_for(lambda: (s := model_state(again, "sdtest-web"))["running"] and s, 15, "container found")
+    port = agent.ports["web_port"]
+    assert state["state"] == "running" and state["endpoint"] == f"http://127.0.0.1:{port}/v1", state
+    r = call(again, "POST", "/api/v1/models/sdtest-web/start", again.control_token)
+    assert r.status_code == 409 and r.json()["error"] == "already_running"
+    assert call(again, "POST", "/api/v1/models/sdtest-web/stop", again.control_token, params={"timeout_s": 1}).json()["state"] == "stopped"
 
 
 def test_catalog_lists_builtins_user_models_and_errors(docker_engine, start_agent, tmp_path: Path) -> None:

@@ -115,6 +115,7 @@ command = ["httpd", "-f", "-p", "8080", "-h", "{{root}}"]
 params = {{ root = "/www" }}
 ports = {{ "8080/tcp" = {free_port()} }}
 health = {{ port = "8080/tcp", path = "/health" }}
+endpoint = "/v1"
 startup_timeout_s = 60
 """
     )
@@ -134,7 +135,7 @@ startup_timeout_s = 60
         await until(pilot, lambda: phases.append(row()[1]) or row()[1] == "ready", timeout=60, what="ready")
         assert "starting" in phases or "pulling" in phases or phases[0] == "ready"
         entry, phase, url = row()
-        assert url == f"http://127.0.0.1:{port}/health"
+        assert url == f"http://127.0.0.1:{port}/v1"  # the API endpoint (template `endpoint`), not the health URL
         assert screen.selected()["name"] == "sdtest-tui"
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmScreen)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
+
 from tests.helpers.agent import launch_agent
 from tests.helpers.tui import until
 from tui import client as c
+from tui import format as fmt
 from tui.app import SparkdeckApp
 from tui.client import Backoff, Target
 from tui.screens.containers import ContainersScreen
@@ -110,20 +113,29 @@ async def test_agent_killed_and_restarted_shows_reconnecting_stale_then_live(sta
 async def test_overview_with_several_agents_and_one_bad_token(start_agent):
     a = start_agent("--simulate", "gb10", "--interval", "0.2")
     b = start_agent("--simulate", "h200x2", "--interval", "0.2")
-    app = SparkdeckApp([Target("a", a.url, a.read_token), Target("b", b.url, b.read_token), Target("c", b.url, "wrong")])
+    # both agents report this machine's hostname: the cards are told apart by the user's names, and a repeated name gets a number
+    app = SparkdeckApp([Target("spark", a.url, a.read_token), Target("h200", b.url, b.read_token), Target("h200", b.url, "wrong")])
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: [cl.state for cl in app.clients] == [c.LIVE, c.LIVE, c.AUTH_FAILED], what="states")
         await pilot.pause(0.3)
         cards = list(app.screen.query(MachineCard))
         assert len(cards) == 3
         await until(pilot, lambda: "GPU1" in plain(cards[1]) and "auth failed" in plain(cards[2]), what="cards filled")
+        host = app.clients[0].agent_hostname
+        assert [Text.from_markup(str(card.border_title)).plain for card in cards] == [f"spark ({host})", f"h200 ({host})", "h200 #2"]
         assert "GPU1" in plain(cards[1]) and "unified" not in plain(cards[1])
-        assert "auth failed" in plain(cards[2]) and "401" in plain(cards[2])
+        gpus = app.clients[1].latest["gpus"]  # the memory bar covers both GPUs, and the host's RAM shows too
+        total = fmt.size(sum(g["memory"]["total_bytes"] for g in gpus))
+        assert f"/{total} GPU" in plain(cards[1]) and "\nRAM " in plain(cards[1])
+        bad = plain(cards[2])  # which machine, what to do: not the agent's HTTP words
+        assert "auth failed" in bad and "h200 #2 rejected the token" in bad and f"sparkdeck hosts add h200 {b.url} --token" in bad
+        assert "401" not in bad and "Bearer" not in bad
         await pilot.press("right_square_bracket")
         assert isinstance(app.screen, OverviewScreen) and app.current == 1
         await pilot.press("d")
         assert isinstance(app.screen, MachineScreen) and app.screen.index == 1
         await until(pilot, lambda: len(app.screen.query(GpuPanel)) == 2, what="two GPU panels")
+        assert str(app.screen.query_one(ConnBar).render()).startswith(f"● h200 ({host})  live")
 
 
 async def test_chart_range_reads_the_agent_history(start_agent):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,7 +16,7 @@ from tui.messages import ActionFinished
 from tui.screens.base import BaseView, forward_port
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.filtering import TableFilter
-from tui.widgets.containers_table import ContainersTable
+from tui.widgets.containers_table import ContainersTable, state_text, summary
 
 CONTROL = {"start", "stop", "restart", "remove"}
 
@@ -31,6 +34,7 @@ class ContainersScreen(TableFilter, BaseView):
         Binding("f", "forward", "Forward port"),
         Binding("slash", "filter", "Filter"),
         Binding("S", "sort", "Sort"),
+        Binding("V", "reverse_sort", "Reverse sort", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -60,8 +64,8 @@ class ContainersScreen(TableFilter, BaseView):
     def _notice(self) -> None:
         cl = self.client
         snap = cl.latest
-        lines = []
         cs = (snap or {}).get("containers_status") or {}
+        lines = [f"[dim]{escape(summary((snap or {}).get('containers') or []))}[/dim]"] if cs.get("state") == "ok" else []
         if snap is not None and cs.get("state") != "ok":
             lines.append(f"[b $warning]containers {cs.get('state')}[/]: {cs.get('message', '')}" + (f"\n[dim]fix: {cs['fix']}[/dim]" if cs.get("fix") else ""))
         denied = cl.control_denied_reason()
@@ -113,13 +117,31 @@ class ContainersScreen(TableFilter, BaseView):
         try:
             answer = await self.client.container_action(cid, what, **params)
             state = (answer or {}).get("state") if isinstance(answer, dict) else None
-            done = "its end will be notified" if what == "watch" else (f"now {state}" if state else "done")
+            done = "its end will be notified" if what == "watch" else (f"the agent answered: {state}" if state else "done")
             msg = ActionFinished(self.index or 0, f"{what} {name}", True, done)
         except ApiFailure as exc:
             msg = ActionFinished(self.index or 0, f"{what} {name}", False, exc.detail)
         if self.live_view:
             self.query_one(ContainersTable).busy.pop(cid, None)
         self.app.post_message(msg)  # to the app: this screen may be gone by now
+        if msg.ok and what in ("start", "restart"):
+            ended = await self._ended_soon(cid)
+            if ended:  # "running" was true for a moment only: say what the row now shows
+                self.app.post_message(ActionFinished(self.index or 0, f"{what} {name}", False, f"it is {ended} (it ended right after starting)"))
+
+    async def _ended_soon(self, cid: str, wait_s: float = 3.0) -> str | None:
+        """The stream's "exited (1) 0s ago" when the container ends within ``wait_s`` of its start; None if it keeps running."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            row = next((x for x in (self.client.latest or {}).get("containers") or [] if x.get("id") == cid), None)
+            if row is not None and row.get("state") in ("exited", "dead"):
+                return state_text(row, self.sd.clock())
+        return None
+
+    def action_reverse_sort(self) -> None:
+        self.query_one(ContainersTable).reverse_sort()
+        self.update_view()
 
     def action_logs(self) -> None:
         denied = self.client.control_denied_reason()

@@ -27,7 +27,7 @@ HELP = """\
 
 **Containers:** `s` start, `x` stop, `R` restart, `D` remove (stop, restart and
 remove ask first), `w` watch (the agent notifies when it ends), `l` logs (follows
-live), `/` filter, `S` or a click on a header sorts. **GPU processes:** `k` SIGTERM, `K` SIGKILL (both ask first),
+live), `/` filter, `S` sorts by the next column (figures busiest first), `V` reverses it; a click on a header sorts. **GPU processes:** `k` SIGTERM, `K` SIGKILL (both ask first),
 `/` filter, `S` sort by GPU memory, CPU, RSS or pid. A container's main process
 ignores SIGTERM unless it handles it: the screen says so; use `K` or stop the
 container. **Models:** `l` or `enter` launch form, `x` stop, `y` copy endpoint.

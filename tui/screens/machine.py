@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from tui import client as c
 from tui import format as fmt
 from tui.screens.base import BaseView
 from tui.widgets.alerts_panel import AlertsPanel
+from tui.widgets.conn_bar import stale_text, state_text
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.disks_panel import DisksPanel
 from tui.widgets.gpu_panel import GpuPanel
@@ -42,6 +45,14 @@ def host_current(snap: dict) -> dict[str, str]:
         "disk.read": fmt.rate(io.get("read_bytes_s")),
         "disk.write": fmt.rate(io.get("write_bytes_s")),
     }
+
+
+def no_data_text(cl: c.AgentClient) -> str:
+    """What the detail screen says before any data: waiting, or why this machine cannot be reached."""
+    if cl.state in (c.CONNECTING, c.LIVE) and not cl.reason:
+        return f"[dim]waiting for the first snapshot from {escape(cl.name)} ({escape(cl.target.via or cl.target.url)})…[/dim]"
+    label, detail = state_text(cl, cl.clock())
+    return f"[b $error]{escape(cl.name)}: {escape(label)}[/]\n{escape(cl.target.via or cl.target.url)}\n{escape(detail)}"
 
 
 class MachineScreen(BaseView):
@@ -93,14 +104,16 @@ class MachineScreen(BaseView):
         self.set_class(wide, "-wide")
         self.query_one(AlertsPanel).show(self.sd.alerts[self.index or 0])
         snap = cl.latest
+        self.query_one("#panels").display = snap is not None  # no data: one message, not six empty boxes
         if snap is None:
-            self.set_text("#gpu-status", "[dim]waiting for the first snapshot…[/dim]")
+            self.set_text("#gpu-status", no_data_text(cl))
             return
         gs = snap.get("gpu_status") or {}
+        stale = f"[b $warning]STALE[/] [$warning]{escape(stale_text(cl, self.sd.clock()).removeprefix('STALE: '))}[/]\n" if cl.stale else ""
         if gs.get("state") != "ok":
-            self.set_text("#gpu-status", f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""))
+            self.set_text("#gpu-status", stale + f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""))
         else:
-            self.set_text("#gpu-status", f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]")
+            self.set_text("#gpu-status", stale + f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]")
         gpus = snap.get("gpus") or []
         box = self.query_one("#gpus", Vertical)
         indices = [g["index"] for g in gpus]

@@ -42,6 +42,9 @@ def phase(entry: dict[str, Any], conts: list[dict[str, Any]], progress: dict[str
     return "idle"
 
 
+BUSY = ("pulling", "starting", "ready", "running", "stopping")  # launching again is refused by the agent (409)
+
+
 def pull_text(progress: dict[str, Any] | None) -> str:
     pull = (progress or {}).get("pull") or {}
     cur, total = pull.get("current_bytes"), pull.get("total_bytes")
@@ -50,16 +53,31 @@ def pull_text(progress: dict[str, Any] | None) -> str:
     return f" {pull['status']}" if pull.get("status") else ""
 
 
+NO_ENDPOINT = ("idle", "stopping", "stopped", "failed", "exited")  # nothing answers there: no URL to copy
+
+
 def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]], progress: dict[str, Any] | None = None) -> str:
-    for source in (progress or {}, entry_state(entry), entry):
-        if source.get("url") or source.get("endpoint"):
-            return str(source.get("url") or source.get("endpoint"))
-    host = urllib.parse.urlsplit(agent_url).hostname or "localhost"
-    for c in conts:
+    """The API URL to talk to (template ``endpoint``, e.g. http://host:8000/v1), never the health URL; "" when it is not up."""
+    if phase(entry, conts, progress).split()[0] in NO_ENDPOINT:
+        return ""
+    agent_host = urllib.parse.urlsplit(agent_url).hostname or "localhost"
+    for source in (progress or {}, entry_state(entry)):
+        if source.get("endpoint"):
+            return reachable(str(source["endpoint"]), agent_host, listens(entry, progress))
+    for c in conts:  # an agent without `endpoint` in its states: the published port and the template's path
         for p in c.get("ports") or []:
             if isinstance(p, dict) and p.get("host_port"):
-                return f"http://{host}:{p['host_port']}"
+                return f"http://{agent_host}:{p['host_port']}{entry.get('endpoint') or ''}"
     return ""
+
+
+def reachable(url: str, agent_host: str, listen: str) -> str:
+    """The agent names its own loopback; a model published beyond it is reached at the agent's host."""
+    parts = urllib.parse.urlsplit(url)
+    loopback = ("127.0.0.1", "localhost", "::1")
+    if parts.hostname in loopback and agent_host not in loopback and any(not a.startswith(("127.", "[::1]")) for a in listen.split(", ") if a):
+        return parts._replace(netloc=f"{agent_host}:{parts.port}").geturl()
+    return url
 
 
 def listens(entry: dict[str, Any], progress: dict[str, Any] | None = None) -> str:
@@ -144,7 +162,7 @@ class ModelsScreen(BaseView):
             conts = model_containers(snap, entry["name"])
             prog = progress.get(entry["name"])
             ph = phase(entry, conts, prog)
-            out.append((entry, ph + (pull_text(prog) if ph == "pulling" else ""), endpoint(self.client.target.url, entry, conts, prog)))
+            out.append((entry, ph + (pull_text(prog) if ph == "pulling" else "…" if ph == "stopping" else ""), endpoint(self.client.target.url, entry, conts, prog)))
         return out
 
     def update_view(self) -> None:
@@ -164,8 +182,8 @@ class ModelsScreen(BaseView):
             figures = [serving.short(c["serving"]) for c in model_containers(snap, entry["name"]) if c.get("serving")]
             table.add_row(
                 entry["name"],
-                Text(ph + (f"  {figures[0]}" if figures else ""), fmt.theme_style(self.app.current_theme, ph.split()[0], "dim")),
-                url if ph == "ready" else (Text(url, "dim") if url else ""),
+                Text(ph + (f"  {figures[0]}" if figures else ""), fmt.theme_style(self.app.current_theme, ph.split()[0].rstrip("…"), "dim")),
+                url if ph in ("ready", "running") else (Text(url, "dim") if url else ""),
                 listens(entry, self.client.model_progress.get(entry["name"])),
                 entry.get("image", ""),
                 entry.get("description", ""),
@@ -191,7 +209,7 @@ class ModelsScreen(BaseView):
             text += f"\n[$warning]secrets not set on the agent: {', '.join(missing)}[/]"
         if st.get("message"):
             style = "$error" if st.get("state") in ("failed", "exited") else "dim"
-            text += f"\n[{style}]{st['state']}: {st['message']}" + (f" (exit code {st['exit_code']})" if st.get("exit_code") is not None else "") + "[/]"
+            text += f"\n[{style}]{escape(fmt.state_words(str(st.get('state')), st['message'], st.get('exit_code')))}[/]"
         for c in model_containers(self.client.latest, entry["name"]):
             if c.get("serving"):
                 text += f"\n{escape(serving.full(str(c.get('name')), c['serving']))}"
@@ -222,6 +240,10 @@ class ModelsScreen(BaseView):
         if denied or entry is None:
             self.notify(denied or "no model selected", title="cannot launch", severity="warning")
             return
+        up = phase(entry, model_containers(self.client.latest, entry["name"]), self.client.model_progress.get(entry["name"]))
+        if up.split()[0] in BUSY:  # the agent would answer 409: say it here, with what to do instead
+            self.notify(f"{entry['name']} is {up.split()[0]}; x stops it, y copies its endpoint", title="already running", severity="warning")
+            return
         self.app.push_screen(LaunchScreen(entry), lambda body: self._send(entry["name"], "start", body) if body is not None else None)
 
     def action_stop(self) -> None:
@@ -230,7 +252,13 @@ class ModelsScreen(BaseView):
         if denied or entry is None:
             self.notify(denied or "no model selected", title="cannot stop", severity="warning")
             return
-        self.app.push_screen(ConfirmScreen(f"Stop model [b]{entry['name']}[/b]?", "Stop"), lambda ok: self._send(entry["name"], "stop", None) if ok else None)
+        self.app.push_screen(ConfirmScreen(f"Stop model [b]{entry['name']}[/b]?", "Stop"), lambda ok: self._stop(entry["name"]) if ok else None)
+
+    def _stop(self, name: str) -> None:
+        """Show ``stopping…`` at once; the agent's own ``stopping`` then ``stopped`` frames replace it."""
+        self.client.model_progress[name] = {"state": "stopping", "message": "asked the agent to stop it", "since": self.sd.clock()}
+        self.update_view()
+        self._send(name, "stop", None)
 
     def action_copy(self) -> None:
         entry = self.selected()

@@ -33,6 +33,12 @@ def state_text(cl: c.AgentClient, now: float) -> tuple[str, str]:
     return cl.state, cl.reason
 
 
+def name_suffix(cl: c.AgentClient) -> str:
+    """The agent's own hostname, beside the user's name for the machine (nothing when they agree)."""
+    host = cl.agent_hostname
+    return f" ({host})" if host and host != cl.name else ""
+
+
 def stale_text(cl: c.AgentClient, now: float) -> str:
     if not cl.stale or cl.last_frame_at is None:
         return ""
@@ -71,7 +77,8 @@ class ConnBar(Widget):
         label, detail = state_text(cl, now)
         text = Text.assemble(
             (ICONS.get(cl.state, "?") + " ", self.get_component_rich_style("conn--icon")),
-            (cl.hostname, "bold"),
+            (cl.name, "bold"),
+            (name_suffix(cl), "dim"),
             "  ",
             (label, "bold"),
         )

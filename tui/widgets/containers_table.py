@@ -79,6 +79,31 @@ def uptime_text(cont: dict[str, Any], now: float) -> str:
     return fmt.duration(uptime(cont, now))
 
 
+def state_text(cont: dict[str, Any], now: float) -> str:
+    """"exited (1) 3m ago" for an ended container (the agent sends its exit code and end time), else the state word."""
+    state = str(cont.get("state", "?"))
+    if cont.get("exit_code") is not None:
+        state += f" ({cont['exit_code']})"
+    if cont.get("finished_at") is not None and cont.get("state") in ("exited", "dead"):
+        state += " " + fmt.ago(now - float(cont["finished_at"]))
+    return state
+
+
+def summary(containers: list[dict[str, Any]]) -> str:
+    """The line above the table: how many run and have ended, and what the running ones use."""
+    counts: dict[str, int] = {}
+    for x in containers:
+        counts[str(x.get("state"))] = counts.get(str(x.get("state")), 0) + 1
+    words = [f"{counts.pop('running', 0)} running", f"{counts.pop('exited', 0)} exited"] + [f"{n} {state}" for state, n in sorted(counts.items())]
+    running = [x for x in containers if x.get("state") == "running"]
+    cpu = [x["cpu_percent"] for x in running if x.get("cpu_percent") is not None]
+    gpu = [x["gpu_memory_bytes"] for x in running if x.get("gpu_memory_bytes") is not None]
+    return f"{', '.join(words)}   CPU {fmt.pct(sum(cpu) if cpu else None, 1)}   GPU memory {fmt.size(sum(gpu) if gpu else None)}"
+
+
+DESCENDING = ("cpu_percent", "memory_bytes", "gpu_memory_bytes", "uptime")  # figures: the busiest first
+
+
 def sort_value(cont: dict[str, Any], key: str, now: float) -> Any:
     v: Any
     if key == "uptime":
@@ -114,12 +139,15 @@ class ContainersTable(DataTable):
         keys = [k for k, _ in COLUMNS]
         if key is None:
             key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
-            self.sort_reverse = False
+            self.sort_reverse = key in DESCENDING
         elif key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_reverse = key in ("cpu_percent", "memory_bytes", "gpu_memory_bytes", "uptime")
+            self.sort_reverse = key in DESCENDING
         self.sort_key = key
+
+    def reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         self.cycle_sort(str(event.column_key.value))
@@ -144,7 +172,7 @@ class ContainersTable(DataTable):
         self.by_id = {str(x["id"]): x for x in shown}
         self.clear()
         for x in shown:
-            state = self.busy.get(str(x["id"])) or str(x.get("state", "?"))
+            state = self.busy.get(str(x["id"])) or state_text(x, now)
             label = state + HEALTH.get(str(x.get("health")), "")
             if x.get("serving"):  # a model server: its own figures next to its state
                 label += f"  {serving.short(x['serving'])}"

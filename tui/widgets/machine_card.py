@@ -11,7 +11,7 @@ from tui import format as fmt
 from tui.alerts import Alert
 from tui.messages import OpenMachine
 from tui.widgets.chart import bucket
-from tui.widgets.conn_bar import ICONS, stale_text, state_text
+from tui.widgets.conn_bar import ICONS, name_suffix, stale_text, state_text
 from tui.widgets.panel import TextPanel
 from tui.widgets.spark import spark_text
 
@@ -33,15 +33,20 @@ def gpu_line(gpu: dict) -> str:
 
 
 def memory_fraction(snap: dict) -> tuple[float | None, str, bool]:
-    """The card's memory bar: GPU memory, or (unified / no GPU) host memory."""
+    """The card's memory bar: GPU memory summed over every GPU, or (unified / no GPU) host memory."""
     gpus = snap.get("gpus") or []
-    mem = (gpus[0].get("memory") or {}) if gpus else {}
-    unified = bool(mem.get("unified"))
-    if gpus and not unified and mem.get("total_bytes"):
-        used, total = mem.get("used_bytes"), mem["total_bytes"]
+    mems = [g.get("memory") or {} for g in gpus]
+    unified = any(m.get("unified") for m in mems)
+    if gpus and not unified and all(m.get("total_bytes") for m in mems):
+        total = sum(m["total_bytes"] for m in mems)
+        used = None if any(m.get("used_bytes") is None for m in mems) else sum(m["used_bytes"] for m in mems)
         return (used / total if used is not None else None), f"{fmt.size(used)}/{fmt.size(total)} GPU", False
+    return host_fraction(snap) + (unified,)
+
+
+def host_fraction(snap: dict) -> tuple[float, str]:
     host = snap["host"]["memory"]
-    return host["percent"] / 100, f"{fmt.size(host['used_bytes'])}/{fmt.size(host['total_bytes'])}", unified
+    return host["percent"] / 100, f"{fmt.size(host['used_bytes'])}/{fmt.size(host['total_bytes'])}"
 
 
 class MachineCard(TextPanel, can_focus=True):
@@ -65,7 +70,7 @@ class MachineCard(TextPanel, can_focus=True):
 
     def show(self, data: tuple[c.AgentClient, list[Alert]]) -> None:
         client, _ = data
-        self.border_title = client.hostname
+        self.border_title = Text.assemble((client.name, "bold"), (name_suffix(client), "dim"))
         self.set_class(client.stale, "-stale")
         self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE), "-failed")
         super().show(data)
@@ -80,6 +85,12 @@ class MachineCard(TextPanel, can_focus=True):
 
     def on_click(self) -> None:
         self.post_message(OpenMachine(self.index))
+
+    def _bar(self, t: Text, label: str, frac: float | None, figures: str, width: int, extra: int) -> None:
+        bad, ok = self.get_component_rich_style("card--alert"), self.get_component_rich_style("card--ok")
+        t.append(label, "dim")
+        t.append(fmt.bar(frac, max(4, width - len(figures) - extra - 7)), bad if (frac or 0) > 0.9 else ok)
+        t.append(f" {figures}")
 
     def build(self, width: int) -> Text:
         cl, alerts = self.data
@@ -111,11 +122,11 @@ class MachineCard(TextPanel, can_focus=True):
             t.append(" " + trend(cl, f"gpu{gpu['index']}.util", now, min(40, width - len(line) - 1)) + "\n", ok)
         frac, figures, unified = memory_fraction(snap)
         tag = " unified" if unified else ""
-        bar_w = max(4, width - len(figures) - len(tag) - 7)
-        t.append("Mem ", "dim")
-        t.append(fmt.bar(frac, bar_w), bad if (frac or 0) > 0.9 else ok)
-        t.append(f" {figures}")
+        self._bar(t, "Mem ", frac, figures, width, len(tag))
         t.append(tag + "\n", "italic bold" if unified else "")
+        if gpus and not unified and figures.endswith(" GPU"):  # discrete GPUs: the host's own RAM too
+            self._bar(t, "RAM ", *host_fraction(snap), width, 0)
+            t.append("\n")
         for_models = snap["host"]["memory"].get("models_available_bytes")
         if for_models is not None and (unified or not gpus):  # what a launch may still take (MemAvailable less the reserve); a discrete GPU's models live in its own memory
             t.append("    for models ", "dim")
