@@ -91,7 +91,8 @@ class LogsScreen(BaseView):
     # -- lines ------------------------------------------------------------------------
     def _line_text(self, i: int) -> Text:
         entry = self.lines[i]
-        text = Text(entry.text, style="$text-warning" if entry.text.startswith("stderr| ") else "")
+        stderr = entry.text.startswith("stderr| ")
+        text = Text(entry.text, style=(self.app.current_theme.warning or "yellow") if stderr else "")  # a Rich style: no $variables here
         if self.pattern:
             text.highlight_words([self.pattern], MATCH_STYLE, case_sensitive=False)
         if self.timestamps:
@@ -139,8 +140,9 @@ class LogsScreen(BaseView):
 
     # -- title --------------------------------------------------------------------------
     def _title(self) -> str:
-        state = "[b]following[/b]" if self.follow else f"[b $warning]paused[/] — {self.unseen} new line{'' if self.unseen == 1 else 's'} (e: end and follow)"
-        extras = [x for x in ("timestamps (UTC)" if self.timestamps else "", "wrap" if self.wrap else "", self.search_note, self.stream_note) if x]
+        state = "[b]following[/b]" if self.follow else f"[b $warning]paused[/] — {self.unseen} new line{'' if self.unseen == 1 else 's'} (e: follow)"
+        # the search first: at 80 columns the title is cut at the right
+        extras = [x for x in (self.search_note, self.stream_note, "timestamps (UTC)" if self.timestamps else "", "wrap" if self.wrap else "") if x]
         return f"logs of [b]{escape(self.name_)}[/b]  {state}" + "".join(f"  · {x}" for x in extras)
 
     def _show_title(self) -> None:
