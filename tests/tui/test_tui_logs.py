@@ -31,11 +31,10 @@ class StreamingClient(FakeLogsClient):
             on_entry(entry)
 
 
-def streaming_app(**logs_kw) -> tuple[SparkdeckApp, StreamingClient, dict]:
+def streaming_app() -> tuple[SparkdeckApp, StreamingClient]:
     cl = StreamingClient(Target("spark-01", "http://spark-01.local:8611", "t"), clock=clock)
     cl.handle_frame(hello("spark-01", "control"))
-    app = app_for([cl], "containers")
-    return app, cl, logs_kw
+    return app_for([cl], "containers"), cl
 
 
 def title(app) -> str:
@@ -62,7 +61,7 @@ async def open_logs(app, pilot, **kw) -> tuple[LogsScreen, RichLog]:
 
 
 async def test_title_says_paused_with_new_lines_and_e_resumes_following():
-    app, cl, _ = streaming_app()
+    app, cl = streaming_app()
     async with app.run_test(size=(100, 30)) as pilot:
         screen, log = await open_logs(app, pilot)
         assert "following" in title(app)
@@ -90,7 +89,7 @@ async def test_title_says_paused_with_new_lines_and_e_resumes_following():
 
 
 async def test_t_shows_the_agents_timestamps():
-    app, cl, _ = streaming_app()
+    app, cl = streaming_app()
     async with app.run_test(size=(100, 30)) as pilot:
         screen, log = await open_logs(app, pilot)
         assert "2026-11-29" not in text_of(log)
@@ -104,7 +103,7 @@ async def test_t_shows_the_agents_timestamps():
 
 
 async def test_search_highlights_moves_with_n_and_N_wraps_and_says_no_match():
-    app, cl, _ = streaming_app()
+    app, cl = streaming_app()
     async with app.run_test(size=(100, 30)) as pilot:
         screen, log = await open_logs(app, pilot)
         await pilot.press("slash")
@@ -132,7 +131,7 @@ async def test_search_highlights_moves_with_n_and_N_wraps_and_says_no_match():
 
 
 async def test_w_wraps_long_lines_and_the_buffer_stays_bounded():
-    app, cl, _ = streaming_app()
+    app, cl = streaming_app()
     async with app.run_test(size=(60, 20)) as pilot:
         screen, log = await open_logs(app, pilot, max_lines=300)
         cl.queue.put_nowait(LogLine(None, "x" * 150))
