@@ -79,16 +79,16 @@ async def test_help_lists_every_key_of_the_current_screen():
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("question_mark")
         text = help_text(app)
-        assert "This screen (detail)" in text and "| `h` | Chart range |" in text
-        assert "| `:` | Command |" in text and "| `q` `^c` | Quit |" in text and "| `[` | Prev machine |" in text
-        assert "| `^p` | command palette" in text
+        assert "This screen (detail)" in text and "- `h` — Chart range\n" in text
+        assert "- `:` — Command\n" in text and "- `q` `^c` — Quit\n" in text and "- `[` — Prev machine\n" in text
+        assert "- `^p` — command palette" in text
         assert app.screen.query_one(Markdown)  # shown, not only built
         await pilot.press("escape")
         for screen, keys in (
-            (ModelsScreen(0, catalog=CATALOG), ["`f` | Forward port", "`g` | Reload catalog", "`/` | Filter"]),
-            (LogsScreen(0, "a1" * 32, "vllm-qwen"), ["`e` | End+follow", "`/` | Search", "`n` | Next match", "`N` | Prev match", "`t` | Timestamps", "`w` | Wrap"]),
-            (ProcessesScreen(0), ["`k` | SIGTERM", "`g` | Reload"]),
-            (ContainersScreen(0), ["`f` | Forward port", "`S` | Sort", "`esc` | Clear filter"]),
+            (ModelsScreen(0, catalog=CATALOG), ["`f` — Forward port", "`g` — Reload catalog", "`/` — Filter"]),
+            (LogsScreen(0, "a1" * 32, "vllm-qwen"), ["`e` — End+follow", "`/` — Search", "`n` — Next match", "`N` — Prev match", "`t` — Timestamps", "`w` — Wrap"]),
+            (ProcessesScreen(0), ["`k` — SIGTERM", "`g` — Reload"]),
+            (ContainersScreen(0), ["`f` — Forward port", "`S` — Sort", "`esc` — Clear filter"]),
         ):
             app.push_screen(screen)
             await pilot.pause()

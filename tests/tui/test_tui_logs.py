@@ -121,6 +121,13 @@ async def test_search_highlights_moves_with_n_and_N_wraps_and_says_no_match():
         assert "match 2/3" in title(app)
         await pilot.press("N", "N")
         assert "match 3/3 (wrapped to the bottom)" in title(app)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"&error", "enter")  # `&`: only the matching lines
+        await pilot.pause()
+        assert [line.text for line in log.lines] == ["line 20 ERROR boom", "line 120 ERROR boom", "line 180 ERROR boom"]
+        assert "only matching lines: 3 of 200" in title(app)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"error", "enter")
+        await pilot.pause()
+        assert len(log.lines) == 200
         await pilot.press("slash")
         await pilot.press("ctrl+a", "ctrl+k", *"nothing-like-this", "enter")
         await pilot.pause()

@@ -15,7 +15,8 @@ PROSE = """\
 when the container ends; a click on a header sorts too. **GPU processes:** SIGTERM
 and SIGKILL ask first; a container's main process ignores SIGTERM unless it handles
 it: the screen says so; use `K` or stop the container. **Models:** `enter` opens the
-launch form too. **Logs:** scrolling up pauses following (the title counts new lines).
+launch form too. **Logs:** scrolling up pauses following (the title counts new lines);
+`/&text` shows only the lines holding *text*.
 **Command line** `:` — `:containers` `:models` `:processes` `:incidents` `:overview`
 `:detail`, `:machine NAME`, `:forward MODEL`, `:help`, `:q`; `tab` completes.
 
@@ -37,9 +38,9 @@ The theme chosen in the palette is kept there too (`[ui] theme`).
 
 
 def keys_table(title: str, rows: list[KeyRow]) -> str:
-    cell = lambda text: text.replace("|", "\\|")  # noqa: E731 - a key may be `|`
-    body = "\n".join(f"| {' '.join(f'`{k}`' for k in row.keys.split())} | {cell(row.description)} |" for row in rows)
-    return f"**{title}**\n\n| key | does |\n|---|---|\n{body}\n"
+    """One line per action (a Markdown table takes two rows a key): "- `q` `^c` — Quit"."""
+    body = "\n".join(f"- {' '.join(f'`{k}`' for k in row.keys.split())} — {row.description}" for row in rows)
+    return f"**{title}**\n\n{body}\n"
 
 
 class HelpScreen(ModalScreen[None]):

@@ -52,6 +52,7 @@ class LogsScreen(BaseView):
         self.timestamps = False
         self.wrap = False
         self.pattern = ""
+        self.only = False  # `/&text`: show only the lines holding text (less's `&`)
         self.matches: list[int] = []  # indices into self.lines
         self.match_at = -1
         self.search_note = ""
@@ -62,7 +63,7 @@ class LogsScreen(BaseView):
         yield self.conn_bar()
         yield Static(self._title(), id="logs-title")
         yield RichLog(id="log", wrap=False, highlight=False, markup=False, min_width=1)  # wrap at the screen width, not at 78
-        yield Input(placeholder="search (enter: find, n/N: next/previous, esc: close)", id="search")
+        yield Input(placeholder="search (enter: find, n/N: next/previous; &text: only matching lines; esc: close)", id="search")
         yield self.footer()
 
     def on_mount(self) -> None:
@@ -108,14 +109,19 @@ class LogsScreen(BaseView):
             del self.lines[: len(self.lines) - self.max_lines]
             self.redraw()
         else:
-            i = len(self.lines) - 1
-            self.rows.append(len(log.lines))
-            log.write(self._line_text(i), scroll_end=self.follow)
-            if self.pattern and self.pattern.lower() in entry.text.lower():
-                self.matches.append(i)
+            self._write(log, len(self.lines) - 1, scroll_end=self.follow)
         if not self.follow:
             self.unseen += 1
             self._show_title()
+
+    def _write(self, log: RichLog, i: int, scroll_end: bool) -> None:
+        """Line ``i`` into the log (not at all when filtering and it does not match); note its row and match."""
+        hit = bool(self.pattern) and self.pattern.lower() in self.lines[i].text.lower()
+        self.rows.append(len(log.lines))
+        if hit:
+            self.matches.append(i)
+        if hit or not (self.only and self.pattern):
+            log.write(self._line_text(i), scroll_end=scroll_end)
 
     def redraw(self) -> None:
         """Draw every kept line again (after a toggle, a new search or dropping the oldest)."""
@@ -126,12 +132,8 @@ class LogsScreen(BaseView):
             log.wrap = self.wrap
             self.rows = []
             self.matches = []
-            needle = self.pattern.lower()
             for i in range(len(self.lines)):
-                self.rows.append(len(log.lines))
-                log.write(self._line_text(i), scroll_end=False)
-                if needle and needle in self.lines[i].text.lower():
-                    self.matches.append(i)
+                self._write(log, i, scroll_end=False)
         finally:
             self._redrawing = False
         if self.follow:
@@ -195,7 +197,7 @@ class LogsScreen(BaseView):
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
         box.display = True
-        box.value = self.pattern
+        box.value = ("&" if self.only else "") + self.pattern
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -203,7 +205,9 @@ class LogsScreen(BaseView):
             return
         event.input.display = False
         self.query_one(RichLog).focus()
-        self.pattern = event.value.strip()
+        value = event.value.strip()
+        self.only = value.startswith("&")
+        self.pattern = value.lstrip("&").strip()
         self.match_at = -1
         self.redraw()
         if not self.pattern:
@@ -234,5 +238,6 @@ class LogsScreen(BaseView):
         self._pause()
         row = self.rows[self.matches[k]]
         self.query_one(RichLog).scroll_to(y=max(0, row - 2), animate=False, immediate=True)
-        self.search_note = f"“{escape(self.pattern)}” match {k + 1}/{len(self.matches)}{wrapped}"
+        shown = f" (only matching lines: {len(self.matches)} of {len(self.lines)})" if self.only else ""
+        self.search_note = f"“{escape(self.pattern)}” match {k + 1}/{len(self.matches)}{wrapped}{shown}"
         self._show_title()
