@@ -214,3 +214,20 @@ async def test_the_chosen_theme_is_there_after_a_restart(tmp_path):
     async with again.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert again.theme == "dracula"
+
+
+async def test_forward_command_opens_models_and_forwards_that_models_port():
+    cl = spark_client()
+
+    async def catalog() -> list[dict]:
+        return CATALOG
+
+    cl.models = catalog  # type: ignore[method-assign]  # the catalog an agent would answer
+    app = app_for([cl], "detail")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("colon", *"forward vllm", "enter")
+        await until(pilot, lambda: any("vllm: http://spark-01.local:8000" in str(n.message) for n in app._notifications), what="the forward toast")
+        assert isinstance(app.screen, ModelsScreen)
+        await pilot.press("colon", *"forward nope", "enter")  # on the models screen the names are known
+        error = app.screen.query_one("#command-error", Static)
+        assert "no model “nope” on this machine; models: vllm, sglang" in str(error.render())
