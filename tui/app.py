@@ -12,15 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
+from textual.theme import Theme
 
 from tui.alerts import Alert, AlertRules, agent_alerts, evaluate, guard_alerts
 from tui.client import AgentClient, Target, unique_labels
+from tui.commands import Command
+from tui.config import load_theme, save_theme
+from tui.keys import key_rows
 from tui.messages import ActionFinished, GuardActed, MachineChanged, OpenMachine
 from tui.screens.base import BaseView
+from tui.screens.command import CommandLine
 from tui.screens.containers import ContainersScreen
 from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
@@ -29,6 +36,7 @@ from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.processes import ProcessesScreen
+from tui.widgets.metric import Metric
 
 
 class SparkdeckApp(App):
@@ -38,6 +46,8 @@ class SparkdeckApp(App):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=False),  # as in other terminal tools (inputs keep ctrl+c for copy)
         Binding("question_mark", "help", "Help"),
+        Binding("colon", "command_line", "Command", show=False),
+        Binding("a", "why_na", "Why n/a", show=False),
         Binding("o", "view('overview')", "Overview"),
         Binding("d", "view('detail')", "Detail"),
         Binding("c", "view('containers')", "Containers"),
@@ -60,6 +70,7 @@ class SparkdeckApp(App):
         connect: bool = True,
         start_view: str | None = None,
         min_refresh_s: float = 0.2,
+        config_path: Path | None = None,
     ):
         super().__init__()
         self.clock = clock
@@ -76,9 +87,16 @@ class SparkdeckApp(App):
         self.start_view = start_view or ("detail" if len(self.clients) == 1 else "overview")
         self.current = 0
         self.ui_updates = 0  # MachineChanged messages handled (vs client.frames received)
+        self.config_path = config_path  # client.toml: the theme is kept there (None: tests, nothing saved)
+        self._keyed_toasts: dict[str, Notification] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self.config_path is not None:
+            saved = load_theme(self.config_path)
+            if saved in self.available_themes:
+                self.theme = saved
+            self.theme_changed_signal.subscribe(self, self._save_theme)
         self.push_screen(OverviewScreen())
         if self.start_view != "overview":
             self.action_view(self.start_view)
@@ -195,16 +213,72 @@ class SparkdeckApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.screen))
+
+    def _save_theme(self, theme: Theme) -> None:
+        if self.config_path is not None:
+            try:
+                save_theme(theme.name, self.config_path)
+            except OSError as exc:  # a read-only config dir costs the setting, not the session
+                self.notify_replacing("theme", f"cannot save the theme: {exc}", severity="warning")
+
+    def notify_replacing(self, key: str, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None) -> None:
+        """A toast that replaces the previous one with the same ``key`` (repeated `h` presses do not stack)."""
+        old = self._keyed_toasts.pop(key, None)
+        if old is not None and old in self._notifications:
+            self._unnotify(old, refresh=False)
+        toast = Notification(message, title, severity, self.NOTIFICATION_TIMEOUT if timeout is None else timeout)
+        self._keyed_toasts[key] = toast
+        self.post_message(Notify(toast))
+
+    def action_why_na(self) -> None:
+        """The reason of the focused n/a field; without one, every n/a reason on the screen."""
+        focused = self.focused
+        if isinstance(focused, Metric) and focused.tooltip:
+            reasons = [str(focused.tooltip)]
+        else:
+            reasons = [str(m.tooltip) for m in self.screen.query(Metric) if m.tooltip]
+        message = "\n".join(reasons) if reasons else "nothing on this screen reads n/a"
+        self.notify_replacing("why-na", message, title="why n/a", timeout=10)
+
+    def action_command_line(self) -> None:
+        if isinstance(self.screen, CommandLine):
+            return
+        view = self.top_view()
+        index = self.current if view is None or view.index is None else view.index
+        models = [str(e.get("name")) for e in getattr(view, "catalog", None) or [] if e.get("name")] if isinstance(view, ModelsScreen) else []
+        self.push_screen(CommandLine([cl.target.name for cl in self.clients], models), partial(self._run_command, index))
+
+    def _run_command(self, index: int, command: Command | None) -> None:
+        if command is None:
+            return
+        if command.name == "quit":
+            self.exit()
+        elif command.name == "help":
+            self.action_help()
+        elif command.name == "machine":
+            self.current = next(i for i, cl in enumerate(self.clients) if cl.target.name == command.arg)
+            self.action_view("detail")
+        elif command.name == "forward":
+            self.current = index
+            self.action_view("models")
+            if isinstance(self.screen, ModelsScreen):
+                self.screen.forward_when_listed(command.arg)
+        else:
+            self.current = index
+            self.action_view(command.name)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every binding of the app and of the current screen, in the command palette."""
-        yield from super().get_system_commands(screen)
-        seen = set()
+        """Every binding of the current screen and of the app, by name ("Help", "key ?"), Quit once."""
+        ours: list[SystemCommand] = []
+        display = self.get_key_display
         for owner, bindings in ((screen, getattr(screen, "BINDINGS", [])), (self, self.BINDINGS)):
-            for b in bindings:
-                if not isinstance(b, Binding) or b.action in seen or b.action.startswith("app.pop"):
+            for row in key_rows(bindings, display):
+                if row.action.startswith("app.pop") or any(c.title == row.description for c in ours):
                     continue
-                seen.add(b.action)
-                keys = b.key_display or b.key.split(",")[0]
-                yield SystemCommand(b.description, f"key: {keys}", partial(owner.run_action, b.action))
+                ours.append(SystemCommand(row.description, f"key {row.keys}", partial(owner.run_action, row.action)))
+        titles = {c.title for c in ours}
+        for command in super().get_system_commands(screen):
+            if command.title not in titles and command.title != "Quit":  # Textual's own Quit: ours is the same action
+                yield command
+        yield from ours

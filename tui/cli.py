@@ -265,7 +265,7 @@ def cmd_hosts(argv: list[str]) -> int:
 
 
 def cmd_dashboard(argv: list[str]) -> int:
-    from tui.config import load_alert_rules, load_hosts, resolve_target
+    from tui.config import client_path, load_alert_rules, load_hosts, resolve_target
 
     args = dashboard_parser().parse_args(argv)
     try:
@@ -293,7 +293,7 @@ def cmd_dashboard(argv: list[str]) -> int:
     from tui.app import SparkdeckApp
 
     try:
-        SparkdeckApp([p.target for p in opened], rules=rules).run()
+        SparkdeckApp([p.target for p in opened], rules=rules, config_path=client_path()).run()
     finally:
         for p in opened:  # tear the SSH tunnels down on exit
             p.close()

@@ -35,7 +35,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -639,8 +639,17 @@ class AgentClient:
         body = await self.request("GET", f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs?tail={int(tail)}")
         return log_lines(body)
 
+    async def container_log_entries(self, ref: str, tail: int = 200) -> list[LogLine]:
+        """The last ``tail`` lines with their timestamps (the logs screen's `t` shows them)."""
+        body = await self.request("GET", f"/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs?tail={int(tail)}")
+        return log_entries(body)
+
     async def follow_logs(self, ref: str, on_line: Callable[[str], object], tail: int = 0) -> None:
         """Follow a container's logs over the agent's logs WebSocket until it ends."""
+        await self.follow_log_entries(ref, lambda entry: on_line(entry.text), tail)
+
+    async def follow_log_entries(self, ref: str, on_entry: Callable[[LogLine], object], tail: int = 0) -> None:
+        """Follow a container's logs, each line with its timestamp, until the stream ends."""
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         base = self.target.ws_url[: -len(STREAM_PATH)]
         url = f"{base}/api/v1/containers/{urllib.parse.quote(ref, safe='')}/logs/stream?tail={int(tail)}"
@@ -649,10 +658,10 @@ class AgentClient:
                 try:
                     obj = json.loads(raw)
                 except ValueError:
-                    on_line(str(raw))
+                    on_entry(LogLine(None, str(raw)))
                     continue
-                for line in log_lines(obj):
-                    on_line(line)
+                for entry in log_entries(obj):
+                    on_entry(entry)
 
     async def models(self) -> list[dict[str, Any]]:
         body = await self.request("GET", "/api/v1/models")
@@ -675,29 +684,42 @@ class AgentClient:
         return await self.request("POST", f"/api/v1/processes/{int(pid)}/signal", body, timeout=45.0)
 
 
-def log_lines(body: Any) -> list[str]:
-    """Accept the shapes a logs answer may take: text, a list, {"lines": [...]}, one entry."""
+class LogLine(NamedTuple):
+    """One log line as the logs screen shows it; ``ts`` is the engine's RFC 3339 time when the agent sent one."""
+
+    ts: str | None
+    text: str
+
+
+def log_entries(body: Any) -> list[LogLine]:
+    """Accept the shapes a logs answer may take: text, a list, {"lines": [...]}, one entry (its ``ts`` kept)."""
     if body is None:
         return []
     if isinstance(body, str):
-        return body.splitlines()
+        return [LogLine(None, line) for line in body.splitlines()]
     if isinstance(body, dict):
         for key in ("lines", "logs", "entries"):
             if key in body:
-                return log_lines(body[key])
+                return log_entries(body[key])
         if body.get("type") == "log_end":
             code = body.get("exit_code")
-            return [f"-- end of log: {state_words('stream ended', body.get('reason'), code).removeprefix('stream ended: ')} --"]
+            return [LogLine(None, f"-- end of log: {state_words('stream ended', body.get('reason'), code).removeprefix('stream ended: ')} --")]
         if "line" in body or "text" in body or "message" in body:
             text = str(body.get("line", body.get("text", body.get("message", "")))).rstrip("\n")
-            return [f"stderr| {text}" if body.get("stream") == "stderr" else text]
+            ts = body.get("ts") if isinstance(body.get("ts"), str) else None
+            return [LogLine(ts, f"stderr| {text}" if body.get("stream") == "stderr" else text)]
         return []
     if isinstance(body, Iterable):
-        out: list[str] = []
+        out: list[LogLine] = []
         for item in body:
-            out.extend(log_lines(item))
+            out.extend(log_entries(item))
         return out
-    return [str(body)]
+    return [LogLine(None, str(body))]
+
+
+def log_lines(body: Any) -> list[str]:
+    """The text of each line (no timestamps)."""
+    return [entry.text for entry in log_entries(body)]
 
 
 def auth_advice(name: str, target: Target, status: int) -> str:

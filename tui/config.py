@@ -1,4 +1,4 @@
-"""The client's files: ``hosts.toml`` (named agents) and ``client.toml`` (alert thresholds).
+"""The client's files: ``hosts.toml`` (named agents) and ``client.toml`` (alert thresholds, the chosen theme).
 
 Both live in ``$XDG_CONFIG_HOME/sparkdeck`` (default ``~/.config/sparkdeck``).
 hosts.toml may hold tokens, so it is written 0600 (its directory 0700)::
@@ -111,3 +111,42 @@ def load_alert_rules(path: Path | None = None) -> AlertRules:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise TargetError(f"{path}: {exc}") from None
     return AlertRules.from_dict(data.get("alerts") or {})
+
+
+def client_path() -> Path:
+    return config_dir() / "client.toml"
+
+
+def load_theme(path: Path | None = None) -> str | None:
+    """``[ui] theme`` of client.toml: the theme chosen last time (None: Textual's default)."""
+    try:
+        data = tomllib.loads((path or client_path()).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # a broken file is reported by load_alert_rules; the theme just falls back
+    theme = (data.get("ui") or {}).get("theme")
+    return theme if isinstance(theme, str) else None
+
+
+def save_theme(theme: str, path: Path | None = None) -> Path:
+    """Set ``[ui] theme`` in client.toml, keeping the user's other lines and comments as they are."""
+    path = path or client_path()
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    setting = f"theme = {_toml_str(theme)}"
+    start = next((i for i, line in enumerate(lines) if line.strip() == "[ui]"), None)
+    if start is None:
+        lines += ([""] if lines and lines[-1].strip() else []) + ["[ui]", setting]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+        at = next((i for i in range(start + 1, end) if lines[i].split("=", 1)[0].strip() == "theme"), None)
+        if at is None:
+            lines.insert(start + 1, setting)
+        else:
+            lines[at] = setting
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path

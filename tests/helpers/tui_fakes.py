@@ -6,7 +6,7 @@ import math
 
 from tui import client as c
 from tui.app import SparkdeckApp
-from tui.client import AgentClient, Target
+from tui.client import AgentClient, LogLine, Target
 
 NOW = 1_790_000_000.0  # pinned wall clock
 
@@ -164,10 +164,17 @@ def hello(host: str, scope: str = "control") -> dict:
 
 class FakeLogsClient(AgentClient):
     async def container_logs(self, ref: str, tail: int = 200) -> list[str]:
-        return [f"INFO 11-29 14:0{i % 10}:00 [engine] step {i}: 42 tokens/s" for i in range(30)] + ["stderr| WARNING kv cache 91% full"]
+        return [entry.text for entry in await self.container_log_entries(ref, tail)]
+
+    async def container_log_entries(self, ref: str, tail: int = 200) -> list[LogLine]:
+        lines = [LogLine(f"2026-11-29T14:{i // 10:02d}:{i % 10:02d}.{i:03d}000000Z", f"INFO 11-29 14:0{i % 10}:00 [engine] step {i}: 42 tokens/s") for i in range(30)]
+        return lines + [LogLine("2026-11-29T14:03:00.000000000Z", "stderr| WARNING kv cache 91% full")]
 
     async def follow_logs(self, ref, on_line, tail: int = 0) -> None:
-        on_line("-- end of log: container stopped (exit code 0) --")
+        await self.follow_log_entries(ref, lambda entry: on_line(entry.text), tail)
+
+    async def follow_log_entries(self, ref, on_entry, tail: int = 0) -> None:
+        on_entry(LogLine(None, "-- end of log: container stopped (exit code 0) --"))
 
 
 def spark_client(scope: str = "control") -> AgentClient:

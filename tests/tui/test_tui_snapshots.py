@@ -81,6 +81,26 @@ def test_logs(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_logs_timestamps_and_search(snap_compare, size):
+    """`t` shows the agent's timestamps; `/step 2` highlights matches, jumps to the newest, pauses following."""
+    app = app_for([spark_client()], "containers")
+
+    async def search(pilot):
+        app.push_screen(LogsScreen(0, "a1" * 32, "vllm-qwen"))
+        await pilot.pause(0.2)
+        await pilot.press("t", "slash", *"step 2", "enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=search)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_command_line_unknown_command(snap_compare, size):
+    app = app_for(fleet(), "overview")
+    assert snap_compare(app, terminal_size=size, press=["colon", *"frob", "enter"])
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_models(snap_compare, size):
     app = app_for([spark_client()], "overview")
 

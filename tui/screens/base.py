@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from tui.client import AgentClient
 from tui.widgets.conn_bar import ConnBar
+from tui.widgets.fit_footer import FitFooter
 
 if TYPE_CHECKING:
     from tui.app import SparkdeckApp
@@ -32,8 +33,8 @@ class BaseView(Screen):
     def conn_bar(self) -> ConnBar:
         return ConnBar(self.sd.clock, id="conn")
 
-    def footer(self) -> Footer:
-        return Footer()
+    def footer(self) -> FitFooter:
+        return FitFooter()
 
     def on_mount(self) -> None:
         self.ready = True

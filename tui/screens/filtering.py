@@ -1,8 +1,9 @@
 """The filter box (`/` opens it, `escape` clears it) and sort key (`S`) of a screen's table,
-shared by the containers and processes screens.
+shared by the containers, processes and models screens and the overview (its cards).
 
-Mixed into a BaseView that composes an ``Input#filter`` and a table of ``table_type`` with a
-``filter_text`` attribute and a ``cycle_sort()`` method. The handlers use Textual's naming
+Mixed into a BaseView that composes an ``Input#filter`` and a widget of ``table_type``; by
+default that widget has a ``filter_text`` attribute (and ``cycle_sort()`` for `S`); a screen
+that filters otherwise overrides ``apply_filter``. The handlers use Textual's naming
 convention (``on_input_changed``), which dispatch finds through the MRO; an ``@on`` decorator
 in a plain mixin would not be registered.
 """
@@ -25,6 +26,15 @@ class TableFilter:
         box.display = True
         box.focus()
 
+    def apply_filter(self, text: str) -> None:
+        self._filtered_table().filter_text = text
+
+    def matches_filter(self, *fields: object) -> bool:
+        """Case-insensitive: every word of the filter is in one of ``fields``."""
+        text = str(getattr(self, "filter_text", "") or "").lower()
+        hay = " ".join(str(f) for f in fields if f is not None).lower()
+        return all(word in hay for word in text.split())
+
     def action_sort(self) -> None:
         self._filtered_table().cycle_sort()
         self.update_view()  # type: ignore[attr-defined]
@@ -33,14 +43,13 @@ class TableFilter:
         box = self.query_one("#filter", Input)  # type: ignore[attr-defined]
         box.value = ""
         box.display = False
-        table = self._filtered_table()
-        table.filter_text = ""
-        table.focus()
+        self.apply_filter("")
+        self._filtered_table().focus()
         self.update_view()  # type: ignore[attr-defined]
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self._filtered_table().filter_text = event.value
+            self.apply_filter(event.value)
             self.update_view()  # type: ignore[attr-defined]
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -159,7 +159,7 @@ class MachineScreen(BaseView):
         self._stored, self._stored_at = None, 0.0
         self._events_at = -REFRESH_EVENTS_S  # the timeline follows the chart range
         label = RANGES[self.range_index][0]
-        self.notify(f"charts: {label}" + ("" if label == "live" else " (from the agent's history)"), timeout=2)
+        self.sd.notify_replacing("chart-range", f"charts: {label}" + ("" if label == "live" else " (from the agent's history)"), timeout=2)  # h h h: one toast
         if self.live_view:
             self.update_view()
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from tui import format as fmt
 from tui import serving
@@ -17,6 +17,7 @@ from tui.client import ApiFailure
 from tui.messages import ActionFinished
 from tui.screens.base import BaseView, forward_port
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.filtering import TableFilter
 from tui.screens.launch import LaunchScreen
 
 
@@ -100,7 +101,7 @@ def memory_text(entry: dict[str, Any], st: dict[str, Any]) -> str:
     return ""
 
 
-class ModelsScreen(BaseView):
+class ModelsScreen(TableFilter, BaseView):
     view = "models"
     BINDINGS = [
         Binding("l", "launch", "Launch"),
@@ -108,11 +109,16 @@ class ModelsScreen(BaseView):
         Binding("y", "copy", "Copy endpoint"),
         Binding("f", "forward", "Forward port"),
         Binding("g", "reload", "Reload catalog"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
+    table_type = DataTable
 
     def __init__(self, index: int, catalog: list[dict[str, Any]] | None = None):
         super().__init__()
         self.index = index
+        self.filter_text = ""
+        self._forward_pending: str | None = None  # `:forward NAME` waits for the catalog
         self.catalog: list[dict[str, Any]] = catalog or []
         self.catalog_error = ""
         self._fetch = catalog is None
@@ -120,6 +126,7 @@ class ModelsScreen(BaseView):
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
         yield Static("", id="notice")
+        yield Input(placeholder="filter by name, state, image, description (enter to apply, esc to clear)", id="filter")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="models")
         yield Static("", id="model-detail")
         yield self.footer()
@@ -128,8 +135,10 @@ class ModelsScreen(BaseView):
         table = self.query_one(DataTable)
         for key, label in (("name", "Model"), ("state", "State"), ("endpoint", "Endpoint"), ("listens", "Listens on"), ("image", "Image"), ("description", "Description")):
             table.add_column(label, key=key)
+        self.query_one("#filter", Input).display = False
         super().on_mount()
         table.focus()
+        self._forward_if_listed(final=not self._fetch)
         if self._fetch:
             self.action_reload()
             self.set_interval(5.0, self._poll)
@@ -153,6 +162,30 @@ class ModelsScreen(BaseView):
             self.catalog_error = exc.detail if exc.status != 404 else "this agent has no model catalog (GET /api/v1/models: 404)"
         if self.live_view:
             self.update_view()
+            self._forward_if_listed(final=True)
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text
+
+    def forward_when_listed(self, name: str) -> None:
+        """`:forward NAME`: select the model once the catalog lists it, then forward its port."""
+        self._forward_pending = name
+        if self.live_view:
+            self._forward_if_listed(final=not self._fetch)
+
+    def _forward_if_listed(self, final: bool) -> None:
+        name = self._forward_pending
+        if not name:
+            return
+        if not any(e["name"] == name for e in self.catalog):
+            if final:  # the catalog has answered and does not list it
+                self._forward_pending = None
+                self.notify(f"no model {name!r} on this machine", title="cannot forward", severity="warning")
+            return
+        self._forward_pending = None
+        table = self.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(name))
+        self.action_forward()
 
     def rows(self) -> list[tuple[dict[str, Any], str, str]]:
         snap = self.client.latest
@@ -162,6 +195,8 @@ class ModelsScreen(BaseView):
             conts = model_containers(snap, entry["name"])
             prog = progress.get(entry["name"])
             ph = phase(entry, conts, prog)
+            if not self.matches_filter(entry["name"], ph, entry.get("image"), entry.get("description")):
+                continue
             out.append((entry, ph + (pull_text(prog) if ph == "pulling" else "…" if ph == "stopping" else ""), endpoint(self.client.target.url, entry, conts, prog)))
         return out
 

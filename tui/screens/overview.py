@@ -2,34 +2,53 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.events import Resize
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from tui import client as c
 from tui.screens.base import BaseView
+from tui.screens.filtering import TableFilter
 from tui.widgets.machine_card import MachineCard
 
 
-class OverviewScreen(BaseView):
+class OverviewScreen(TableFilter, BaseView):
     view = "overview"
     index = None
+    filter_text = ""
     BINDINGS = [
         Binding("down,right,j", "app.focus_next", "Next card", show=False),
         Binding("up,left,k", "app.focus_previous", "Previous card", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
+
+    def _filtered_table(self) -> MachineCard | Grid:
+        """Where focus goes after filtering: the first card still shown."""
+        shown = [card for card in self.query(MachineCard) if card.display]
+        return shown[0] if shown else self.query_one("#cards", Grid)
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text
+
+    def _card_matches(self, i: int) -> bool:
+        cl = self.sd.clients[i]
+        return self.matches_filter(cl.target.name, cl.target.url, getattr(cl, "hostname", None), cl.state)
 
     def compose(self) -> ComposeResult:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         yield Static(f"sparkdeck  {live}/{len(self.sd.clients)} live", id="overview-title")
+        yield Input(placeholder="filter machines by name, URL, hostname, state (enter to apply, esc to clear)", id="filter")
         with VerticalScroll(id="overview-scroll"), Grid(id="cards"):
             for i, _ in enumerate(self.sd.clients):
                 yield MachineCard(i, self.sd.clock, id=f"card-{i}")
         yield self.footer()
 
     def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
         super().on_mount()
         self.focus_current()
 
@@ -38,9 +57,10 @@ class OverviewScreen(BaseView):
         self.focus_current()
 
     def focus_current(self) -> None:
-        cards = list(self.query(MachineCard))
+        cards = [card for card in self.query(MachineCard) if card.display]
         if cards:
-            cards[min(self.sd.current, len(cards) - 1)].focus()
+            current = next((card for card in cards if card.id == f"card-{self.sd.current}"), cards[0])  # the filter may hide it
+            current.focus()
 
     def on_resize(self, event: Resize) -> None:
         cols = max(1, min(len(self.sd.clients), event.size.width // 56))
@@ -49,15 +69,19 @@ class OverviewScreen(BaseView):
     def update_title(self) -> None:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         alerts = sum(len(a) for a in self.sd.alerts)
+        hidden = sum(1 for i in range(len(self.sd.clients)) if not self._card_matches(i))
         self.query_one("#overview-title", Static).update(
             f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  "
             + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
+            + (f"  [$warning]filter “{escape(self.filter_text)}”: {len(self.sd.clients) - hidden} shown, {hidden} hidden[/]" if self.filter_text else "")
         )
 
     def update_view(self) -> None:
         self.update_title()
         for i, cl in enumerate(self.sd.clients):
-            self.query_one(f"#card-{i}", MachineCard).show((cl, self.sd.alerts[i]))
+            card = self.query_one(f"#card-{i}", MachineCard)
+            card.display = self._card_matches(i)
+            card.show((cl, self.sd.alerts[i]))
 
     def machine_changed(self, index: int) -> None:
         if self.live_view:  # only that machine's card
