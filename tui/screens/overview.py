@@ -21,6 +21,8 @@ class OverviewScreen(BaseView):
         Binding("up,left,k", "app.focus_previous", "Previous card", show=False),
     ]
 
+    _title = ""
+
     def compose(self) -> ComposeResult:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         yield Static(f"sparkdeck  {live}/{len(self.sd.clients)} live", id="overview-title")
@@ -50,10 +52,10 @@ class OverviewScreen(BaseView):
     def update_title(self) -> None:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         alerts = sum(len(a) for a in self.sd.alerts)
-        self.query_one("#overview-title", Static).update(
-            f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  "
-            + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
-        )
+        title = f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  " + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
+        if title != self._title:  # a Static's update lays the screen out again: only when the words change
+            self._title = title
+            self.query_one("#overview-title", Static).update(title)
 
     def update_view(self) -> None:
         self.update_title()

@@ -34,7 +34,10 @@ class TextPanel(Widget):
 
     def _rebuild(self) -> None:
         width = max(1, self.content_size.width or self.size.width or 40)
-        self._text = self.build(width) if self.data is not None else Text("no data", "dim")
+        text = self.build(width) if self.data is not None else Text("no data", "dim")
+        if width == self._built_width and text == self._text:  # same text (plain and spans), same width: nothing to repaint
+            return
+        self._text = text
         self._built_width = width
         lines = len(self._text.wrap(self.app.console, width)) if self.is_mounted else self._text.plain.count("\n") + 1
         changed = lines != self._lines
