@@ -7,7 +7,7 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test test-fast test-service demo bench bench-fsync faults soak clean docker-image
+.PHONY: venv test test-fast test-service demo bench bench-client bench-fsync faults soak clean docker-image
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,11 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/client_bench.py
+
+# the TUI's CPU per screen in a 160x48 tmux, btop beside it (needs tmux and btop); BENCH_CLIENT_SECONDS=15 for a quick run
+bench-client: $(STAMP)
+	$(BIN)/python bench/client_bench.py
 
 bench-fsync: $(STAMP)
 	$(BIN)/python bench/bench.py --fsync
