@@ -56,7 +56,8 @@ class MachineCard(TextPanel, can_focus=True):
 
     def show(self, data: tuple[c.AgentClient, list[Alert]]) -> None:
         client, _ = data
-        self.border_title = client.hostname
+        if self.border_title != client.hostname:  # setting it repaints the whole card, border and all
+            self.border_title = client.hostname
         self.set_class(client.stale, "-stale")
         self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE), "-failed")
         super().show(data)
