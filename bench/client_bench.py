@@ -62,7 +62,7 @@ class Pane:
 
     def __init__(self, name: str, command: list[str], env: dict[str, str]):
         self.name = name
-        self.socket = f"sdclientbench-{os.getpid()}"
+        self.socket = f"sdclientbench-{os.getpid()}-{name}"  # a server per pane: a killed last session takes its server down
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
         self._tmux("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), *env_args, subprocess.list2cmdline(command))
         self.pid = int(self._tmux("list-panes", "-t", name, "-F", "#{pane_pid}").split()[0])

@@ -8,9 +8,14 @@ goes rebuilds the table with the cursor still on its container.
 from __future__ import annotations
 
 import copy
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from textual.pilot import Pilot
 
 from tests.helpers.tui import until
 from tests.helpers.tui_fakes import CONTAINERS, GiB, container, fleet, gpu_gb10, snapshot_frame, spark_client, app_for
+from tui.app import SparkdeckApp
 from tui.screens.containers import ContainersScreen
 from tui.screens.overview import OverviewScreen
 from tui.widgets.containers_table import ContainersTable
@@ -57,12 +62,19 @@ async def feed(app, pilot, containers: list[dict]) -> None:
     await pilot.pause()
 
 
-async def test_unchanged_frames_do_not_rebuild_the_table():
+@asynccontextmanager
+async def containers_screen() -> AsyncIterator[tuple[SparkdeckApp, Pilot, ContainersTable]]:
+    """The containers screen of the fake spark-01, its four rows shown."""
     app = app_for([spark_client()], "containers")
     async with app.run_test(size=(140, 36)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, ContainersScreen))
         table = app.screen.query_one(ContainersTable)
         await until(pilot, lambda: table.row_count == len(CONTAINERS), what="rows")
+        yield app, pilot, table
+
+
+async def test_unchanged_frames_do_not_rebuild_the_table():
+    async with containers_screen() as (app, pilot, table):
         counts, rebuilds = Counting(table), table.rebuilds
         for _ in range(5):  # five frames, the same containers (the GPU figures move: not this table's)
             await feed(app, pilot, copy.deepcopy(CONTAINERS))
@@ -72,11 +84,7 @@ async def test_unchanged_frames_do_not_rebuild_the_table():
 
 
 async def test_a_changed_figure_updates_its_cell_and_keeps_order_and_cursor():
-    app = app_for([spark_client()], "containers")
-    async with app.run_test(size=(140, 36)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ContainersScreen))
-        table = app.screen.query_one(ContainersTable)
-        await until(pilot, lambda: table.row_count == len(CONTAINERS), what="rows")
+    async with containers_screen() as (app, pilot, table):
         order = names(table)
         table.move_cursor(row=order.index("vllm-qwen"))
         await pilot.pause()
@@ -106,11 +114,7 @@ async def test_a_changed_figure_updates_its_cell_and_keeps_order_and_cursor():
 
 
 async def test_containers_appearing_and_going_rebuild_with_the_cursor_on_its_row():
-    app = app_for([spark_client()], "containers")
-    async with app.run_test(size=(140, 36)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ContainersScreen))
-        table = app.screen.query_one(ContainersTable)
-        await until(pilot, lambda: table.row_count == len(CONTAINERS), what="rows")
+    async with containers_screen() as (app, pilot, table):
         table.move_cursor(row=names(table).index("scratch"))
         await pilot.pause()
         rows = copy.deepcopy(CONTAINERS)
@@ -152,3 +156,9 @@ async def test_overview_cards_repaint_only_when_their_text_changes():
         await pilot.pause()
         assert repaints[id(cards[0])] >= 1  # its GPU figures moved
         assert all(repaints[id(card)] == 0 for card in cards[1:])  # the others' did not
+        # the card as painted line by line is the card painted whole
+        partial = [list(strip) for strip in cards[0].render_lines(cards[0].size.region)]
+        cards[0].refresh()
+        await pilot.pause()
+        assert [list(strip) for strip in cards[0].render_lines(cards[0].size.region)] == partial
+        assert "GPU0" in "".join(strip.text for strip in cards[0].render_lines(cards[0].size.region))
