@@ -7,7 +7,7 @@ DEMO_DIR ?= .state/demo
 DEMO_PORT ?= 8611
 SIMULATE ?= gb10
 
-.PHONY: venv test test-fast lint test-service demo bench bench-fsync faults soak clean docker-image constraints check-latest
+.PHONY: venv test test-fast lint test-service demo bench bench-client bench-fsync faults soak clean docker-image constraints check-latest
 
 # the tested set: constraints.txt pins every dependency to the versions CI ran (`make constraints` updates it)
 $(STAMP): pyproject.toml constraints.txt
@@ -65,6 +65,11 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/client_bench.py
+
+# the TUI's CPU per screen in a 160x48 tmux, btop beside it (needs tmux and btop); BENCH_CLIENT_SECONDS=15 for a quick run
+bench-client: $(STAMP)
+	$(BIN)/python bench/client_bench.py
 
 bench-fsync: $(STAMP)
 	$(BIN)/python bench/bench.py --fsync

@@ -59,7 +59,10 @@ class ContainersScreen(TableFilter, BaseView):
         snap = self.client.latest
         self.query_one(ContainersTable).show((snap or {}).get("containers") or [])
         self._notice()
-        self.refresh_bindings()
+        denied = self.client.control_denied_reason()
+        if denied != getattr(self, "_bindings_for", ...):  # the footer is recomputed only when what check_action answers changes
+            self._bindings_for = denied
+            self.refresh_bindings()
 
     def _notice(self) -> None:
         cl = self.client

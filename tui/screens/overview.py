@@ -38,6 +38,8 @@ class OverviewScreen(TableFilter, BaseView):
         cl = self.sd.clients[i]
         return self.matches_filter(cl.target.name, cl.target.url, getattr(cl, "hostname", None), cl.state)
 
+    _title = ""
+
     def compose(self) -> ComposeResult:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         yield Static(f"sparkdeck  {live}/{len(self.sd.clients)} live", id="overview-title")
@@ -70,11 +72,14 @@ class OverviewScreen(TableFilter, BaseView):
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         alerts = sum(len(a) for a in self.sd.alerts)
         hidden = sum(1 for i in range(len(self.sd.clients)) if not self._card_matches(i))
-        self.query_one("#overview-title", Static).update(
+        title = (
             f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  "
             + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
             + (f"  [$warning]filter “{escape(self.filter_text)}”: {len(self.sd.clients) - hidden} shown, {hidden} hidden[/]" if self.filter_text else "")
         )
+        if title != self._title:  # a Static's update lays the screen out again: only when the words change
+            self._title = title
+            self.query_one("#overview-title", Static).update(title)
 
     def update_view(self) -> None:
         self.update_title()

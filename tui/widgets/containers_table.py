@@ -130,6 +130,11 @@ class ContainersTable(DataTable):
         self.filter_text = ""
         self.busy: dict[str, str] = {}  # container id -> "stopping…"
         self.by_id: dict[str, dict[str, Any]] = {}
+        # what the table shows now, so a frame that changes a few figures updates those cells only
+        self._shown: dict[str, tuple] = {}  # container id -> its cells' key (see _cells)
+        self._order: list[str] = []
+        self._labels: dict[str, str] = {}
+        self.rebuilds = 0  # full rebuilds (clear + add_row): rows came, went or moved
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -170,30 +175,62 @@ class ContainersTable(DataTable):
         known = sorted((kx for kx in keyed if kx[0][0] == 0), key=lambda kx: kx[0], reverse=self.sort_reverse)
         shown = [x for _, x in known] + [x for k, x in keyed if k[0] == 1]  # n/a last, whichever the direction
         self.by_id = {str(x["id"]): x for x in shown}
-        self.clear()
-        for x in shown:
-            state = self.busy.get(str(x["id"])) or state_text(x, now)
-            label = state + HEALTH.get(str(x.get("health")), "")
-            if x.get("serving"):  # a model server: its own figures next to its state
-                label += f"  {serving.short(x['serving'])}"
-            name = Text(str(x.get("name", "?"))[:28])
-            if x.get("model"):
-                name.append(f" ◆{x['model']}", "bold")
-            self.add_row(
-                name,
-                Text(label, fmt.theme_style(self.app.current_theme, str(x.get("state")), "dim")),
-                Text(fmt.pct(x.get("cpu_percent"), 1), justify="right"),
-                Text(fmt.size(x.get("memory_bytes")), justify="right"),
-                Text(fmt.size(x.get("gpu_memory_bytes")), justify="right"),
-                uptime_text(x, now),
-                fmt.ports(x.get("ports")),
-                x.get("image") or "",
-                key=str(x["id"]),
-            )
+        rows = {cid: self._cells(x, now) for cid, x in self.by_id.items()}
         arrow = "▼" if self.sort_reverse else "▲"
-        for key, label in COLUMNS:
-            col = self.columns.get(key)  # type: ignore[call-overload]
-            if col is not None:
-                col.label = Text(label + (f" {arrow}" if key == self.sort_key else ""))
+        labels = {key: label + (f" {arrow}" if key == self.sort_key else "") for key, label in COLUMNS}
+        if list(rows) == self._order and labels == self._labels:
+            self._update_changed(rows)  # same rows in the same order: only the cells that changed
+            return
+        self._rebuild(rows, labels)
         if current is not None and str(current["id"]) in self.by_id:
             self.move_cursor(row=self.get_row_index(str(current["id"])))
+
+    def _cells(self, x: dict[str, Any], now: float) -> tuple:
+        """One row's cells, and the cheap key they are compared by (the raw strings and the state's style)."""
+        state = self.busy.get(str(x["id"])) or state_text(x, now)
+        label = state + HEALTH.get(str(x.get("health")), "")
+        if x.get("serving"):  # a model server: its own figures next to its state
+            label += f"  {serving.short(x['serving'])}"
+        return (
+            (str(x.get("name", "?"))[:28], x.get("model") or ""),
+            (label, fmt.theme_style(self.app.current_theme, str(x.get("state")), "dim")),
+            fmt.pct(x.get("cpu_percent"), 1),
+            fmt.size(x.get("memory_bytes")),
+            fmt.size(x.get("gpu_memory_bytes")),
+            uptime_text(x, now),
+            fmt.ports(x.get("ports")),
+            x.get("image") or "",
+        )
+
+    @staticmethod
+    def _render_cells(cells: tuple) -> list[Any]:
+        (name_s, model), (label, style), cpu, mem, gpu, up, ports, image = cells
+        name = Text(name_s)
+        if model:
+            name.append(f" ◆{model}", "bold")
+        return [name, Text(label, style), Text(cpu, justify="right"), Text(mem, justify="right"), Text(gpu, justify="right"), up, ports, image]
+
+    def _update_changed(self, rows: dict[str, tuple]) -> None:
+        keys = [k for k, _ in COLUMNS]
+        for cid, cells in rows.items():
+            old = self._shown.get(cid)
+            if old == cells:
+                continue
+            rendered = self._render_cells(cells)
+            for i, (new_c, old_c) in enumerate(zip(cells, old or (None,) * len(cells), strict=False)):
+                if new_c != old_c:
+                    self.update_cell(cid, keys[i], rendered[i], update_width=True)
+            self._shown[cid] = cells
+
+    def _rebuild(self, rows: dict[str, tuple], labels: dict[str, str]) -> None:
+        """Rows came, went or moved (or the sort changed): the table anew. clear() also resets the cursor."""
+        self.clear()
+        for cid, cells in rows.items():
+            self.add_row(*self._render_cells(cells), key=cid)
+        self.rebuilds += 1
+        self._shown, self._order = dict(rows), list(rows)
+        for key, label in labels.items():
+            col = self.columns.get(key)  # type: ignore[call-overload]
+            if col is not None:
+                col.label = Text(label)
+        self._labels = labels

@@ -70,7 +70,9 @@ class MachineCard(TextPanel, can_focus=True):
 
     def show(self, data: tuple[c.AgentClient, list[Alert]]) -> None:
         client, _ = data
-        self.border_title = Text.assemble((client.name, "bold"), (name_suffix(client), "dim"))
+        title = Text.assemble((client.name, "bold"), (name_suffix(client), "dim"))
+        if self.border_title != title:  # setting it repaints the whole card, border and all
+            self.border_title = title
         self.set_class(client.stale, "-stale")
         self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE), "-failed")
         super().show(data)

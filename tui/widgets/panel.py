@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.geometry import Region
 
 from tui.widgets.styles import CachedComponentStyles
 
@@ -27,6 +28,7 @@ class TextPanel(CachedComponentStyles):
         self._text = Text("no data", "dim")
         self._built_width = -1
         self._lines = 1
+        self._wrapped: list[Text] = []  # the text as wrapped at _built_width, to find the lines that changed
         if self.TITLE:
             self.border_title = self.TITLE
 
@@ -37,14 +39,26 @@ class TextPanel(CachedComponentStyles):
     def _rebuild(self) -> None:
         width = max(1, self.content_size.width or self.size.width or 40)
         text = self.build(width) if self.data is not None else Text("no data", "dim")
-        if width == self._built_width and text == self._text:
-            return  # the same text as drawn (sensors, disks most seconds): no repaint
+        if width == self._built_width and text == self._text:  # same text (plain and spans), same width: nothing to repaint
+            return
+        same_width = width == self._built_width
         self._text = text
         self._built_width = width
-        lines = len(self._text.wrap(self.app.console, width)) if self.is_mounted else self._text.plain.count("\n") + 1
-        changed = lines != self._lines
-        self._lines = lines
-        self.refresh(layout=changed)
+        if not self.is_mounted:
+            self._lines = self._text.plain.count("\n") + 1
+            self.refresh()
+            return
+        wrapped = list(self._text.wrap(self.app.console, width))
+        old, self._wrapped = self._wrapped, wrapped
+        if len(wrapped) != self._lines:  # a new height: the screen is laid out again
+            self._lines = len(wrapped)
+            self.refresh(layout=True)
+        elif same_width and len(old) == len(wrapped):  # repaint only the lines that changed (a card's GPU line, not its border)
+            dirty = [Region(0, y, width, 1) for y, (a, b) in enumerate(zip(old, wrapped, strict=False)) if a != b]
+            if dirty:  # refresh() with no region would repaint it all
+                self.refresh(*dirty)
+        else:
+            self.refresh()
 
     def on_resize(self) -> None:
         if self.data is not None and self.content_size.width != self._built_width:

@@ -1,0 +1,164 @@
+"""Each frame updates only what changed: the containers table's changed cells, the overview cards whose text changed.
+
+Counts, not time: a frame with the same containers adds and removes no row; a CPU figure that moves
+changes that one cell, the rows keep their order and the cursor its row; a container that appears or
+goes rebuilds the table with the cursor still on its container.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from textual.pilot import Pilot
+
+from tests.helpers.tui import until
+from tests.helpers.tui_fakes import CONTAINERS, GiB, app_for, container, fleet, gpu_gb10, snapshot_frame, spark_client
+from tui.app import SparkdeckApp
+from tui.screens.containers import ContainersScreen
+from tui.screens.overview import OverviewScreen
+from tui.widgets.containers_table import ContainersTable
+from tui.widgets.machine_card import MachineCard
+
+
+class Counting:
+    """Counts a table's add_row/remove_row/clear calls and the cells update_cell changed."""
+
+    def __init__(self, table: ContainersTable):
+        self.added = self.cleared = self.removed = 0
+        self.cells: list[tuple[str, str]] = []
+        add, clear, remove, update = table.add_row, table.clear, table.remove_row, table.update_cell
+
+        def add_row(*a, **kw):
+            self.added += 1
+            return add(*a, **kw)
+
+        def clear_(*a, **kw):
+            self.cleared += 1
+            return clear(*a, **kw)
+
+        def remove_row(*a, **kw):
+            self.removed += 1
+            return remove(*a, **kw)
+
+        def update_cell(row_key, column_key, value, **kw):
+            self.cells.append((str(row_key), str(column_key)))
+            return update(row_key, column_key, value, **kw)
+
+        table.add_row, table.clear, table.remove_row, table.update_cell = add_row, clear_, remove_row, update_cell  # type: ignore[method-assign]
+
+
+def names(table: ContainersTable) -> list[str]:
+    return [str(table.get_row_at(i)[0]).split(" ◆")[0] for i in range(table.row_count)]
+
+
+async def feed(app, pilot, containers: list[dict]) -> None:
+    """One more snapshot frame for the one machine, and wait until the screen has handled it."""
+    cl = app.clients[0]
+    before = app.ui_updates
+    cl.handle_frame(snapshot_frame(cl.last_seq + 1, "spark-01", [gpu_gb10(cl.last_seq + 1)], containers))
+    await until(pilot, lambda: app.ui_updates > before, what="the frame handled")
+    await pilot.pause()
+
+
+@asynccontextmanager
+async def containers_screen() -> AsyncIterator[tuple[SparkdeckApp, Pilot, ContainersTable]]:
+    """The containers screen of the fake spark-01, its four rows shown."""
+    app = app_for([spark_client()], "containers")
+    async with app.run_test(size=(140, 36)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ContainersScreen))
+        table = app.screen.query_one(ContainersTable)
+        await until(pilot, lambda: table.row_count == len(CONTAINERS), what="rows")
+        yield app, pilot, table
+
+
+async def test_unchanged_frames_do_not_rebuild_the_table():
+    async with containers_screen() as (app, pilot, table):
+        counts, rebuilds = Counting(table), table.rebuilds
+        for _ in range(5):  # five frames, the same containers (the GPU figures move: not this table's)
+            await feed(app, pilot, copy.deepcopy(CONTAINERS))
+        assert (counts.added, counts.removed, counts.cleared, counts.cells) == (0, 0, 0, [])
+        assert table.rebuilds == rebuilds
+        assert table.row_count == len(CONTAINERS)
+
+
+async def test_a_changed_figure_updates_its_cell_and_keeps_order_and_cursor():
+    async with containers_screen() as (app, pilot, table):
+        order = names(table)
+        table.move_cursor(row=order.index("vllm-qwen"))
+        await pilot.pause()
+        counts = Counting(table)
+
+        rows = copy.deepcopy(CONTAINERS)
+        rows[0]["cpu_percent"] = 87.0  # vllm-qwen: 112.5 % -> 87.0 %
+        await feed(app, pilot, rows)
+        assert counts.cells == [("a1" * 32, "cpu_percent")]  # that one cell, nothing else
+        assert (counts.added, counts.cleared) == (0, 0)
+        assert str(table.get_cell("a1" * 32, "cpu_percent")) == "87.0%"
+        assert names(table) == order
+        assert table.selected()["name"] == "vllm-qwen"
+
+        rows[1]["memory_bytes"] = 2 * GiB  # another container's memory: its cell, the cursor stays
+        await feed(app, pilot, rows)
+        assert counts.cells[1:] == [("b2" * 32, "memory_bytes")]
+        assert str(table.get_cell("b2" * 32, "memory_bytes")) == "2.0 GiB"
+        assert table.selected()["name"] == "vllm-qwen"
+
+        # what the table shows is what a full rebuild from the same frame shows
+        shown = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        table.show(list(table.by_id.values()))
+        table._order = []  # force the rebuild path
+        table.show(list(table.by_id.values()))
+        assert [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)] == shown
+
+
+async def test_containers_appearing_and_going_rebuild_with_the_cursor_on_its_row():
+    async with containers_screen() as (app, pilot, table):
+        table.move_cursor(row=names(table).index("scratch"))
+        await pilot.pause()
+        rows = copy.deepcopy(CONTAINERS)
+        rows.append(container("e5" * 32, "aaa-new", "busybox:latest", "running", "Up 3 seconds", 0.5, 10 * 1024**2, None))
+        await feed(app, pilot, rows)
+        assert table.row_count == len(CONTAINERS) + 1
+        assert names(table)[0] == "aaa-new"  # sorted by name: first
+        assert table.selected()["name"] == "scratch"  # the cursor followed its row down
+
+        await feed(app, pilot, [r for r in rows if r["name"] != "open-webui"])
+        assert "open-webui" not in names(table) and table.row_count == len(CONTAINERS)
+        assert table.selected()["name"] == "scratch"
+        assert names(table) == sorted(names(table))
+
+
+async def test_overview_cards_repaint_only_when_their_text_changes():
+    app = app_for(fleet(), "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await pilot.pause()
+        cards = list(app.screen.query(MachineCard))
+        repaints = {id(card): 0 for card in cards}
+        for card in cards:
+            refresh = card.refresh
+
+            def counted(*a, _card=card, _refresh=refresh, **kw):
+                repaints[id(_card)] += 1
+                return _refresh(*a, **kw)
+
+            card.refresh = counted  # type: ignore[method-assign]
+        for card in cards:  # the clock is frozen: a tick moves no age, so no card repaints
+            card.tick()
+        await pilot.pause()
+        assert sum(repaints.values()) == 0
+        spark = app.clients[0]
+        before = app.ui_updates
+        spark.handle_frame(snapshot_frame(spark.last_seq + 1, "spark-01", [gpu_gb10(spark.last_seq + 7)], CONTAINERS))
+        await until(pilot, lambda: app.ui_updates > before, what="the frame handled")
+        await pilot.pause()
+        assert repaints[id(cards[0])] >= 1  # its GPU figures moved
+        assert all(repaints[id(card)] == 0 for card in cards[1:])  # the others' did not
+        # the card as painted line by line is the card painted whole
+        partial = [list(strip) for strip in cards[0].render_lines(cards[0].size.region)]
+        cards[0].refresh()
+        await pilot.pause()
+        assert [list(strip) for strip in cards[0].render_lines(cards[0].size.region)] == partial
+        assert "GPU0" in "".join(strip.text for strip in cards[0].render_lines(cards[0].size.region))
