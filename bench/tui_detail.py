@@ -33,7 +33,7 @@ async def main(frames: int) -> None:
         await pilot.pause(0.5)
         c0, w0 = time.process_time(), time.perf_counter()
         for seq in range(121, 121 + frames):
-            app.clock = lambda s=seq: NOW - 120 + s
+            app.clock = lambda s=seq: float(NOW - 120 + s)  # type: ignore[misc]  # a pinned clock per frame
             cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
             await asyncio.sleep(1.0)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0

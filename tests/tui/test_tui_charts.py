@@ -70,7 +70,7 @@ async def test_throttle_note_coming_and_going_moves_nothing_below_it():
         for seq, reasons in ((61, ["hw_thermal_slowdown", "sw_power_cap"]), (62, []), (63, ["sw_thermal_slowdown"])):
             gpu = gpu_gb10(seq) | {"throttle_reasons": reasons}
             cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu], CONTAINERS))
-            screen.update_view()
+            screen.update_view()  # type: ignore[attr-defined]
             await pilot.pause()
             assert ("throttle: " + ", ".join(reasons) if reasons else "") == str(note.render()).strip()
             assert below() == before, reasons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import DataTable
 
 from tests.helpers.tui_fakes import SIZES, app_for, clock, gpu_h200, hello, snapshot_frame
 from tui.client import AgentClient, Target
@@ -32,7 +33,7 @@ async def test_fleet_table_sorts_and_opens_a_machine():
         await pilot.press("t")
         screen = app.screen
         assert isinstance(screen, FleetScreen)
-        table = screen.query_one("#fleet")
+        table = screen.query_one("#fleet", DataTable)
         assert table.row_count == 12 and column(table, "name")[:2] == ["node-00", "node-01"]
         await pilot.press("S")  # next column: GPU util, busiest first
         utils = [int(u.rstrip("%")) for u in column(table, "util")]

@@ -46,7 +46,7 @@ class Counting:
             self.cells.append((str(row_key), str(column_key)))
             return update(row_key, column_key, value, **kw)
 
-        table.add_row, table.clear, table.remove_row, table.update_cell = add_row, clear_, remove_row, update_cell  # type: ignore[method-assign]
+        table.add_row, table.clear, table.remove_row, table.update_cell = add_row, clear_, remove_row, update_cell
 
 
 def names(table: ContainersTable) -> list[str]:
@@ -144,7 +144,7 @@ async def test_overview_cards_repaint_only_when_their_text_changes():
                 repaints[id(_card)] += 1
                 return _refresh(*a, **kw)
 
-            card.refresh = counted  # type: ignore[method-assign]
+            card.refresh = counted
         for card in cards:  # the clock is frozen: a tick moves no age, so no card repaints
             card.tick()
         await pilot.pause()

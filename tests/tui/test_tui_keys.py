@@ -222,7 +222,7 @@ async def test_forward_command_opens_models_and_forwards_that_models_port():
     async def catalog() -> list[dict]:
         return CATALOG
 
-    cl.models = catalog  # type: ignore[method-assign]  # the catalog an agent would answer
+    cl.models = catalog  # the catalog an agent would answer
     app = app_for([cl], "detail")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("colon", *"forward vllm", "enter")

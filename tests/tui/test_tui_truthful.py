@@ -50,7 +50,7 @@ async def test_a_model_running_before_an_agent_restart_shows_running_and_its_end
         agent = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(models))
         copied: list[str] = []
         app = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="models")
-        app.copy_to_clipboard = copied.append  # no terminal clipboard under the test runner
+        app.copy_to_clipboard = copied.append  # type: ignore[assignment]  # no terminal clipboard under the test runner
         async with app.run_test(size=(140, 40)) as pilot:
             screen = await select_model(app, pilot, "sdtest-truth")
 

@@ -97,7 +97,9 @@ class FleetScreen(BaseView):
     def action_open(self) -> None:
         table = self.query_one(DataTable)
         if table.row_count:
-            self.post_message(OpenMachine(int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)))
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            if key is not None:
+                self.post_message(OpenMachine(int(key)))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.post_message(OpenMachine(int(str(event.row_key.value))))
