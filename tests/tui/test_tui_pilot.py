@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import httpx
 
 from tests.helpers.agent import launch_agent
 from tui import client as c
@@ -22,6 +25,18 @@ from tests.helpers.tui import until
 
 def plain(widget) -> str:
     return widget.render().plain
+
+
+async def stored_samples(agent, metric: str, timeout: float = 30.0) -> None:
+    """Until the agent's history store answers some samples of ``metric``."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(headers=agent.headers(agent.read_token), timeout=10) as http:
+        while time.monotonic() < deadline:
+            r = await http.get(agent.url + "/api/v1/history", params={"metrics": metric, "from": int(time.time()) - 60})
+            if r.status_code == 200 and r.json()["series"].get(metric, {}).get("ts"):
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"no stored {metric} samples within {timeout}s")
 
 
 async def test_detail_fills_in_with_na_reasons_and_history(start_agent):
@@ -127,7 +142,7 @@ async def test_overview_with_several_agents_and_one_bad_token(start_agent):
 
 async def test_chart_range_reads_the_agent_history(start_agent):
     agent = start_agent("--simulate", "h100", "--interval", "0.2")
-    time.sleep(2)  # some stored samples
+    await stored_samples(agent, "gpu0.power_w")  # awaited, not slept: the event loop stays free
     app = SparkdeckApp([Target("spark", agent.url, agent.read_token)])
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
