@@ -17,6 +17,7 @@ import websockets
 
 from agent.protocol import Hello, IncidentList
 from tests.helpers.agent import ROOT, RunningAgent, launch_agent
+from tests.helpers.calls import wait_for
 from tests.helpers.tui import until
 from tui.app import SparkdeckApp
 from tui.client import AgentClient, Backoff, Target
@@ -43,16 +44,6 @@ def hello(agent: RunningAgent) -> dict:
 
 def snapshot(agent: RunningAgent) -> dict:
     return httpx.get(agent.url + "/api/v1/snapshot", headers=agent.headers(agent.read_token), timeout=10).json()
-
-
-def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def relaunch(prev: RunningAgent, *args: str, env: dict | None = None) -> RunningAgent:
