@@ -156,3 +156,25 @@ async def test_chart_range_reads_the_agent_history(start_agent):
         for _ in range(3):
             await pilot.press("h")
         assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)" and screen._stored is None
+
+
+async def test_r_reconnects_at_once_instead_of_waiting_out_the_backoff(start_agent):
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2")
+    client = c.AgentClient(Target("spark", agent.url, agent.control_token), backoff=Backoff(base_s=120.0, cap_s=120.0))  # next try ≥ 60 s away
+    app = SparkdeckApp(clients=[client])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: client.state == c.LIVE and client.frames >= 2, what="live")
+        agent.proc.kill()
+        agent.proc.wait(10)
+        await until(pilot, lambda: client.state == c.RECONNECTING and client.next_try_at is not None, what="reconnecting, waiting out the backoff")
+        assert client.next_try_at - time.time() > 30
+        again = launch_agent(agent.state_dir, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
+        try:
+            await pilot.pause(1.0)
+            assert client.state == c.RECONNECTING  # the agent is back, but the client still waits
+            await pilot.press("r")
+            await until(pilot, lambda: client.state == c.LIVE, timeout=15, what="live after r")  # well inside the ≥ 60 s wait
+            assert "reconnecting now" in [n.message for n in app._notifications]
+        finally:
+            again.proc.kill()
+            again.proc.wait(10)
