@@ -145,7 +145,7 @@ def test_clean_stop_leaves_no_incident_and_incidents_survive_restarts(tmp_path):
 async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
     state = tmp_path / "state"
     first = launch_agent(state, "--simulate", "gb10", "--interval", "0.2")
-    time.sleep(1.0)
+    await asyncio.sleep(1.0)  # a second of samples before the kill; awaited, the event loop stays free
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     agent = relaunch(first, "--simulate", "gb10", "--interval", "0.2")
