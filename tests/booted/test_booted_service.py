@@ -16,6 +16,7 @@ import ssl
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from tests.booted.machine import GUEST_IP, HOST_IP, Machine
+from tests.helpers import calls
 from tests.helpers.agent import free_port
 
 pytestmark = pytest.mark.booted
@@ -101,15 +103,9 @@ def url(path: str) -> str:
     return f"http://127.0.0.1:{PORT}{path}"
 
 
-def wait_for(what: str, fn, timeout: float = 30, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+def wait_for(what: str, fn: Callable[[], Any], timeout: float = 30) -> Any:
+    # every probe runs a command in the machine: poll twice a second, not ten times
+    return calls.wait_for(fn, timeout, what, every=0.5)
 
 
 def main_pid(m: Machine) -> int:

@@ -6,17 +6,9 @@ import asyncio
 import time
 
 from tests.helpers.agent import launch_agent
+from tests.helpers.calls import wait_until
 from tui import client as c
 from tui.client import AgentClient, Backoff, Target
-
-
-async def until(pred, timeout: float = 20.0) -> float:
-    start = time.monotonic()
-    while not pred():
-        if time.monotonic() - start > timeout:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 async def test_kill_9_then_restart_client_backfills_without_gaps(tmp_path, record):
@@ -26,17 +18,17 @@ async def test_kill_9_then_restart_client_backfills_without_gaps(tmp_path, recor
     task = asyncio.create_task(cl.run())
     again = None
     try:
-        await until(lambda: cl.state == c.LIVE and cl.frames >= 5)
+        await wait_until(lambda: cl.state == c.LIVE and cl.frames >= 5)
         agent.proc.kill()
         agent.proc.wait(10)
-        await until(lambda: cl.state == c.RECONNECTING)
+        await wait_until(lambda: cl.state == c.RECONNECTING)
         assert cl.stale
         await asyncio.sleep(2.0)  # down for a while
         again = launch_agent(state, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
         up = time.monotonic()
-        await until(lambda: cl.state == c.LIVE, timeout=15)
+        await wait_until(lambda: cl.state == c.LIVE, timeout=15)
         live_after = time.monotonic() - up
-        await until(lambda: cl.backfills >= 1 and len(cl.history) >= 25)
+        await wait_until(lambda: cl.backfills >= 1 and len(cl.history) >= 25)
         seqs = cl.history.seqs()
         missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
         record("restart", "agent killed with SIGKILL mid-stream, restarted 2 s later; real client (tui/client.py)", f"live {live_after:.2f} s after the agent was up; {len(missing)} missing seq of {len(seqs)} after backfill")

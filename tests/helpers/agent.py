@@ -53,6 +53,11 @@ class RunningAgent:
     def log(self) -> str:
         return "".join(self.log_lines)
 
+    def listening_addresses(self) -> set[str]:
+        """The addresses the agent's own socket is bound to on its port: what it listens on, not what a client can reach."""
+        conns = psutil.Process(self.proc.pid).net_connections(kind="inet")
+        return {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port}
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -76,8 +81,9 @@ def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict
     port = port or free_port()
     # the memory guard is on by default with --simulate gb10: test agents share one Docker engine with
     # other runs, so by default each may act only on containers this session labelled (tests override it)
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "SPARKDECK_MEMORY_GUARD__ONLY_LABEL": DOCKER_TEST_LABEL, **(env or {})}
-    full_env.pop("SPARKDECK_CONFIG", None)
+    # the caller's shell may point at a real config; a test that means one passes it in env
+    inherited = {k: v for k, v in os.environ.items() if k != "SPARKDECK_CONFIG"}
+    full_env = {**inherited, "PYTHONUNBUFFERED": "1", "SPARKDECK_MEMORY_GUARD__ONLY_LABEL": DOCKER_TEST_LABEL, **(env or {})}
     proc = subprocess.Popen(
         [*wrap, sys.executable, "-m", "agent.cli", "serve", "--port", str(port), "--state-dir", str(state_dir), *args],
         cwd=ROOT,

@@ -16,7 +16,7 @@ def call(agent: Any, method: str, path: str, token: str | None, **kw: Any) -> ht
     return httpx.request(method, agent.url + path, headers=agent.headers(token), timeout=60, **kw)
 
 
-def wait_for(fn: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+def wait_for(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition", every: float = 0.1) -> Any:
     """Poll fn until it returns something truthy; the deadline is generous, not a speed check."""
     deadline = time.monotonic() + timeout
     while True:
@@ -24,8 +24,20 @@ def wait_for(fn: Callable[[], Any], timeout: float, what: str, every: float = 0.
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {got!r:.200})")
         time.sleep(every)
+
+
+async def wait_until(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition", every: float = 0.05) -> float:
+    """wait_for inside a running event loop (the code under test runs on it); returns the seconds it took.
+
+    Under Textual's pilot use tests.helpers.tui.until, which lets the app process its messages."""
+    start = time.monotonic()
+    while not fn():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
+    return time.monotonic() - start
 
 
 def open_stream(agent: Any, token: str | None = None) -> Any:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 
 import pytest
 
 from tests.helpers.agent import launch_agent
+from tests.helpers.calls import wait_until
 from tui import client as c
 from tui.client import AgentClient, Backoff, History, Target, TargetError, log_lines, parse_url
 
@@ -175,21 +175,13 @@ def test_log_lines_accepts_the_agent_shapes():
 # ---- against a real agent ----------------------------------------------------------------
 
 
-async def wait_for(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_live_with_backfilled_history(start_agent):
     agent = start_agent("--simulate", "gb10", "--interval", "0.1")
     await asyncio.sleep(1.0)  # the ring fills before we connect
     cl = AgentClient(Target("a", agent.url, agent.read_token))
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.state == c.LIVE and cl.backfills >= 1)
+        await wait_until(lambda: cl.state == c.LIVE and cl.backfills >= 1)
         assert cl.scope == "read"
         assert cl.last_backfill["count"] >= 5  # history from before we connected
         assert len(cl.history) >= 5
@@ -205,7 +197,7 @@ async def test_bad_token_is_auth_failed_with_what_to_do(start_agent):
     cl = AgentClient(Target("a", agent.url, "not-a-token"))
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.state == c.AUTH_FAILED)
+        await wait_until(lambda: cl.state == c.AUTH_FAILED)
         assert cl.reason.startswith(f"a rejected the token ({agent.url}); ") and f"sparkdeck hosts add a {agent.url} --token TOKEN" in cl.reason
         assert "401" not in cl.reason and "Bearer" not in cl.reason  # the machine and the fix, not the HTTP words
         await asyncio.sleep(0.5)
@@ -222,18 +214,18 @@ async def test_agent_restart_reconnects_and_backfills(start_agent, tmp_path):
     cl.on_change = lambda client, kind: states.append(client.state)
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.state == c.LIVE and cl.frames >= 3)
+        await wait_until(lambda: cl.state == c.LIVE and cl.frames >= 3)
         agent.proc.kill()
         agent.proc.wait(10)
-        await wait_for(lambda: cl.state == c.RECONNECTING and cl.next_try_at is not None)
+        await wait_until(lambda: cl.state == c.RECONNECTING and cl.next_try_at is not None)
         assert cl.stale and cl.reason
         before = len(cl.history)
         again = launch_agent(agent.state_dir, "--simulate", "gb10", "--interval", "0.1", port=agent.port, tokens=(agent.read_token, agent.control_token))
         try:
-            await wait_for(lambda: cl.state == c.LIVE and len(cl.history) > before + 3)
+            await wait_until(lambda: cl.state == c.LIVE and len(cl.history) > before + 3)
             assert not cl.stale
             seq = cl.latest["seq"]
-            await wait_for(lambda: cl.latest["seq"] > seq + 2)  # the new process's frames keep coming (no freeze)
+            await wait_until(lambda: cl.latest["seq"] > seq + 2)  # the new process's frames keep coming (no freeze)
             ts = [s.ts for s in cl.history.samples]
             assert ts == sorted(ts)  # one continuous history across both processes
             assert states.index(c.RECONNECTING) < len(states) - 1 - states[::-1].index(c.LIVE)
@@ -281,12 +273,12 @@ async def test_a_newer_agent_is_incompatible_and_not_retried():
     cl = AgentClient(Target("new", f"http://127.0.0.1:{port}", "t"), backoff=Backoff(base_s=0.05, cap_s=0.1))
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.state == c.INCOMPATIBLE)
+        await wait_until(lambda: cl.state == c.INCOMPATIBLE)
         assert "v2" in cl.reason and "upgrade the client" in cl.reason
         await asyncio.sleep(0.5)
         assert len(connections) == 1 and cl.state == c.INCOMPATIBLE  # no reconnect loop
         cl.retry_now()  # the user asks: one more try
-        await wait_for(lambda: len(connections) == 2)
+        await wait_until(lambda: len(connections) == 2)
     finally:
         await cl.close()
         await asyncio.wait_for(task, 10)
@@ -309,7 +301,7 @@ async def test_forbidden_handshake_and_revoked_token_are_auth_failed():
     cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"))
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.state == c.AUTH_FAILED)
+        await wait_until(lambda: cl.state == c.AUTH_FAILED)
         assert cl.reason.startswith(f"x refused this token (http://127.0.0.1:{port}); on the machine: sparkdeck-agent token add")  # which machine, what to do
         assert "HTTP" not in cl.reason and "Bearer" not in cl.reason
     finally:
@@ -326,7 +318,7 @@ async def test_forbidden_handshake_and_revoked_token_are_auth_failed():
     cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"))
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.state == c.AUTH_FAILED)
+        await wait_until(lambda: cl.state == c.AUTH_FAILED)
         assert cl.reason == "token revoked"
     finally:
         await cl.close()
@@ -353,7 +345,7 @@ async def test_an_undigestible_frame_reconnects_instead_of_ending_the_client():
     cl.on_change = lambda client, kind: reasons.append(client.reason)
     task = asyncio.create_task(cl.run())
     try:
-        await wait_for(lambda: cl.latest is not None and cl.state == c.LIVE)
+        await wait_until(lambda: cl.latest is not None and cl.state == c.LIVE)
         assert len(attempts) == 2
         assert any(r.startswith("client error: ValueError") for r in reasons)
     finally:

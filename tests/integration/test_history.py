@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +17,8 @@ from websockets.asyncio.client import connect
 
 from agent.history.store import HistoryStore
 from agent.ring import Ring
-from tests.helpers.agent import launch_agent
+from tests.helpers.agent import ROOT, launch_agent
+from tests.helpers.calls import wait_for
 
 
 def run(coro):
@@ -211,3 +214,24 @@ def test_backfill_older_than_the_ring_comes_from_the_store(tmp_path):
         assert backfill["complete"] is True and backfill["first_seq"] == 1
     finally:
         agent.stop()
+
+
+def test_every_series_the_readme_lists_answers_with_samples(start_agent):
+    """The README's list of history series, read from the README itself: each one answers with stored samples."""
+    readme = (ROOT / "README.md").read_text()
+    listed = readme[readme.index("`{tier, step, series: {name: {ts, min, avg, max}}}`. Series:") : readme.index("`GET /metrics` serves")]
+    names = sorted({n.replace("gpuN.", "gpu0.") for n in re.findall(r"`((?:gpuN|[a-z]+)\.[a-z0-9_]+)`", listed)})
+    assert len(names) >= 20, names  # the list was found, not a fragment of it
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2")
+    h = agent.headers(agent.read_token)
+
+    def answered() -> dict | None:
+        r = httpx.get(agent.url + "/api/v1/history", params={"metrics": ",".join(names), "from": time.time() - 60, "step": 1}, headers=h)
+        assert r.status_code == 200, r.text
+        series = r.json()["series"]
+        return series if all(any(v is not None for v in series.get(n, {}).get("avg", [])) for n in names if not n.startswith("memory.psi")) else None
+
+    series = wait_for(answered, 30, "every listed series with samples")
+    assert set(series) >= set(names)
+    if Path("/proc/pressure/memory").exists():  # PSI needs a kernel that has it
+        assert series["memory.psi_some_avg10"]["avg"] and series["memory.psi_full_avg10"]["avg"]

@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 
 from agent.protocol import Hello, IncidentList
 from tests.helpers.agent import ROOT, RunningAgent, launch_agent
+from tests.helpers.calls import wait_for
 from tests.helpers.tui import until
 from tui.app import SparkdeckApp
 from tui.client import AgentClient, Backoff, Target
@@ -44,16 +45,6 @@ def hello(agent: RunningAgent) -> dict:
 
 def snapshot(agent: RunningAgent) -> dict:
     return httpx.get(agent.url + "/api/v1/snapshot", headers=agent.headers(agent.read_token), timeout=10).json()
-
-
-def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def relaunch(prev: RunningAgent, *args: str, env: dict | None = None) -> RunningAgent:
@@ -155,7 +146,7 @@ def test_clean_stop_leaves_no_incident_and_incidents_survive_restarts(tmp_path):
 async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
     state = tmp_path / "state"
     first = launch_agent(state, "--simulate", "gb10", "--interval", "0.2")
-    time.sleep(1.0)
+    await asyncio.sleep(1.0)  # a second of samples before the kill; awaited, the event loop stays free
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     agent = relaunch(first, "--simulate", "gb10", "--interval", "0.2")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -111,11 +109,6 @@ def test_real_agent_reports_the_picture_in_frames_metrics_and_history(start_agen
     assert fams["sparkdeck_memory_reserve_bytes"].samples[0].value == int(2.5 * GIB)
     if Path("/proc/pressure/memory").exists():
         assert 0 <= fams["sparkdeck_memory_pressure_full_ratio"].samples[0].value <= 1
-    promtool = shutil.which("promtool")
-    if promtool:  # the names and help texts pass Prometheus' own lint
-        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stdout + check.stderr
-        print("promtool check metrics: ok")
 
     time.sleep(1.0)
     series = "memory.available_bytes,memory.models_available_bytes,memory.psi_full_avg10,memory.gpu_process_bytes,memory.reclaimable_bytes"

@@ -7,6 +7,7 @@ SIGTERM, a container's main process, a root-owned process signalled by an agent 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -227,7 +228,7 @@ async def test_reused_pid_is_never_signalled(children):
     answer = await svc.send(p.pid, "KILL", wait_s=0.5)
     assert answer["result"] == "gone" and answer["sent"] is False
     assert (await svc.listing())["processes"] == []
-    time.sleep(0.1)
+    await asyncio.sleep(0.1)
     assert alive(p)
 
 

@@ -31,6 +31,25 @@ def test_health_needs_no_token_and_says_nothing_else(start_agent):
     assert "access-control-allow-origin" not in r.headers
 
 
+def test_no_cors_headers_even_when_a_page_asks(start_agent):
+    """A browser sends Origin (and a preflight OPTIONS for a bearer token); no Access-Control-* answer may let it read."""
+    agent = start_agent("--simulate", "gb10")
+    origin = {"Origin": "https://evil.example"}
+    answers = [
+        httpx.get(agent.url + "/api/v1/health", headers=origin),
+        httpx.get(agent.url + "/api/v1/snapshot", headers={**origin, **agent.headers(agent.read_token)}),
+        httpx.options(
+            agent.url + "/api/v1/snapshot",
+            headers={**origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"},
+        ),
+        httpx.options(agent.url + "/api/v1/containers/x/stop", headers={**origin, "Access-Control-Request-Method": "POST"}),
+    ]
+    assert [r.status_code for r in answers[:2]] == [200, 200]
+    for r in answers:
+        assert not [h for h in r.headers if h.lower().startswith("access-control-")], (r.request.method, r.request.url, dict(r.headers))
+    assert all(r.status_code >= 400 and "error" in r.json() for r in answers[2:])  # a preflight is not served either
+
+
 def test_snapshot_and_info(start_agent):
     agent = start_agent("--simulate", "h100", "--interval", "0.2")
     h = agent.headers(agent.read_token)
@@ -103,6 +122,7 @@ def test_non_loopback_bind_is_refused_without_tls_or_insecure(tmp_path):
 
 def test_insecure_flag_allows_non_loopback_bind(start_agent):
     agent = start_agent("--simulate", "gb10", "--host", "0.0.0.0", "--insecure")
+    assert agent.listening_addresses() == {"0.0.0.0"}  # bound to every address, not loopback (which 127.0.0.1 reaches either way)
     assert httpx.get(f"http://127.0.0.1:{agent.port}/api/v1/health").status_code == 200
 
 
@@ -197,9 +217,10 @@ def test_request_body_limit(start_agent):
         for _ in range(10):
             yield b"y" * 1024
 
-    r = httpx.post(agent.url + "/api/v1/health", content=chunks())  # chunked: no Content-Length
-    assert r.status_code in (405, 413)  # health takes no body: either answer is a clean 4xx with JSON
-    assert r.json()["error"] in ("too_large", "method_not_allowed")
+    # chunked (no Content-Length) to a route that reads its body: only counting the received bytes can refuse it
+    h = {**agent.headers(agent.control_token), "Content-Type": "application/json"}
+    r = httpx.post(agent.url + "/api/v1/models/vllm/start", headers=h, content=chunks())
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
 
 
 def test_the_agent_lifts_a_low_open_files_limit(start_agent):

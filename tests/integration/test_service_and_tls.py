@@ -175,6 +175,7 @@ def test_tls_allows_a_non_loopback_bind_without_insecure(tmp_path):
     state = tmp_path / "state"
     tls.init(state)
     agent = launch_agent(state, "--simulate", "gb10", "--tls", "--host", "0.0.0.0")
+    assert agent.listening_addresses() == {"0.0.0.0"}  # bound to every address, not loopback (which 127.0.0.1 reaches either way)
     ctx = ssl.create_default_context(cafile=str(state / "tls/cert.pem"))
     assert httpx.get(f"https://127.0.0.1:{agent.port}/api/v1/health", verify=ctx).json() == {"status": "ok"}
     agent.stop()

@@ -174,10 +174,14 @@ async def test_revoked_token_closes_open_stream_with_4401(start_agent):
         await recv_json(conn)
         await recv_json(conn)
         TokenStore(agent.state_dir / "tokens.json").revoke("reader")
+        revoked_at = time.monotonic()
         with pytest.raises(ConnectionClosed) as exc:
-            for _ in range(100):
+            while time.monotonic() - revoked_at < 30:  # the loop only reads; the bound is checked below
                 await recv_json(conn, timeout=3)
-    assert exc.value.rcvd.code == 4401
+        took = time.monotonic() - revoked_at
+    print(f"revoked stream closed {took:.2f}s after the revoke")
+    assert exc.value.rcvd is not None and exc.value.rcvd.code == 4401
+    assert took <= 5.0, f"the README promises about a second; took {took:.1f}s"  # generous: 2 shared cores
     with pytest.raises(InvalidStatus):
         async with ws(agent, agent.read_token):
             pass

@@ -12,6 +12,7 @@ import pytest
 from agent.collectors.thermal import ThermalZones
 from agent.history.events import ThrottleEvents
 from agent.protocol import EventList, Snapshot
+from tests.helpers.calls import wait_for
 from tests.helpers.sysfs import fake_sysfs
 
 
@@ -41,16 +42,6 @@ def test_events_unit_open_close_and_unknown_keeps_open():
     ev.note_frame(frame(6.0, []))
     got = {(e["reason"], e["start"], e["end"]) for e in ev.recent}
     assert got == {("sw_power_cap", 2.0, 5.0), ("hw_thermal_slowdown", 2.0, 6.0)}
-
-
-def wait_for(pred, timeout=15.0, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = pred()
-        if got:
-            return got
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def test_thermal_zones_and_throttle_events_live(start_agent, tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import httpx
 from rich.text import Text
 
 from tests.helpers.agent import launch_agent
@@ -26,6 +28,18 @@ from tui.widgets.machine_card import MachineCard
 
 def plain(widget) -> str:
     return widget.render().plain
+
+
+async def stored_samples(agent, metric: str, timeout: float = 30.0) -> None:
+    """Until the agent's history store answers some samples of ``metric``."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(headers=agent.headers(agent.read_token), timeout=10) as http:
+        while time.monotonic() < deadline:
+            r = await http.get(agent.url + "/api/v1/history", params={"metrics": metric, "from": int(time.time()) - 60})
+            if r.status_code == 200 and r.json()["series"].get(metric, {}).get("ts"):
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"no stored {metric} samples within {timeout}s")
 
 
 async def test_detail_fills_in_with_na_reasons_and_history(start_agent):
@@ -140,7 +154,7 @@ async def test_overview_with_several_agents_and_one_bad_token(start_agent):
 
 async def test_chart_range_reads_the_agent_history(start_agent):
     agent = start_agent("--simulate", "h100", "--interval", "0.2")
-    time.sleep(2)  # some stored samples
+    await stored_samples(agent, "gpu0.power_w")  # awaited, not slept: the event loop stays free
     app = SparkdeckApp([Target("spark", agent.url, agent.read_token)])
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
@@ -160,3 +174,25 @@ async def test_chart_range_reads_the_agent_history(start_agent):
         for _ in range(3):
             await pilot.press("h")
         assert screen.query_one(GpuPanel).border_subtitle == "charts: live (h)" and screen._stored is None
+
+
+async def test_r_reconnects_at_once_instead_of_waiting_out_the_backoff(start_agent):
+    agent = start_agent("--simulate", "gb10", "--interval", "0.2")
+    client = c.AgentClient(Target("spark", agent.url, agent.control_token), backoff=Backoff(base_s=120.0, cap_s=120.0))  # next try ≥ 60 s away
+    app = SparkdeckApp(clients=[client])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: client.state == c.LIVE and client.frames >= 2, what="live")
+        agent.proc.kill()
+        agent.proc.wait(10)
+        await until(pilot, lambda: client.state == c.RECONNECTING and client.next_try_at is not None, what="reconnecting, waiting out the backoff")
+        assert client.next_try_at - time.time() > 30
+        again = launch_agent(agent.state_dir, "--simulate", "gb10", "--interval", "0.2", port=agent.port, tokens=(agent.read_token, agent.control_token))
+        try:
+            await pilot.pause(1.0)
+            assert client.state == c.RECONNECTING  # the agent is back, but the client still waits
+            await pilot.press("r")
+            await until(pilot, lambda: client.state == c.LIVE, timeout=15, what="live after r")  # well inside the ≥ 60 s wait
+            assert "reconnecting now" in [n.message for n in app._notifications]
+        finally:
+            again.proc.kill()
+            again.proc.wait(10)
