@@ -176,7 +176,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     except (TokenError, installed.InstalledError) as exc:
         return _fail(str(exc))
     except PermissionError as exc:
-        return _fail(f"cannot write {exc.filename}: permission denied; run this with sudo, or as the state dir's owner (sudo -u {installed.USER} for the service)")
+        return _fail(
+            f"cannot write {exc.filename}: permission denied; run this with sudo, or as the state dir's owner (sudo -u {installed.USER} for the service)"
+        )
     return 0
 
 
@@ -208,7 +210,9 @@ def cmd_service(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "install-service":
-            plan = service.install(bind=args.bind, port=args.port, models_home=Path(args.models_home) if args.models_home else None, dry_run=args.dry_run, root=Path(args.root))
+            plan = service.install(
+                bind=args.bind, port=args.port, models_home=Path(args.models_home) if args.models_home else None, dry_run=args.dry_run, root=Path(args.root)
+            )
         else:
             plan = service.uninstall(purge=args.purge, dry_run=args.dry_run, root=Path(args.root))
     except service.ServiceError as exc:
@@ -239,7 +243,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     settings = _admin_settings(args)
     if not (settings.notify.urls or settings.notify.routes):
-        return _fail("no notification URLs: set [notify] urls = [\"ntfy://…\"] in agent.toml (or SPARKDECK_NOTIFY__URLS as a JSON list)")
+        return _fail('no notification URLs: set [notify] urls = ["ntfy://…"] in agent.toml (or SPARKDECK_NOTIFY__URLS as a JSON list)')
     delivery = Delivery(settings.notify, Secrets(settings.secrets_file or settings.state_dir / "secrets.env").get)
     host = socket.gethostname()
     results = delivery.send_now(f"[{host}] sparkdeck test", f"A test notification from sparkdeck-agent on {host}.")

@@ -115,7 +115,9 @@ def run_checks(settings: AgentSettings, config: str | None = None) -> list[Check
         Check(
             "thermal",
             True,  # informative: VMs and containers often have none
-            f"{len(zones)} thermal zone(s); hottest {hot['type']} {hot['temp_c']:.1f} °C" if hot else f"no readable thermal zones under {settings.sysfs_root}/class/thermal",
+            f"{len(zones)} thermal zone(s); hottest {hot['type']} {hot['temp_c']:.1f} °C"
+            if hot
+            else f"no readable thermal zones under {settings.sysfs_root}/class/thermal",
         )
     )
     if not sensors["fans"]:
@@ -175,13 +177,25 @@ def check_notify(settings: AgentSettings) -> list[Check]:
     secrets = Secrets(settings.secrets_file or settings.state_dir / "secrets.env")
     checks = []
     for t in Delivery(n, secrets.get).targets:
-        checks.append(Check("notify", t.error is None, f"{t.name} ({t.min_severity} and above)" + (f": {t.error}" if t.error else ""),
-                            "add the secret to secrets.env or the agent's environment" if t.error else None))
+        checks.append(
+            Check(
+                "notify",
+                t.error is None,
+                f"{t.name} ({t.min_severity} and above)" + (f": {t.error}" if t.error else ""),
+                "add the secret to secrets.env or the agent's environment" if t.error else None,
+            )
+        )
     status = read_status(settings.state_dir) or {}
     err = status.get("last_error")
     if err and (status.get("last_sent") or 0) < err.get("ts", 0):
-        checks.append(Check("notify", False, f"last delivery to {err.get('target')} failed: {err.get('error')} ({status.get('failed')} failed in all)",
-                            "check the URL and the endpoint; try it with: sparkdeck-agent notify test"))
+        checks.append(
+            Check(
+                "notify",
+                False,
+                f"last delivery to {err.get('target')} failed: {err.get('error')} ({status.get('failed')} failed in all)",
+                "check the URL and the endpoint; try it with: sparkdeck-agent notify test",
+            )
+        )
     return checks
 
 

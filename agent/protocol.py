@@ -291,7 +291,9 @@ class Serving(_Model):
     """A model server's own figures (vLLM, SGLang, llama.cpp, TensorRT-LLM, Ollama), read every 5 s."""
 
     kind: str = Field(description="vllm, sglang, llama.cpp, trtllm, ollama (unknown: a bad sparkdeck.metrics label)")
-    source: Literal["label", "image"] | None = Field(description="label: the template's metrics field or a sparkdeck.metrics label; image: guessed from the image name")
+    source: Literal["label", "image"] | None = Field(
+        description="label: the template's metrics field or a sparkdeck.metrics label; image: guessed from the image name"
+    )
     requests_running: int | None = Field(description="requests being served (Ollama: models loaded)")
     requests_waiting: int | None
     kv_cache_usage_percent: float | None

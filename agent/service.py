@@ -147,11 +147,7 @@ def render_config(bind: str, port: int, models_home: Path | None = None) -> str:
         f"port = {port}\n"
         "interval_s = 1.0\n"
         + (_models_home_line(models_home) if models_home else "")
-        + (
-            ""
-            if is_loopback(bind)
-            else "# A non-loopback bind needs TLS: run `sparkdeck-agent tls init` and set tls = true.\ntls = true\n"
-        )
+        + ("" if is_loopback(bind) else "# A non-loopback bind needs TLS: run `sparkdeck-agent tls init` and set tls = true.\ntls = true\n")
     )
 
 
@@ -203,9 +199,13 @@ def install(
         current = _read_config(config)
         host = str(current.get("host", "127.0.0.1"))
         if bind is not None and bind != host:
-            raise ServiceError(f"{CONFIG_DIR / 'agent.toml'} binds {host}; set host = \"{bind}\" there (it is yours, install-service keeps it), then run install-service again")
+            raise ServiceError(
+                f'{CONFIG_DIR / "agent.toml"} binds {host}; set host = "{bind}" there (it is yours, install-service keeps it), then run install-service again'
+            )
         if port is not None and port != current.get("port", DEFAULT_PORT):
-            raise ServiceError(f"{CONFIG_DIR / 'agent.toml'} sets port {current.get('port', DEFAULT_PORT)}; set port = {port} there, then run install-service again")
+            raise ServiceError(
+                f"{CONFIG_DIR / 'agent.toml'} sets port {current.get('port', DEFAULT_PORT)}; set port = {port} there, then run install-service again"
+            )
         if models_home and "models_home" not in current:
             plan.write(CONFIG_DIR / "agent.toml", with_models_home(config.read_text(encoding="utf-8"), models_home), 0o644)
         else:

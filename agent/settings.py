@@ -130,7 +130,7 @@ class AlertRuleSettings(BaseModel):
         if self.event == "summary":
             hh, _, mm = (self.at or "").partition(":")
             if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
-                raise ValueError(f"alert rule {self.name!r}: a summary needs at = \"HH:MM\"")
+                raise ValueError(f'alert rule {self.name!r}: a summary needs at = "HH:MM"')
         return self
 
 

@@ -137,7 +137,13 @@ def audit(state_dir: Path, owner: str | None) -> list[Problem]:
         try:
             want_uid = pwd.getpwnam(owner).pw_uid
         except KeyError:
-            return [Problem(state_dir, f"{state_dir} belongs to the service user {owner}, who does not exist", "sudo sparkdeck-agent install-service (it creates the user)")]
+            return [
+                Problem(
+                    state_dir,
+                    f"{state_dir} belongs to the service user {owner}, who does not exist",
+                    "sudo sparkdeck-agent install-service (it creates the user)",
+                )
+            ]
     problems: list[Problem] = []
     entries = [Path(state_dir)]
     for root, dirs, files in os.walk(state_dir):

@@ -29,7 +29,13 @@ def frame_and_tracker() -> tuple[dict, SimpleNamespace]:
         labels = {"sparkdeck.watch": "1"} if i < 5 else {"org.opencontainers.image.title": "x" * 40}
         entries[full] = {"id": full[:12], "full_id": full, "name": f"c{i}", "state": "running", "labels": labels, "model": None}
         rows.append({"id": full[:12], "name": f"c{i}", "gpu_memory_bytes": 2**30 if i < 5 else 0})
-    frame = {"ts": time.time(), "gpus": gpus, "host": {"memory": {"models_available_bytes": 50 * 2**30}}, "containers": rows, "containers_status": {"state": "ok"}}
+    frame = {
+        "ts": time.time(),
+        "gpus": gpus,
+        "host": {"memory": {"models_available_bytes": 50 * 2**30}},
+        "containers": rows,
+        "containers_status": {"state": "ok"},
+    }
     return frame, SimpleNamespace(tracker=SimpleNamespace(entries=entries, started={}, status={"state": "ok"}))
 
 

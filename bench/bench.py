@@ -46,6 +46,7 @@ def stream_cap_env(streams: int) -> dict[str, str]:
     (max_streams_per_token, 32 by default), so the measuring agent is started with room for them all."""
     return {"SPARKDECK_MAX_STREAMS_PER_TOKEN": str(max(streams, 32) + 8)}
 
+
 CLK = os.sysconf("SC_CLK_TCK")
 IMAGE = "sparkdeck-test/busybox:latest"
 TARGETS = {"cpu_ratio_vs_glances_max": 1 / 8, "rss_mb_max": 64, "frame_bytes_max": 8192, "p99_ms_100": 20, "p99_ms_500": 50}
@@ -195,7 +196,11 @@ def sample_cost(pid: int, seconds: float) -> dict:
     while time.monotonic() - t0 < seconds:
         time.sleep(1)
         rss.append(rss_bytes(pid))
-    return {"cpu_percent_of_one_core": round((cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100, 2), "rss_mb_max": round(max(rss) / 2**20, 1), "rss_mb_median": round(statistics.median(rss) / 2**20, 1)}
+    return {
+        "cpu_percent_of_one_core": round((cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100, 2),
+        "rss_mb_max": round(max(rss) / 2**20, 1),
+        "rss_mb_median": round(statistics.median(rss) / 2**20, 1),
+    }
 
 
 def agent_idle(agent, clients: int, seconds: float) -> dict:
@@ -252,7 +257,11 @@ def glances(seconds: float) -> dict | None:
     if py is None:
         return None
     port = free_port()
-    proc = subprocess.Popen([py, "-m", "glances", "-w", "--disable-webui", "-t", "1", "--bind", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [py, "-m", "glances", "-w", "--disable-webui", "-t", "1", "--bind", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/4/all"
         deadline = time.time() + 60
@@ -294,15 +303,34 @@ def _bench_frame_blob(i: int) -> bytes:
 
     rnd = random.Random(i)
     frame = {
-        "type": "snapshot", "v": 1, "seq": i, "ts": time.time(),
-        "host": {"cpu": {"per_core_percent": [round(rnd.uniform(0, 100), 1) for _ in range(20)]},
-                 "memory": {"available_bytes": rnd.randrange(2**36), "used_bytes": rnd.randrange(2**36)}},
+        "type": "snapshot",
+        "v": 1,
+        "seq": i,
+        "ts": time.time(),
+        "host": {
+            "cpu": {"per_core_percent": [round(rnd.uniform(0, 100), 1) for _ in range(20)]},
+            "memory": {"available_bytes": rnd.randrange(2**36), "used_bytes": rnd.randrange(2**36)},
+        },
         "gpus": [{"index": 0, "temperature_c": rnd.randrange(40, 90), "power_w": round(rnd.uniform(5, 140), 2)}],
-        "containers": [{"id": f"{rnd.getrandbits(48):012x}", "name": f"bench-{k}", "cpu_percent": round(rnd.uniform(0, 5), 2),
-                        "memory_bytes": rnd.randrange(2**30), "net_rx_bytes_s": rnd.randrange(10**6), "net_tx_bytes_s": rnd.randrange(10**6),
-                        "status": f"Up {rnd.randrange(60)} minutes", "state": "running", "image": f"nvcr.io/nvidia/bench-{k}:{rnd.getrandbits(24):x}",
-                        "ports": [{"host_ip": "127.0.0.1", "host_port": 8000 + k, "container_port": 8000, "protocol": "tcp"}], "health": None,
-                        "memory_limit_bytes": None, "gpu_memory_bytes": rnd.randrange(2**34), "model": None} for k in range(20)],
+        "containers": [
+            {
+                "id": f"{rnd.getrandbits(48):012x}",
+                "name": f"bench-{k}",
+                "cpu_percent": round(rnd.uniform(0, 5), 2),
+                "memory_bytes": rnd.randrange(2**30),
+                "net_rx_bytes_s": rnd.randrange(10**6),
+                "net_tx_bytes_s": rnd.randrange(10**6),
+                "status": f"Up {rnd.randrange(60)} minutes",
+                "state": "running",
+                "image": f"nvcr.io/nvidia/bench-{k}:{rnd.getrandbits(24):x}",
+                "ports": [{"host_ip": "127.0.0.1", "host_port": 8000 + k, "container_port": 8000, "protocol": "tcp"}],
+                "health": None,
+                "memory_limit_bytes": None,
+                "gpu_memory_bytes": rnd.randrange(2**34),
+                "model": None,
+            }
+            for k in range(20)
+        ],
     }
     return zlib.compress(json.dumps(frame, separators=(",", ":")).encode(), 1)
 
@@ -339,8 +367,11 @@ def history_fsync(frames: int | None = None, gap_s: float = 0.05) -> dict:
         store.close()
         cpu = time.process_time() - cpu0  # both threads; sleeping costs none
         return {
-            "append_p50_ms": pct(append_ms, 0.5), "append_p99_ms": pct(append_ms, 0.99),
-            "fsyncs": len(sync_ms), "fsync_p50_ms": pct(sync_ms, 0.5), "fsync_p99_ms": pct(sync_ms, 0.99),
+            "append_p50_ms": pct(append_ms, 0.5),
+            "append_p99_ms": pct(append_ms, 0.99),
+            "fsyncs": len(sync_ms),
+            "fsync_p50_ms": pct(sync_ms, 0.5),
+            "fsync_p99_ms": pct(sync_ms, 0.99),
             "fsync_max_ms": round(max(sync_ms), 3) if sync_ms else None,
             "cpu_ms_per_frame": round(cpu * 1000 / frames, 3),
         }
@@ -356,7 +387,9 @@ def report_fsync(f: dict) -> None:
     a, b = f["no_fsync"], f["fsync_each_frame"]
     print(f"history WAL fsync ({f['frames']} frames of ~{f['blob_bytes_median']} B in {f['dir']}):")
     print(f"  fsync p50 {b['fsync_p50_ms']} ms, p99 {b['fsync_p99_ms']} ms, max {b['fsync_max_ms']} ms (on the store's thread, after publish)")
-    print(f"  append (what the sampler waits for) p50/p99: {a['append_p50_ms']}/{a['append_p99_ms']} ms without fsync, {b['append_p50_ms']}/{b['append_p99_ms']} ms with")
+    print(
+        f"  append (what the sampler waits for) p50/p99: {a['append_p50_ms']}/{a['append_p99_ms']} ms without fsync, {b['append_p50_ms']}/{b['append_p99_ms']} ms with"
+    )
     print(f"  CPU per frame: {a['cpu_ms_per_frame']} ms without, {b['cpu_ms_per_frame']} ms with")
 
 
@@ -382,10 +415,15 @@ def main() -> dict:
                 for n in fanout:
                     lat = run_readers(agent, n, 15)
                     lib, _, _ = run_clients(agent, n, 15)
-                    results["latency"].append({
-                        "clients": n, "frames": len(lat), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
-                        "library_clients": {"frames": len(lib), "p50_ms": pct(lib, 0.5), "p99_ms": pct(lib, 0.99)},
-                    })
+                    results["latency"].append(
+                        {
+                            "clients": n,
+                            "frames": len(lat),
+                            "p50_ms": pct(lat, 0.5),
+                            "p99_ms": pct(lat, 0.99),
+                            "library_clients": {"frames": len(lib), "p50_ms": pct(lib, 0.5), "p99_ms": pct(lib, 0.99)},
+                        }
+                    )
                 if have_docker:
                     results["container_start_seen"] = container_seen_latency(agent)
                 results["agent"]["rss_mb_after_fanout"] = round(rss_bytes(agent.proc.pid) / 2**20, 1)
@@ -410,7 +448,9 @@ def main() -> dict:
 def report(res: dict) -> None:
     a = res["agent"]
     print(f"sparkdeck agent, 1 Hz, {res['containers']} containers, {a['clients']} clients, {res['seconds']:.0f} s:")
-    print(f"  CPU {a['cpu_percent_of_one_core']} % of one core, RSS {a['rss_mb_max']} MB (target <= {TARGETS['rss_mb_max']}), frame {a['frame_bytes_median']} B (target <= {TARGETS['frame_bytes_max']})")
+    print(
+        f"  CPU {a['cpu_percent_of_one_core']} % of one core, RSS {a['rss_mb_max']} MB (target <= {TARGETS['rss_mb_max']}), frame {a['frame_bytes_median']} B (target <= {TARGETS['frame_bytes_max']})"
+    )
     for lat in res["latency"]:
         lib = lat["library_clients"]
         print(
@@ -421,9 +461,13 @@ def report(res: dict) -> None:
         print(f"  container start -> seen in the stream: median {res['container_start_seen']['median_from_cli_return_ms']} ms after `docker run` returned")
     g = res.get("glances")
     if g:
-        print(f"Glances 4 web server, 1 client polling /api/4/all at 1 Hz: CPU {g['cpu_percent_of_one_core']} %, RSS {g['rss_mb_max']} MB, {g['bytes_per_poll_median']} B per poll ({g['containers_seen']} containers)")
+        print(
+            f"Glances 4 web server, 1 client polling /api/4/all at 1 Hz: CPU {g['cpu_percent_of_one_core']} %, RSS {g['rss_mb_max']} MB, {g['bytes_per_poll_median']} B per poll ({g['containers_seen']} containers)"
+        )
         r = res["ratios"]
-        print(f"  agent / Glances: CPU {r['cpu_agent_over_glances']} (target <= {TARGETS['cpu_ratio_vs_glances_max']:.3f}), RSS {r['rss_agent_over_glances']}, bytes {r['bytes_frame_over_poll']}")
+        print(
+            f"  agent / Glances: CPU {r['cpu_agent_over_glances']} (target <= {TARGETS['cpu_ratio_vs_glances_max']:.3f}), RSS {r['rss_agent_over_glances']}, bytes {r['bytes_frame_over_poll']}"
+        )
     if "history_fsync" in res:
         report_fsync(res["history_fsync"])
 

@@ -29,8 +29,10 @@ async def main(n: int) -> None:
     finally:
         guard._disarm()
         guard.reader.close()
-    print(f"memory guard: {per_look * 1e6:.1f} µs per look ({n} looks); at poll_s={settings.poll_s} that is "
-          f"{100 * per_look / settings.poll_s:.4f} % of one core; PSI trigger {path}")
+    print(
+        f"memory guard: {per_look * 1e6:.1f} µs per look ({n} looks); at poll_s={settings.poll_s} that is "
+        f"{100 * per_look / settings.poll_s:.4f} % of one core; PSI trigger {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ from agent.processes.service import CPU_WINDOW_S, ProcessService
 async def main(count: int, n: int) -> None:
     procs = [subprocess.Popen(["sleep", "600"]) for _ in range(count)]
     try:
-        frame = {"gpus": [{"index": 0, "uuid": "GPU-0", "processes": [{"pid": p.pid, "used_memory_bytes": 1 << 30} for p in procs]}], "gpu_status": {"state": "ok"}}
+        frame = {
+            "gpus": [{"index": 0, "uuid": "GPU-0", "processes": [{"pid": p.pid, "used_memory_bytes": 1 << 30} for p in procs]}],
+            "gpu_status": {"state": "ok"},
+        }
         svc = ProcessService()
         svc.note_frame(frame)
         start = time.perf_counter()
@@ -37,7 +40,9 @@ async def main(count: int, n: int) -> None:
             times.append(time.perf_counter() - t0)
         assert len(body["processes"]) == count
         times.sort()
-        print(f"{count} GPU processes: note_frame {note_us:.1f} µs per sample; listing {times[len(times) // 2] * 1e3:.2f} ms median, {times[-1] * 1e3:.2f} ms max over {len(times)}")
+        print(
+            f"{count} GPU processes: note_frame {note_us:.1f} µs per sample; listing {times[len(times) // 2] * 1e3:.2f} ms median, {times[-1] * 1e3:.2f} ms max over {len(times)}"
+        )
     finally:
         for p in procs:
             p.kill()

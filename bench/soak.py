@@ -39,7 +39,9 @@ def main() -> int:
             # filling, by design, during the first five minutes); older backfill reads the history store
             agent = launch_agent(Path(state), "--simulate", "gb10", "--interval", "0.1", env={"SPARKDECK_BUFFER_S": "60", **stream_cap_env(clients)})
             q: mp.Queue = mp.Queue()
-            procs = [mp.Process(target=_client_worker, args=(agent.ws_url, agent.read_token, clients // 2 + (i < clients % 2), seconds + 90, q)) for i in range(2)]
+            procs = [
+                mp.Process(target=_client_worker, args=(agent.ws_url, agent.read_token, clients // 2 + (i < clients % 2), seconds + 90, q)) for i in range(2)
+            ]
             for p in procs:
                 p.start()
             for _ in procs:
@@ -51,7 +53,10 @@ def main() -> int:
             while time.monotonic() - t0 < seconds:
                 time.sleep(30)
                 samples.append(info(agent)["process"])
-                print(f"  t={time.monotonic() - t0:4.0f}s rss {samples[-1]['rss_bytes'] / 2**20:.1f} MiB fds {samples[-1]['fds']} tasks {samples[-1]['tasks']}", flush=True)
+                print(
+                    f"  t={time.monotonic() - t0:4.0f}s rss {samples[-1]['rss_bytes'] / 2**20:.1f} MiB fds {samples[-1]['fds']} tasks {samples[-1]['tasks']}",
+                    flush=True,
+                )
             end = info(agent)
             received = []
             for _ in procs:

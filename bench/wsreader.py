@@ -35,9 +35,15 @@ def open_stream(url: str, token: str, timeout: float = 60.0) -> tuple[socket.soc
     key = base64.b64encode(os.urandom(16))
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.sendall(
-        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + f"{host}:{port}".encode()
-        + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key
-        + b"\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n"
+        b"GET "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: "
+        + f"{host}:{port}".encode()
+        + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+        + key
+        + b"\r\nAuthorization: Bearer "
+        + token.encode()
+        + b"\r\n\r\n"
     )
     answer = b""
     while b"\r\n\r\n" not in answer:

@@ -45,7 +45,9 @@ class Meter:
 
 
 def report(label: str, m: Meter, n: int, passes: int = 1) -> None:
-    print(f"{label:<44} wall {m.wall / passes * 1000:9.2f} ms/pass   agent CPU {m.cpu / passes / n * 1e6:9.1f} us/container   dockerd CPU {m.dockerd / passes / n * 1000:7.2f} ms/container")
+    print(
+        f"{label:<44} wall {m.wall / passes * 1000:9.2f} ms/pass   agent CPU {m.cpu / passes / n * 1e6:9.1f} us/container   dockerd CPU {m.dockerd / passes / n * 1000:7.2f} ms/container"
+    )
 
 
 async def main(n: int) -> None:
@@ -92,7 +94,9 @@ async def main(n: int) -> None:
 
         with Meter() as m:
             frames = await asyncio.gather(*(consume(cid) for cid in ids))
-        print(f"{'engine stats streams, ' + str(n) + ' open, ' + str(seconds) + ' s':<44} frames {sum(frames)}   agent CPU {m.cpu / seconds / n * 1e6:9.1f} us/container/s   dockerd CPU {m.dockerd / seconds / n * 1000:7.2f} ms/container/s")
+        print(
+            f"{'engine stats streams, ' + str(n) + ' open, ' + str(seconds) + ' s':<44} frames {sum(frames)}   agent CPU {m.cpu / seconds / n * 1e6:9.1f} us/container/s   dockerd CPU {m.dockerd / seconds / n * 1000:7.2f} ms/container/s"
+        )
         await engine.close()
     finally:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)

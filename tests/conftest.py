@@ -66,10 +66,7 @@ def docker_engine() -> Iterator[DockerEngine]:
     and fails instead when SPARKDECK_REQUIRE_DOCKER=1 (CI), so green CI means these ran."""
     problem = docker_problem()
     if problem is not None:
-        message = (
-            f"DOCKER TESTS NOT RUN: no Docker engine reachable ({problem}). "
-            "Start dockerd (see scripts/docker-test-image.sh) to run them."
-        )
+        message = f"DOCKER TESTS NOT RUN: no Docker engine reachable ({problem}). Start dockerd (see scripts/docker-test-image.sh) to run them."
         if os.environ.get("SPARKDECK_REQUIRE_DOCKER") == "1":
             pytest.fail(message + " SPARKDECK_REQUIRE_DOCKER=1 makes this a failure.", pytrace=False)
         pytest.skip(message)

@@ -77,7 +77,9 @@ def evaluate(snap: dict[str, Any] | None, rules: AlertRules) -> list[Alert]:
             if c.get("model") and c.get("state") in ("exited", "dead"):
                 out.append(Alert("critical", f"model.{c.get('name')}", f"model {c['model']} ({c.get('name')}) {c.get('status') or c.get('state')}"))
             elif c.get("model") and c.get("model_state") == "failed":
-                out.append(Alert("critical", f"model.{c.get('name')}", f"model {c['model']} failed: {c.get('model_error') or c.get('status') or ''}".rstrip(": ")))
+                out.append(
+                    Alert("critical", f"model.{c.get('name')}", f"model {c['model']} failed: {c.get('model_error') or c.get('status') or ''}".rstrip(": "))
+                )
     return out
 
 

@@ -119,7 +119,12 @@ def hosts_parser() -> argparse.ArgumentParser:
     unpin.add_argument("hostport", metavar="HOST:PORT")
     add.add_argument("--fetch-token", action="store_true", help="ssh:// only: create a control token on the agent over SSH (asks first)")
     add.add_argument("--yes", action="store_true", help="with --fetch-token: do not ask")
-    add.add_argument("--remote-agent", metavar="CMD", default=None, help="with --fetch-token: how to run sparkdeck-agent on the host (default: $SPARKDECK_REMOTE_AGENT or sparkdeck-agent)")
+    add.add_argument(
+        "--remote-agent",
+        metavar="CMD",
+        default=None,
+        help="with --fetch-token: how to run sparkdeck-agent on the host (default: $SPARKDECK_REMOTE_AGENT or sparkdeck-agent)",
+    )
     return p
 
 
@@ -363,7 +368,12 @@ def setup_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="run only the read-only checks; print every remote command instead of running it")
     p.add_argument("--wheel", metavar="FILE", help="install this sparkdeck wheel (default: built from this installation)")
     p.add_argument("--scope", choices=("read", "control"), default="control", help="scope of the token this laptop gets (default control)")
-    p.add_argument("--pip-args", default="", metavar="ARGS", help="extra options for the remote pip, e.g. '--no-index --find-links /srv/wheels' (default: $SPARKDECK_SETUP_PIP_ARGS)")
+    p.add_argument(
+        "--pip-args",
+        default="",
+        metavar="ARGS",
+        help="extra options for the remote pip, e.g. '--no-index --find-links /srv/wheels' (default: $SPARKDECK_SETUP_PIP_ARGS)",
+    )
     return p
 
 

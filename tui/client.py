@@ -221,7 +221,9 @@ def _detail_text(detail: Any) -> str:
     return json.dumps(detail)
 
 
-def rest_call(url: str, token: str | None, method: str, path: str, body: Any = None, timeout: float = 10.0, context: ssl_module.SSLContext | None = None) -> Any:
+def rest_call(
+    url: str, token: str | None, method: str, path: str, body: Any = None, timeout: float = 10.0, context: ssl_module.SSLContext | None = None
+) -> Any:
     """Blocking JSON request; returns the decoded body or raises ApiFailure."""
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
     req = urllib.request.Request(url + path, data=data, method=method)
@@ -452,7 +454,9 @@ class AgentClient:
     def _incompatible(self, v: Any) -> None:
         newer = isinstance(v, int) and v > PROTOCOL_VERSION
         which = "newer" if newer else "older"
-        self._set_state(INCOMPATIBLE, f"agent speaks protocol v{v}, this client v{PROTOCOL_VERSION}: the agent is {which}; upgrade the {'client' if newer else 'agent'}")
+        self._set_state(
+            INCOMPATIBLE, f"agent speaks protocol v{v}, this client v{PROTOCOL_VERSION}: the agent is {which}; upgrade the {'client' if newer else 'agent'}"
+        )
 
     def _set_state(self, state: str, reason: str) -> None:
         if state == self.state and reason == self.reason:

@@ -88,9 +88,16 @@ def ports(value: object) -> str:
 # Words -> a theme colour name ("success", "warning", "error"), resolved against the
 # running app's Textual theme by the widget that draws them.
 STATE_COLOURS = {
-    "running": "success", "ready": "success",
-    "restarting": "warning", "paused": "warning", "starting": "warning", "pulling": "warning", "stopping": "warning",
-    "exited": "error", "dead": "error", "failed": "error",
+    "running": "success",
+    "ready": "success",
+    "restarting": "warning",
+    "paused": "warning",
+    "starting": "warning",
+    "pulling": "warning",
+    "stopping": "warning",
+    "exited": "error",
+    "dead": "error",
+    "failed": "error",
 }
 
 
@@ -102,7 +109,7 @@ def theme_style(theme: object, word: str, default: str = "") -> str:
 
 
 def state_words(state: str, message: str | None, exit_code: int | None = None) -> str:
-    """"failed: the container exited with code 1", never "stopped: stopped on request" or "... code 1 (exit code 1)"."""
+    """ "failed: the container exited with code 1", never "stopped: stopped on request" or "... code 1 (exit code 1)"."""
     text = (message or "").strip()
     if not text:
         text = state

@@ -61,7 +61,10 @@ def details(inc: dict[str, Any]) -> list[str]:
             f"memory {fmt.size(c.get('memory_bytes'))}, GPU memory {fmt.size(c.get('gpu_memory_bytes'))}"
         )
     for g in inc.get("guard_actions") or []:
-        lines.append(f"  memory guard {fmt.clock_time(g['time'])}: {g.get('action')} {g.get('target')} → {g.get('result')}" + (f" ({g['detail']})" if g.get("detail") else ""))
+        lines.append(
+            f"  memory guard {fmt.clock_time(g['time'])}: {g.get('action')} {g.get('target')} → {g.get('result')}"
+            + (f" ({g['detail']})" if g.get("detail") else "")
+        )
     if samples:
         span = samples[-1]["ts"] - samples[0]["ts"]
         lines.append(f"{len(samples)} samples over the last {fmt.duration(span)} before the end")

@@ -124,7 +124,9 @@ def trust(host: str, port: int, *, expected: str | None = None, store: KnownAgen
     pin = store.get(key)
     if pin is not None:
         if expected and expected != pin.fingerprint:
-            raise PinError(f"--fingerprint {expected} differs from the pinned {pin.fingerprint} for {key}; run `sparkdeck hosts unpin {key}` first if the agent's certificate was re-issued")
+            raise PinError(
+                f"--fingerprint {expected} differs from the pinned {pin.fingerprint} for {key}; run `sparkdeck hosts unpin {key}` first if the agent's certificate was re-issued"
+            )
         return Trust(_context_for(pin.der), pin.fingerprint, False)
     der = fetch_certificate(host, port)
     fp = fingerprint(der)

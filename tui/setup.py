@@ -174,7 +174,14 @@ class Remote:
             if not read_only:
                 return subprocess.CompletedProcess(argv, 0, "", "")
         try:
-            r = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, text=not isinstance(input, bytes), stdin=None if input is not None else subprocess.DEVNULL)
+            r = subprocess.run(
+                argv,
+                input=input,
+                capture_output=True,
+                timeout=timeout,
+                text=not isinstance(input, bytes),
+                stdin=None if input is not None else subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             raise SetupError(f"ssh {self.target.destination} timed out after {timeout:.0f} s") from None
         if r.returncode == 255:
@@ -209,7 +216,18 @@ def install_key(target: SshTarget, key: Path, out: TextIO) -> None:
     )
     args = [a for a in target.base_args()]
     args[args.index("BatchMode=yes")] = "BatchMode=no"
-    argv = [ssh_binary(), "-T", *args, "-o", "NumberOfPasswordPrompts=1", "-o", "PreferredAuthentications=keyboard-interactive,password", "--", target.destination, script]
+    argv = [
+        ssh_binary(),
+        "-T",
+        *args,
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-o",
+        "PreferredAuthentications=keyboard-interactive,password",
+        "--",
+        target.destination,
+        script,
+    ]
     print(f"  $ {shlex.join(argv[:3])} … {target.destination} (appends {key.name} to ~/.ssh/authorized_keys)", file=out, flush=True)
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
@@ -225,7 +243,11 @@ def add_host_alias(alias: str, target: SshTarget, out: TextIO) -> Path:
     if any(line.split()[1:] == [alias] for line in existing.splitlines() if line.lower().startswith("host ")):
         print(f"  Host {alias} is already in {conf}", file=out)
         return conf
-    block = f"Host {alias}\n    HostName {target.host}\n" + (f"    User {target.user}\n" if target.user else "") + (f"    Port {target.port}\n" if target.port else "")
+    block = (
+        f"Host {alias}\n    HostName {target.host}\n"
+        + (f"    User {target.user}\n" if target.user else "")
+        + (f"    Port {target.port}\n" if target.port else "")
+    )
     conf.write_text(existing + ("\n" if existing and not existing.endswith("\n\n") else "") + block)
     os.chmod(conf, 0o600)
     main = ssh_dir / "config"
@@ -330,7 +352,9 @@ def run(opts: Options, out: TextIO = sys.stdout, *, interactive_tty: Callable[[]
         raise SetupError(f"{len(failed)} check(s) failed on {target.host} (above); nothing was changed")
     port = remote.agent_port(facts)
     if port is None:
-        raise SetupError(f"no free port from {remote.DEFAULT_AGENT_PORT} to {remote.DEFAULT_AGENT_PORT + 39} on {target.host}'s loopback; free one, then run setup again")
+        raise SetupError(
+            f"no free port from {remote.DEFAULT_AGENT_PORT} to {remote.DEFAULT_AGENT_PORT + 39} on {target.host}'s loopback; free one, then run setup again"
+        )
     url = ssh_url(target, port)
 
     with tempfile.TemporaryDirectory(prefix="sparkdeck-setup-") as build:
@@ -350,7 +374,9 @@ def run(opts: Options, out: TextIO = sys.stdout, *, interactive_tty: Callable[[]
         elif facts.installed:
             print(f"== upgrading sparkdeck {facts.installed} on {target.host} to {version} ({wheel.name}); config, tokens and history are kept", file=out)
         if facts.sudo == "password" and not interactive_tty() and not opts.dry_run:
-            raise SetupError(f"sudo on {target.host} asks for a password and this is not a terminal: run setup in a terminal (or allow {facts.user} sudo without a password)")
+            raise SetupError(
+                f"sudo on {target.host} asks for a password and this is not a terminal: run setup in a terminal (or allow {facts.user} sudo without a password)"
+            )
         scope = "" if entry_ok else opts.scope
         token = _install(r, opts, facts, wheel, content, upgrade, scope, name, tty=interactive_tty(), out=out)
     if entry_ok:
@@ -369,10 +395,12 @@ def run(opts: Options, out: TextIO = sys.stdout, *, interactive_tty: Callable[[]
     return 0
 
 
-def _install(r: Remote, opts: Options, facts: remote.Facts, wheel: Path, content: str, upgrade: bool, scope: str, name: str, *, tty: bool, out: TextIO) -> str | None:
+def _install(
+    r: Remote, opts: Options, facts: remote.Facts, wheel: Path, content: str, upgrade: bool, scope: str, name: str, *, tty: bool, out: TextIO
+) -> str | None:
     token_name = f"sparkdeck-{socket.gethostname().split('.')[0]}"[:64]
     print(f"== installing on {r.target.host} (sudo{' may ask for your password' if facts.sudo == 'password' else ''})", file=out, flush=True)
-    tmp = r.run("mktemp -d \"${TMPDIR:-/tmp}/sparkdeck-setup.XXXXXX\"", timeout=30).stdout.strip() or "/tmp/sparkdeck-setup.DRYRUN"
+    tmp = r.run('mktemp -d "${TMPDIR:-/tmp}/sparkdeck-setup.XXXXXX"', timeout=30).stdout.strip() or "/tmp/sparkdeck-setup.DRYRUN"
     if not tmp.startswith("/") or any(c.isspace() for c in tmp):
         raise SetupError(f"mktemp on {r.target.host} printed {tmp!r}")
     try:
@@ -385,7 +413,7 @@ def _install(r: Remote, opts: Options, facts: remote.Facts, wheel: Path, content
         args = [remote_wheel, tmp, "" if facts.agent_port else str(remote.agent_port(facts)), scope, token_name, pip_args, "1" if upgrade else "0", content]
         command = "sudo sh -c " + shlex.quote(remote.INSTALL_SCRIPT) + " sh " + " ".join(shlex.quote(a) for a in args)
         if opts.dry_run:
-            r.show(r.argv("sudo sh -c \"$INSTALL_SCRIPT\" sh " + shlex.join(args), tty=tty))
+            r.show(r.argv('sudo sh -c "$INSTALL_SCRIPT" sh ' + shlex.join(args), tty=tty))
             print("  INSTALL_SCRIPT (the one sudo session):\n" + "\n".join("  | " + line for line in remote.INSTALL_SCRIPT.strip("\n").splitlines()), file=out)
             return None
         if r.interactive(command, tty=tty) != 0:

@@ -165,12 +165,20 @@ def assess(f: Facts, host: str) -> list[Finding]:
     out: list[Finding] = []
     add = lambda what, level, text: out.append(Finding(what, level, text))  # noqa: E731
     arch_note = {"aarch64": " (as on a DGX Spark)", "x86_64": ""}.get(f.arch)
-    add("system", "ok" if arch_note is not None else "note", f"{f.os}, {f.arch or 'unknown architecture'}{arch_note if arch_note is not None else ' (untested architecture)'}")
+    add(
+        "system",
+        "ok" if arch_note is not None else "note",
+        f"{f.os}, {f.arch or 'unknown architecture'}{arch_note if arch_note is not None else ' (untested architecture)'}",
+    )
     py = version_tuple(f.python)
     if not f.python or py is None:
         add("python", "fail", f"no python3 on {host}: install it (sudo apt install python3 python3-venv), then run setup again")
     elif py[:2] < MIN_PYTHON:
-        add("python", "fail", f"Python {f.python} is too old: sparkdeck needs {'.'.join(map(str, MIN_PYTHON))} or newer (DGX OS 7 / Ubuntu 24.04 have 3.12); install a newer python3, then run setup again")
+        add(
+            "python",
+            "fail",
+            f"Python {f.python} is too old: sparkdeck needs {'.'.join(map(str, MIN_PYTHON))} or newer (DGX OS 7 / Ubuntu 24.04 have 3.12); install a newer python3, then run setup again",
+        )
     elif not f.venv:
         add("python", "fail", f"Python {f.python} has no venv module: sudo apt install python3-venv, then run setup again")
     else:
@@ -186,21 +194,36 @@ def assess(f: Facts, host: str) -> list[Finding]:
     sudo = {
         "nopasswd": ("ok", "sudo works without a password"),
         "password": ("ok", "sudo will ask for your password once, in this terminal"),
-        "denied": ("fail", f"{f.user or 'this user'} may not use sudo on {host} (not in the sudo group): ask an admin to run `sudo usermod -aG sudo {f.user or 'USER'}`, or set up as another user"),
+        "denied": (
+            "fail",
+            f"{f.user or 'this user'} may not use sudo on {host} (not in the sudo group): ask an admin to run `sudo usermod -aG sudo {f.user or 'USER'}`, or set up as another user",
+        ),
         "missing": ("fail", f"sudo is not installed on {host}: as root there, apt install sudo and add {f.user or 'your user'} to the sudo group"),
     }.get(state, ("fail", f"cannot tell whether sudo works on {host} ({f.sudo})"))
     add("sudo", *sudo)
     if not f.docker:
         add("docker", "fail", f"no Docker engine on {host} (/var/run/docker.sock): install Docker Engine (DGX OS ships it), then run setup again")
     elif not f.docker_group:
-        add("docker", "note", "Docker runs, but there is no docker group: the service will not be able to reach it (sudo groupadd docker; sudo systemctl restart docker)")
+        add(
+            "docker",
+            "note",
+            "Docker runs, but there is no docker group: the service will not be able to reach it (sudo groupadd docker; sudo systemctl restart docker)",
+        )
     else:
         add("docker", "ok", "Docker engine and its docker group (the service joins the group)")
-    add("gpu", "ok" if f.nvidia else "note", f"NVIDIA driver {f.nvidia}" if f.nvidia else "no nvidia-smi: no NVIDIA driver found (the agent still runs; GPU panels stay empty)")
+    add(
+        "gpu",
+        "ok" if f.nvidia else "note",
+        f"NVIDIA driver {f.nvidia}" if f.nvidia else "no nvidia-smi: no NVIDIA driver found (the agent still runs; GPU panels stay empty)",
+    )
     if f.disk_free_kib is not None and f.disk_free_kib < MIN_FREE_KIB:
         add("disk", "fail", f"only {f.disk_free_kib // 1024} MB free under /opt: free at least {MIN_FREE_KIB // 1024} MB, then run setup again")
     elif f.disk_free_kib is not None:
-        add("disk", "ok", f"{f.disk_free_kib // 1024 // 1024} GB free under /opt" if f.disk_free_kib >= 1024 * 1024 else f"{f.disk_free_kib // 1024} MB free under /opt")
+        add(
+            "disk",
+            "ok",
+            f"{f.disk_free_kib // 1024 // 1024} GB free under /opt" if f.disk_free_kib >= 1024 * 1024 else f"{f.disk_free_kib // 1024} MB free under /opt",
+        )
     if f.installed:
         add("sparkdeck", "ok", f"sparkdeck {f.installed} installed in {OPT}; service {f.service or 'unknown'}")
     return out

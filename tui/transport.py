@@ -48,7 +48,11 @@ def prepare(target: Target, *, fingerprint: str | None = None) -> Prepared:
             t = trust(parts.hostname or "", parts.port or 443, expected=fingerprint)
         except PinError as exc:
             raise TargetError(str(exc)) from None
-        notes = [f"{parts.hostname}:{parts.port or 443}: pinned certificate {t.fingerprint} (compare with `sparkdeck-agent tls fingerprint` on the machine)"] if t.newly_pinned else []
+        notes = (
+            [f"{parts.hostname}:{parts.port or 443}: pinned certificate {t.fingerprint} (compare with `sparkdeck-agent tls fingerprint` on the machine)"]
+            if t.newly_pinned
+            else []
+        )
         return Prepared(replace(target, ssl=t.context), notes)
     if fingerprint:
         raise TargetError("--fingerprint applies to https:// targets only")

@@ -357,8 +357,13 @@ class AlertEngine:
         head = text[:40]
         if '"type":"guard"' in head:
             frame = json.loads(text)
-            self.event("guard", (frame.get("container") or {}).get("name"), frame.get("message") or "the memory guard acted",
-                       value=frame.get("models_available_bytes"), details={"result": frame.get("result"), "cause": frame.get("cause")})
+            self.event(
+                "guard",
+                (frame.get("container") or {}).get("name"),
+                frame.get("message") or "the memory guard acted",
+                value=frame.get("models_available_bytes"),
+                details={"result": frame.get("result"), "cause": frame.get("cause")},
+            )
         elif '"type":"model_state"' in head and '"state":"failed"' in text:
             frame = json.loads(text)
             details = {"model": frame.get("name"), "exit_code": frame.get("exit_code"), "log_tail": frame.get("log_tail") or []}
@@ -366,8 +371,12 @@ class AlertEngine:
 
     def incident(self, incident: dict[str, Any] | None) -> None:
         if incident:
-            self.event("incident", incident.get("kind"), f"the previous agent run ended uncleanly ({incident.get('kind')}): {incident.get('cause_text')}",
-                       details={"incident_id": incident.get("id")})
+            self.event(
+                "incident",
+                incident.get("kind"),
+                f"the previous agent run ended uncleanly ({incident.get('kind')}): {incident.get('cause_text')}",
+                details={"incident_id": incident.get("id")},
+            )
 
     # -- the morning summary ----------------------------------------------------------------
     async def _summary_loop(self) -> None:

@@ -69,7 +69,9 @@ class SummaryClock:
         statefiles.write_file(self.path, (json.dumps({"last": ts}) + "\n").encode())
 
 
-def build(since: float, until: float, alerts: Iterable[dict[str, Any]], running: list[str], incidents: Iterable[dict[str, Any]], energy_j: float | None) -> tuple[str, dict[str, Any]]:
+def build(
+    since: float, until: float, alerts: Iterable[dict[str, Any]], running: list[str], incidents: Iterable[dict[str, Any]], energy_j: float | None
+) -> tuple[str, dict[str, Any]]:
     """(message, details.summary) for the period since..until."""
     period = [a for a in alerts if since <= (a.get("ts") or 0) < until and a.get("rule") and a.get("state") != "resolved" and a.get("subject") != "summary"]
     ended = [a for a in period if (a.get("details") or {}).get("exit_code", "x") != "x" and (a.get("details") or {}).get("container")]

@@ -42,10 +42,14 @@ async def _watch(agent: Agent, svc: ContainerService, ref: str, on: bool) -> dic
 
 
 @router.post("/containers/{id_or_name}/watch", summary="Notify when this running container ends (no restart)")
-async def watch(request: Request, id_or_name: str, agent: Agent = Depends(get_agent), svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
+async def watch(
+    request: Request, id_or_name: str, agent: Agent = Depends(get_agent), svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)
+) -> dict:
     return await audited(svc, request, "watch", id_or_name, _watch(agent, svc, container_ref(id_or_name), True))
 
 
 @router.delete("/containers/{id_or_name}/watch", summary="Stop watching this container")
-async def unwatch(request: Request, id_or_name: str, agent: Agent = Depends(get_agent), svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
+async def unwatch(
+    request: Request, id_or_name: str, agent: Agent = Depends(get_agent), svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)
+) -> dict:
     return await audited(svc, request, "unwatch", id_or_name, _watch(agent, svc, container_ref(id_or_name), False))

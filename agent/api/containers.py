@@ -61,7 +61,9 @@ async def stop_or_restart(
 
 
 @router.post("/containers/{id_or_name}/remove", summary="Remove a container; a running one only with force=true")
-async def remove(request: Request, id_or_name: str, force: bool = False, svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)) -> dict:
+async def remove(
+    request: Request, id_or_name: str, force: bool = False, svc: ContainerService = Depends(service), _t: TokenInfo = Depends(require_action)
+) -> dict:
     return await audited(svc, request, "remove", id_or_name, _act(svc, container_ref(id_or_name), "remove", force=force), detail="force" if force else None)
 
 

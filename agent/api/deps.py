@@ -121,7 +121,12 @@ def stream_endpoint(scope: Scope) -> Callable[[Callable[..., Awaitable[None]]], 
                 return
             slots: StreamSlots = ws.app.state.stream_slots
             if not slots.take(token.name):
-                return await deny(ws, ApiError(429, "too_many_streams", f"this token already has {slots.limit} open streams (max_streams_per_token); close one or use another token"))
+                return await deny(
+                    ws,
+                    ApiError(
+                        429, "too_many_streams", f"this token already has {slots.limit} open streams (max_streams_per_token); close one or use another token"
+                    ),
+                )
             ws.state.token = token
             try:
                 await route(**kwargs)

@@ -11,7 +11,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("sparkdeck.api")
 
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+}
 
 
 class ApiError(StarletteHTTPException):
@@ -34,9 +44,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "invalid")} for e in exc.errors()[:10]
-        ]
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "invalid")} for e in exc.errors()[:10]]
         return JSONResponse(error_body(422, "invalid", problems), status_code=422)
 
     @app.exception_handler(Exception)

@@ -31,9 +31,7 @@ from agent.ratelog import ThrottleFilter
 HEADER_TIMEOUT_S = 10.0  # a whole request header, from connect (or the previous response)
 KEEPALIVE_S = 5  # whole seconds (uvicorn types it int); an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
 
-_FULL = json.dumps(
-    {"error": "too_many_connections", "detail": "the agent has max_connections connections open; retry later"}
-).encode()
+_FULL = json.dumps({"error": "too_many_connections", "detail": "the agent has max_connections connections open; retry later"}).encode()
 
 
 # uvicorn's own lines for bad requests, under a child of its logger so they keep its level

@@ -144,8 +144,12 @@ def _memory_families(mem: dict[str, Any]) -> Iterator[Any]:
             yield GaugeMetricFamily(name, doc, value=mem[key])
     pressure = mem.get("pressure")
     if pressure:  # PSI avg10 is a percent of time; exported as a 0..1 ratio
-        yield GaugeMetricFamily("sparkdeck_memory_pressure_some_ratio", "share of the last 10 s some task stalled on memory (PSI some avg10)", value=pressure["some_avg10"] / 100)
-        yield GaugeMetricFamily("sparkdeck_memory_pressure_full_ratio", "share of the last 10 s all tasks stalled on memory (PSI full avg10)", value=pressure["full_avg10"] / 100)
+        yield GaugeMetricFamily(
+            "sparkdeck_memory_pressure_some_ratio", "share of the last 10 s some task stalled on memory (PSI some avg10)", value=pressure["some_avg10"] / 100
+        )
+        yield GaugeMetricFamily(
+            "sparkdeck_memory_pressure_full_ratio", "share of the last 10 s all tasks stalled on memory (PSI full avg10)", value=pressure["full_avg10"] / 100
+        )
 
 
 class _LatestCollector:

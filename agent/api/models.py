@@ -23,7 +23,9 @@ class StartRequest(BaseModel):
     params: dict[str, str | int | float] = Field(default_factory=dict, description="overrides of the template's params")
     port: int | None = Field(default=None, ge=1, le=65535, description="host port for the template's health (or first) port")
     force: bool = Field(default=False, description="start even if the memory fit check says it does not fit (audited)")
-    bind: str | None = Field(default=None, max_length=64, description="host address to publish on (default the template's, else 127.0.0.1); must be in models_bind_allowed")
+    bind: str | None = Field(
+        default=None, max_length=64, description="host address to publish on (default the template's, else 127.0.0.1); must be in models_bind_allowed"
+    )
 
 
 async def _launch(work) -> Any:
@@ -57,7 +59,12 @@ async def start_model(
         + (" force" if req.force else "")
     )
     return await audited(
-        svc, request, "model_start", name, _launch(svc.launcher.start(name, params=req.params, port=req.port, bind=req.bind, force=req.force)), detail=detail.strip() or None
+        svc,
+        request,
+        "model_start",
+        name,
+        _launch(svc.launcher.start(name, params=req.params, port=req.port, bind=req.bind, force=req.force)),
+        detail=detail.strip() or None,
     )
 
 

@@ -23,7 +23,12 @@ def service(agent: Agent = Depends(get_agent)) -> ProcessService:
     return agent.processes
 
 
-@router.get("/processes", summary="GPU compute processes with owner, command, container, GPU memory, CPU and RSS", dependencies=[Depends(require_read)], response_model=ProcessList)
+@router.get(
+    "/processes",
+    summary="GPU compute processes with owner, command, container, GPU memory, CPU and RSS",
+    dependencies=[Depends(require_read)],
+    response_model=ProcessList,
+)
 async def list_processes(svc: ProcessService = Depends(service)) -> dict:
     return await svc.listing()
 

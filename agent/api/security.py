@@ -91,7 +91,9 @@ class HostGuard:
         too_large = {"error": "too_large", "detail": f"request body over {self.max_body_bytes} bytes"}
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self.max_body_bytes:
-            return await _send_json(send, 413 if length.isdigit() else 400, too_large if length.isdigit() else {"error": "bad_request", "detail": "bad Content-Length"})
+            return await _send_json(
+                send, 413 if length.isdigit() else 400, too_large if length.isdigit() else {"error": "bad_request", "detail": "bad Content-Length"}
+            )
         api = not scope.get("path", "").startswith(("/docs", "/openapi.json"))
         started = False
         received = 0

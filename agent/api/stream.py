@@ -42,9 +42,7 @@ async def stream(ws: WebSocket) -> None:
     agent: Agent = ws.app.state.agent
     token = stream_token(ws)
     await ws.accept()
-    client = StreamClient(
-        queue_size=agent.settings.client_queue, token_name=token.name, token_created=token.created, scope=token.scope, peer=peer(ws)
-    )
+    client = StreamClient(queue_size=agent.settings.client_queue, token_name=token.name, token_created=token.created, scope=token.scope, peer=peer(ws))
     client.push_control(
         encode(
             frame(
@@ -189,7 +187,5 @@ async def _replay(ws: WebSocket, client: StreamClient, agent: Agent, since: int)
         for entry in entries:
             await send(entry.seq, Ring.text(entry))
     complete = oldest is not None and since + 1 >= oldest
-    await ws.send_text(
-        encode(frame("backfill", since_seq=since, first_seq=first, last_seq=last, count=count, complete=complete))
-    )
+    await ws.send_text(encode(frame("backfill", since_seq=since, first_seq=first, last_seq=last, count=count, complete=complete)))
     return sent

@@ -75,9 +75,7 @@ class NoiseModel:
         refs = [g.get("power_limit_w") or c.power_reference_w for g in ok if g.get("power_w") is not None]
         temps: list[tuple[str, float]] = [(f"gpu{g['index']}", g["temperature_c"]) for g in ok if g.get("temperature_c") is not None]
         temps += [
-            (f"{t['chip']}/{t['label']}", t["current_c"])
-            for t in host.get("temperatures", [])
-            if not any(t["chip"].startswith(p) for p in c.ignore_sensors)
+            (f"{t['chip']}/{t['label']}", t["current_c"]) for t in host.get("temperatures", []) if not any(t["chip"].startswith(p) for p in c.ignore_sensors)
         ]
         slowdowns = [g["temperature_slowdown_c"] for g in ok if g.get("temperature_slowdown_c")]
         throttle = min(slowdowns) if slowdowns else c.throttle_c

@@ -59,4 +59,3 @@ async def run_action(engine: Engine, tracker: ContainerTracker, ref: str, action
 
 def _removed(info: dict[str, Any]) -> dict[str, Any]:
     return {"id": info["Id"][:12], "full_id": info["Id"], "name": info.get("Name", "").lstrip("/"), "state": "removed"}
-

@@ -71,7 +71,14 @@ class AuditLog:
         os.replace(self.path, self._rotated(1))
 
     def append(self, *, token: str, client: str, action: str, target: str, result: str, detail: str | None = None) -> dict[str, Any]:
-        entry = {"time": round(time.time(), 3), "token": clip(token), "client": clip(client), "action": clip(action), "target": clip(target), "result": clip(result)}
+        entry = {
+            "time": round(time.time(), 3),
+            "token": clip(token),
+            "client": clip(client),
+            "action": clip(action),
+            "target": clip(target),
+            "result": clip(result),
+        }
         if detail:
             entry["detail"] = clip(detail)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()

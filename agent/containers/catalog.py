@@ -134,7 +134,7 @@ def fraction_value(name: str, value: Any) -> float | None:
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"param {name!r} must be a fraction in (0, 1] or \"auto\", not {value!r}") from None
+        raise ValueError(f'param {name!r} must be a fraction in (0, 1] or "auto", not {value!r}') from None
     if not 0 < f <= 1:
         raise ValueError(f"param {name!r} = {value!r} is outside (0, 1]")
     return f
@@ -196,7 +196,7 @@ class ModelTemplate(BaseModel):
     def _ports(cls, v: dict[str, int]) -> dict[str, int]:
         for key, host in v.items():
             if not _PORT_KEY.match(key) or not 1 <= host <= 65535:
-                raise ValueError(f"port {key!r} = {host}: use \"8000/tcp\" = 1..65535")
+                raise ValueError(f'port {key!r} = {host}: use "8000/tcp" = 1..65535')
         return v
 
     @field_validator("volumes")

@@ -54,7 +54,10 @@ def unavailable_reason(url: str, detail: str) -> tuple[str, str | None]:
             "add the agent's user to the docker group (sudo usermod -aG docker USER), then restart the agent",
         )
     if "no such file" in low or "errno 2" in low or "missing valid docker_host" in low:
-        return (f"no Docker engine socket at {where}", "install and start Docker (sudo systemctl start docker), or set DOCKER_HOST (or docker_host in the config) to its address")
+        return (
+            f"no Docker engine socket at {where}",
+            "install and start Docker (sudo systemctl start docker), or set DOCKER_HOST (or docker_host in the config) to its address",
+        )
     return (f"cannot reach the Docker engine at {where}: {detail}", "check that dockerd is running (sudo systemctl status docker)")
 
 
@@ -79,7 +82,9 @@ class Engine:
             raise self._unavailable(exc) from None
         raise EngineUnavailable(f"unsupported Docker engine address {self.url}", "use unix:///var/run/docker.sock or tcp://HOST:PORT")
 
-    async def _open(self, method: str, path: str, params: dict | None, body: str | bytes | None) -> tuple[h11.Connection, asyncio.StreamReader, asyncio.StreamWriter, h11.Response]:
+    async def _open(
+        self, method: str, path: str, params: dict | None, body: str | bytes | None
+    ) -> tuple[h11.Connection, asyncio.StreamReader, asyncio.StreamWriter, h11.Response]:
         """Send the request and read the response head; a 4xx/5xx becomes EngineError."""
         reader, writer = await self._connect()
         conn = h11.Connection(h11.CLIENT)

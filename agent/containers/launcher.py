@@ -159,7 +159,13 @@ class Launcher:
 
     def _set(self, name: str, state: str, message: str | None, **extra: Any) -> None:
         prev = self.states.get(name, {})
-        self.states[name] = {"state": state, "message": message, "since": round(time.time(), 3), **{k: prev.get(k) for k in ("container", "url", "listen", "claim_bytes", "fraction_param", "fraction")}, **extra}
+        self.states[name] = {
+            "state": state,
+            "message": message,
+            "since": round(time.time(), 3),
+            **{k: prev.get(k) for k in ("container", "url", "listen", "claim_bytes", "fraction_param", "fraction")},
+            **extra,
+        }
         out = frame("model_state", name=name, **self.states[name])
         if state in ENDPOINT_STATES:
             out["endpoint"] = self._endpoint(name, None)
@@ -215,7 +221,9 @@ class Launcher:
         except InsufficientMemory as exc:
             raise LaunchError(409, "insufficient_memory", exc.message, exc.extra) from None
         if fit.report.get("forced"):
-            log.warning("model %s: started with force although it needs %d bytes and %d are free for models", name, fit.report["needed_bytes"], fit.report["free_bytes"])
+            log.warning(
+                "model %s: started with force although it needs %d bytes and %d are free for models", name, fit.report["needed_bytes"], fit.report["free_bytes"]
+            )
         return fit
 
     async def _clear_old_instance(self, name: str) -> None:
@@ -325,7 +333,11 @@ class Launcher:
                 return
             if time.monotonic() > deadline:
                 url = self.states[spec.name].get("url")
-                self._set(spec.name, "failed", f"not ready after {spec.startup_timeout_s:.0f} s: {url} never answered 200; the container is left running for you to inspect")
+                self._set(
+                    spec.name,
+                    "failed",
+                    f"not ready after {spec.startup_timeout_s:.0f} s: {url} never answered 200; the container is left running for you to inspect",
+                )
                 return
             await asyncio.sleep(PROBE_EVERY_S)
 

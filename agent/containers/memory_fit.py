@@ -79,7 +79,9 @@ def holders(rows: list[dict[str, Any]], n: int = HOLDERS_SHOWN) -> list[dict[str
     """The running containers holding the most: GPU memory first, then RSS."""
     running = [r for r in rows if r.get("state") == "running"]
     running.sort(key=held_bytes, reverse=True)
-    return [{"name": r["name"], "model": r.get("model"), "gpu_memory_bytes": r.get("gpu_memory_bytes"), "memory_bytes": r.get("memory_bytes")} for r in running[:n]]
+    return [
+        {"name": r["name"], "model": r.get("model"), "gpu_memory_bytes": r.get("gpu_memory_bytes"), "memory_bytes": r.get("memory_bytes")} for r in running[:n]
+    ]
 
 
 def _holders_text(hs: list[dict[str, Any]]) -> str:
@@ -147,4 +149,6 @@ def plan(
         raise InsufficientMemory(why, need, free, holders(rows))
     if was_auto:
         out[claim.fraction_param] = f"{fraction:.2f}"  # type: ignore[index]
-    return Fit(out, need, claim.fraction_param, fraction, {"checked": True, "needed_bytes": need, "free_bytes": free, "fits": fits, "forced": force and not fits})
+    return Fit(
+        out, need, claim.fraction_param, fraction, {"checked": True, "needed_bytes": need, "free_bytes": free, "fits": fits, "forced": force and not fits}
+    )

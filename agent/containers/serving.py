@@ -148,7 +148,10 @@ def target_for(entry: dict[str, Any], host_network: bool = False) -> Target | Un
     labels = entry.get("labels") or {}
     ports = entry.get("ports") or []
     if host_network and not ports:
-        ports = [{"host_ip": "127.0.0.1", "host_port": int(p.split("/")[0]), "container_port": int(p.split("/")[0]), "protocol": "tcp"} for p in _declared_ports(entry)]
+        ports = [
+            {"host_ip": "127.0.0.1", "host_port": int(p.split("/")[0]), "container_port": int(p.split("/")[0]), "protocol": "tcp"}
+            for p in _declared_ports(entry)
+        ]
     raw = labels.get(LABEL)
     if raw:
         try:
@@ -243,7 +246,9 @@ def parse_ollama(text: str) -> Reading:
     out = []
     for m in models[:MAX_MODELS]:
         if isinstance(m, dict):
-            out.append({"name": str(m.get("name") or m.get("model") or "?")[:200], "size_bytes": _int(m.get("size")), "size_vram_bytes": _int(m.get("size_vram"))})
+            out.append(
+                {"name": str(m.get("name") or m.get("model") or "?")[:200], "size_bytes": _int(m.get("size")), "size_vram_bytes": _int(m.get("size_vram"))}
+            )
     return Reading({}, {}, out)
 
 

@@ -53,7 +53,9 @@ def _ports(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     for p in raw or []:
         if p.get("PublicPort"):
             key = (p["PublicPort"], p.get("PrivatePort"), p.get("Type"))
-            seen.setdefault(key, {"host_ip": p.get("IP") or None, "host_port": p["PublicPort"], "container_port": p.get("PrivatePort"), "protocol": p.get("Type", "tcp")})
+            seen.setdefault(
+                key, {"host_ip": p.get("IP") or None, "host_port": p["PublicPort"], "container_port": p.get("PrivatePort"), "protocol": p.get("Type", "tcp")}
+            )
     return sorted(seen.values(), key=lambda p: (p["host_port"], p["protocol"]))
 
 

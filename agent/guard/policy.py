@@ -101,7 +101,15 @@ def eligible(row: dict[str, Any], action: str, *, any_container: bool = False, o
     return False
 
 
-def choose(rows: list[dict[str, Any]], action: str, *, started: dict[str, float] | None = None, any_container: bool = False, only_label: str | None = None, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any] | None:
+def choose(
+    rows: list[dict[str, Any]],
+    action: str,
+    *,
+    started: dict[str, float] | None = None,
+    any_container: bool = False,
+    only_label: str | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, Any] | None:
     """The container to stop next, or None when nothing is eligible.
 
     ``started``: full id -> start time (Unix); a container without one falls back to its

@@ -123,7 +123,13 @@ class MemoryGuard:
         self.tripwire.trigger_window_s = self.trigger.window_s or 2.0
         if self.trigger.armed and self._loop is not None:
             self._loop.add_reader(self.trigger.fileno(), self._on_trigger)
-        log.info("memory guard armed: %s, reserve %s, poll %.2fs, PSI trigger %s", self.settings.action, _gib(self.reserve_bytes), self.settings.poll_s, self.trigger.path)
+        log.info(
+            "memory guard armed: %s, reserve %s, poll %.2fs, PSI trigger %s",
+            self.settings.action,
+            _gib(self.reserve_bytes),
+            self.settings.poll_s,
+            self.trigger.path,
+        )
 
     def _on_trigger(self) -> None:
         # drained here, not in check(): a readiness left standing while check() awaits a slow
@@ -171,7 +177,10 @@ class MemoryGuard:
         cause = self.tripwire.update(now, available, pressure, triggered)
         if cause is None:
             if self.tripped is not None:
-                log.info("memory guard: memory for models back to %s; standing down", _gib(None if available is None else models_available(available, self.reserve_bytes)))
+                log.info(
+                    "memory guard: memory for models back to %s; standing down",
+                    _gib(None if available is None else models_available(available, self.reserve_bytes)),
+                )
                 self.tripwire.reset()
                 self._tried.clear()
                 self._told_nothing = False

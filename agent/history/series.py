@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 # gpu<N>.<field> plus host-wide series; names double as the /api/v1/history vocabulary
-METRIC_RE = re.compile(r"^(cpu\.percent|memory\.used_bytes|memory\.percent|memory\.(available|models_available|reclaimable|shmem|gpu_process)_bytes|memory\.psi_(some|full)_avg10|swap\.used_bytes|noise\.index|net\.(rx|tx)_bytes_s|disk\.(read|write)_bytes_s|gpu\d{1,2}\.(utilization_percent|power_w|temperature_c|memory_used_bytes|sm_clock_mhz))$")
+METRIC_RE = re.compile(
+    r"^(cpu\.percent|memory\.used_bytes|memory\.percent|memory\.(available|models_available|reclaimable|shmem|gpu_process)_bytes|memory\.psi_(some|full)_avg10|swap\.used_bytes|noise\.index|net\.(rx|tx)_bytes_s|disk\.(read|write)_bytes_s|gpu\d{1,2}\.(utilization_percent|power_w|temperature_c|memory_used_bytes|sm_clock_mhz))$"
+)
 
 
 def flatten(frame: dict[str, Any]) -> dict[str, float]:

@@ -218,9 +218,7 @@ class HistoryStore:
         )
 
     def _events(self, conn: sqlite3.Connection, start: float, end: float, limit: int) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            "SELECT data FROM events WHERE start <= ? AND (end IS NULL OR end >= ?) ORDER BY start, id LIMIT ?", (end, start, limit)
-        ).fetchall()
+        rows = conn.execute("SELECT data FROM events WHERE start <= ? AND (end IS NULL OR end >= ?) ORDER BY start, id LIMIT ?", (end, start, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def _close_open_events(self, conn: sqlite3.Connection) -> int:

@@ -51,13 +51,15 @@ def compact(frame: dict[str, Any], *, reserve_bytes: int, ignore_sensors: Iterab
         t = _num(g.get("temperature_c"))
         if t is not None:
             temps.append(t)
-        gpus.append({
-            "index": int(g.get("index", len(gpus))),
-            "utilization_percent": _num(g.get("utilization_gpu_percent")),
-            "temperature_c": t,
-            "power_w": _num(g.get("power_w")),
-            "throttle_reasons": g.get("throttle_reasons"),
-        })
+        gpus.append(
+            {
+                "index": int(g.get("index", len(gpus))),
+                "utilization_percent": _num(g.get("utilization_gpu_percent")),
+                "temperature_c": t,
+                "power_w": _num(g.get("power_w")),
+                "throttle_reasons": g.get("throttle_reasons"),
+            }
+        )
     ignore = tuple(ignore_sensors)
     for s in host.get("temperatures") or []:
         t = _num(s.get("current_c"))
@@ -162,8 +164,15 @@ def guard_actions(audit: Iterable[dict[str, Any]], start: float | None, end: flo
         t = _num(e.get("time"))
         if GUARD_ACTOR not in (e.get("token"), e.get("actor")) or t is None or not lo <= t <= hi:
             continue
-        out.append({"time": t, "action": str(e.get("action", "")), "target": str(e.get("target", "")), "result": str(e.get("result", "")),
-                    "detail": str(e["detail"]) if e.get("detail") is not None else None})
+        out.append(
+            {
+                "time": t,
+                "action": str(e.get("action", "")),
+                "target": str(e.get("target", "")),
+                "result": str(e.get("result", "")),
+                "detail": str(e["detail"]) if e.get("detail") is not None else None,
+            }
+        )
     return out[-MAX_GUARD_ACTIONS:]
 
 

@@ -55,9 +55,7 @@ class IncidentService:
                 incident["cause_text"],
             )
         self.marked = True
-        self.marker.write(
-            {"state": "running", "boot_id": self.boot_id, "started": self.started, "pid": os.getpid(), "agent_version": __version__}
-        )
+        self.marker.write({"state": "running", "boot_id": self.boot_id, "started": self.started, "pid": os.getpid(), "agent_version": __version__})
         return incident
 
     def stopped_cleanly(self) -> None:

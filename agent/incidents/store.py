@@ -1,9 +1,9 @@
 """The run marker and the kept incidents, both small JSON files in the state dir (0600).
 
-  run.json        {"state": "running"|"stopped", "boot_id", "started", "pid", "agent_version"}:
-                  "running" is written at start, "stopped" at the end of a clean stop. A run
-                  that finds "running" knows the previous one ended some other way.
-  incidents.json  {"incidents": [...]}, newest last, at most KEEP of them.
+run.json        {"state": "running"|"stopped", "boot_id", "started", "pid", "agent_version"}:
+                "running" is written at start, "stopped" at the end of a clean stop. A run
+                that finds "running" knows the previous one ended some other way.
+incidents.json  {"incidents": [...]}, newest last, at most KEEP of them.
 """
 
 from __future__ import annotations

@@ -167,7 +167,12 @@ class ProcessService:
         try:
             info = self._alive(pid)  # read after the pidfd is open: a match means the pidfd holds that process
             if info is None:
-                return {**base, "sent": False, "result": "gone", "detail": f"pid {pid} had already exited (or the number now belongs to another process); nothing was sent"}
+                return {
+                    **base,
+                    "sent": False,
+                    "result": "gone",
+                    "detail": f"pid {pid} had already exited (or the number now belongs to another process); nothing was sent",
+                }
             if start_time is not None and procinfo.start_time(info, procinfo.boot_time(self.proc_root)) != round(start_time, 2):
                 raise PidChanged(f"pid {pid} started at another time than the process you meant; nothing was sent (refresh the list)")
             try:

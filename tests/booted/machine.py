@@ -64,7 +64,9 @@ def ensure_wheels(dest: Path) -> None:
     import tomllib
 
     if sys.version_info[:2] != (3, 11):
-        raise BootError(f"the wheelhouse is built with this Python for the container's 3.11; run make test-service from a 3.11 venv (this is {sys.version.split()[0]})")
+        raise BootError(
+            f"the wheelhouse is built with this Python for the container's 3.11; run make test-service from a 3.11 venv (this is {sys.version.split()[0]})"
+        )
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     key = hashlib.sha256(json.dumps(project.get("dependencies", [])).encode()).hexdigest()[:16]
@@ -201,7 +203,9 @@ class Machine:
         if password:
             script += f" && echo {shlex.quote(name + ':' + password)} | chpasswd"
         if public_key:
-            script += f" && install -d -m 700 -o {name} -g {name} /home/{name}/.ssh && printf '%s\\n' {shlex.quote(public_key)} > /home/{name}/.ssh/authorized_keys"
+            script += (
+                f" && install -d -m 700 -o {name} -g {name} /home/{name}/.ssh && printf '%s\\n' {shlex.quote(public_key)} > /home/{name}/.ssh/authorized_keys"
+            )
             script += f" && chown {name}: /home/{name}/.ssh/authorized_keys && chmod 600 /home/{name}/.ssh/authorized_keys"
         self.sh(script)
 

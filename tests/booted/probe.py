@@ -1,8 +1,8 @@
 """A client for the booted-systemd test, run with `nsenter -t PID -n` (the container's network, this venv's Python).
 
-  probe.py get URL TOKEN [CAFILE]       -> {"status": N, "body": ...}
-  probe.py post URL TOKEN               -> {"status": N, "body": ...}
-  probe.py stream WSURL TOKEN SINCE N   -> {"latest_seq": .., "backfill": {...} | null, "seqs": [...]}
+probe.py get URL TOKEN [CAFILE]       -> {"status": N, "body": ...}
+probe.py post URL TOKEN               -> {"status": N, "body": ...}
+probe.py stream WSURL TOKEN SINCE N   -> {"latest_seq": .., "backfill": {...} | null, "seqs": [...]}
 """
 
 from __future__ import annotations

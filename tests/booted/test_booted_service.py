@@ -327,7 +327,10 @@ def test_tls_on_a_lan_address_reaches_a_client_in_another_network_namespace(m):
     else:
         # IPAddressDeny= is a cgroup BPF program; systemd in a container without the BPF rights runs without it
         why = m.sh("journalctl -b --no-pager | grep -i -m1 -E 'bpf|firewall'", check=False).stdout.strip()
-        warnings.warn(f"IPAddressDeny= is not enforced inside systemd-nspawn on this machine ({why or 'no reason logged'}); checked the rendered unit instead", stacklevel=1)
+        warnings.warn(
+            f"IPAddressDeny= is not enforced inside systemd-nspawn on this machine ({why or 'no reason logged'}); checked the rendered unit instead",
+            stacklevel=1,
+        )
         assert "IPAddressDeny=any" in unit and "IPAddressAllow=localhost" in unit and "IPAddressAllow=any" not in unit, unit
     m.sh(f"{AGENT} install-service")
     assert "IPAddressAllow=any" in settings(m.sh("systemctl cat sparkdeck-agent").stdout)

@@ -61,7 +61,9 @@ class Laptop:
 
     def sparkdeck(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, timeout=timeout, env=self.env(**env), stdin=subprocess.DEVNULL, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, timeout=timeout, env=self.env(**env), stdin=subprocess.DEVNULL, cwd=ROOT
+        )
         print(f"$ sparkdeck {' '.join(args)}  ({time.monotonic() - t0:.1f} s, rc {r.returncode})\n{r.stdout}{r.stderr}")
         return r
 
@@ -114,7 +116,7 @@ def m():
         t0 = time.monotonic()
         machine.boot()
         gid = os.stat("/var/run/docker.sock").st_gid
-        machine.sh(f"groupadd -g {gid} docker && echo \"127.0.1.1 $(hostname)\" >> /etc/hosts")  # sudo resolves its host name
+        machine.sh(f'groupadd -g {gid} docker && echo "127.0.1.1 $(hostname)" >> /etc/hosts')  # sudo resolves its host name
         machine.add_user("owner", sudo=False, groups="sudo", password=OWNER_PASSWORD, public_key=laptop.public_key)
         machine.add_user("guest", sudo=False, public_key=laptop.public_key)
         machine.add_user("keyless", sudo=False, password="throwaway-pw-7")
@@ -149,7 +151,14 @@ def test_dry_run_prints_every_remote_command_and_changes_nothing(m):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert f"-- owner@{GUEST_IP} true" in out and "'sh -s'  < (stdin)" in out  # reach, then the read-only check
-    assert "mktemp -d" in out and "cat > /tmp/sparkdeck-setup.DRYRUN/sparkdeck-" in out and "sudo sh -c \"$INSTALL_SCRIPT\" sh" in out and "\"$AGENT\" install-service" in out and "rm -rf" in out and "== dry run: nothing was changed" in out
+    assert (
+        "mktemp -d" in out
+        and "cat > /tmp/sparkdeck-setup.DRYRUN/sparkdeck-" in out
+        and 'sudo sh -c "$INSTALL_SCRIPT" sh' in out
+        and '"$AGENT" install-service' in out
+        and "rm -rf" in out
+        and "== dry run: nothing was changed" in out
+    )
     assert "ok    python    Python 3.11" in out and "ok    sudo      sudo will ask for your password once, in this terminal" in out
     assert untouched(m) == [] and not m.laptop.hosts.exists()
 
@@ -157,7 +166,9 @@ def test_dry_run_prints_every_remote_command_and_changes_nothing(m):
 def test_a_user_without_sudo_rights_gets_one_line_and_nothing_changes(m):
     r = m.laptop.setup("guest")
     assert r.returncode == 1
-    assert "FAIL  sudo      guest may not use sudo on 10.213.7.2 (not in the sudo group): ask an admin to run `sudo usermod -aG sudo guest`" in r.stdout, r.stdout
+    assert "FAIL  sudo      guest may not use sudo on 10.213.7.2 (not in the sudo group): ask an admin to run `sudo usermod -aG sudo guest`" in r.stdout, (
+        r.stdout
+    )
     assert r.stderr.strip() == "sparkdeck: 1 check(s) failed on 10.213.7.2 (above); nothing was changed"
     assert untouched(m) == [] and not m.laptop.hosts.exists()
 
@@ -172,14 +183,19 @@ def test_python_too_old_is_caught_by_the_check(m):
         shim.unlink()
     assert r.returncode == 1
     line = [x for x in r.stdout.splitlines() if "FAIL" in x]
-    assert line == ["  FAIL  python    Python 3.9.2 is too old: sparkdeck needs 3.11 or newer (DGX OS 7 / Ubuntu 24.04 have 3.12); install a newer python3, then run setup again"], r.stdout
+    assert line == [
+        "  FAIL  python    Python 3.9.2 is too old: sparkdeck needs 3.11 or newer (DGX OS 7 / Ubuntu 24.04 have 3.12); install a newer python3, then run setup again"
+    ], r.stdout
     assert untouched(m) == []
 
 
 def test_sudo_that_asks_for_a_password_needs_a_terminal(m):
     r = m.laptop.setup("owner", "--wheel", built_wheel(m))
     assert r.returncode == 1
-    assert r.stderr.strip() == "sparkdeck: sudo on 10.213.7.2 asks for a password and this is not a terminal: run setup in a terminal (or allow owner sudo without a password)"
+    assert (
+        r.stderr.strip()
+        == "sparkdeck: sudo on 10.213.7.2 asks for a password and this is not a terminal: run setup in a terminal (or allow owner sudo without a password)"
+    )
     assert untouched(m) == []
 
 

@@ -67,7 +67,11 @@ def test_no_server_errors(case, fuzz_agent):
 
 def test_zz_schema_fuzz_summary(record):
     """Runs after the parametrized cases (alphabetical); turns their counts into the report row."""
-    record("fuzz", "schemathesis over every REST route of the OpenAPI spec, control token", f"{_stats['calls']} calls, statuses {dict(sorted(_stats['by_status'].items()))}, 0 server errors")
+    record(
+        "fuzz",
+        "schemathesis over every REST route of the OpenAPI spec, control token",
+        f"{_stats['calls']} calls, statuses {dict(sorted(_stats['by_status'].items()))}, 0 server errors",
+    )
     assert _stats["calls"] > 50 and not any(s >= 500 for s in _stats["by_status"])
 
 
@@ -94,7 +98,11 @@ def test_hostile_params_never_reach_a_shell(fuzz_agent, record):
         400 <= httpx.post(fuzz_agent.url + "/api/v1/containers/" + n + "/stop", headers=h, json={}, timeout=30).status_code < 500
         for n in ("..%2F..%2Fetc", "%24%28id%29", "a%3Bb")
     )
-    record("fuzz", "container/model names with traversal and shell syntax; a model param holding $(...), `...` and ;", f"{len(HOSTILE) * 2 + refused} hostile names refused with 4xx; the param reached the container's argv literally, no marker file in the container or on the host")
+    record(
+        "fuzz",
+        "container/model names with traversal and shell syntax; a model param holding $(...), `...` and ;",
+        f"{len(HOSTILE) * 2 + refused} hostile names refused with 4xx; the param reached the container's argv literally, no marker file in the container or on the host",
+    )
     try:
         assert r.status_code == 202, r.text  # accepted: the substitution really runs
         cid = wait_for(lambda: _started_model("fuzzbox"), 60, "the fuzzbox container started")
@@ -116,7 +124,9 @@ def test_hostile_params_never_reach_a_shell(fuzz_agent, record):
 def _started_model(name: str) -> str | None:
     """The model's container once it has started (running, or already exited)."""
     for status in ("running", "exited"):
-        out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=sparkdeck.model={name}", "--filter", f"status={status}"], capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=sparkdeck.model={name}", "--filter", f"status={status}"], capture_output=True, text=True
+        ).stdout.split()
         if out:
             return out[0]
     return None

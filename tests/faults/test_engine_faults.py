@@ -63,7 +63,11 @@ async def test_sigterm_during_a_stop_action(docker_engine, start_agent, record):
         exit_s = time.monotonic() - t0
         answer = await asyncio.gather(call, return_exceptions=True)
     log = agent.log()
-    record("shutdown", "SIGTERM while a container stop (8 s grace) is in flight", f"agent exited {code} after {exit_s:.1f} s; the request got {getattr(answer[0], 'status_code', type(answer[0]).__name__)}; no traceback")
+    record(
+        "shutdown",
+        "SIGTERM while a container stop (8 s grace) is in flight",
+        f"agent exited {code} after {exit_s:.1f} s; the request got {getattr(answer[0], 'status_code', type(answer[0]).__name__)}; no traceback",
+    )
     assert code == 0 and "Traceback" not in log
 
 
@@ -88,7 +92,11 @@ async def test_sigterm_during_a_model_launch_leaves_no_unlabelled_container(dock
         await asyncio.gather(launch, pull, return_exceptions=True)
     new = set(docker_engine.cli("ps", "-aq").split()) - before
     unlabelled = [cid for cid in new if not docker_engine.cli("inspect", "-f", '{{index .Config.Labels "sparkdeck.model"}}', cid)]
-    record("shutdown", "SIGTERM 0.5 s into a model launch and an image pull", f"agent exited {code}; {len(new)} container(s) created, {len(unlabelled)} without the sparkdeck.model label")
+    record(
+        "shutdown",
+        "SIGTERM 0.5 s into a model launch and an image pull",
+        f"agent exited {code}; {len(new)} container(s) created, {len(unlabelled)} without the sparkdeck.model label",
+    )
     for cid in new:
         docker_engine.cli("rm", "-f", cid, check=False)
     assert code == 0 and unlabelled == []

@@ -23,7 +23,9 @@ json_values = st.recursive(
 )
 messages = st.one_of(
     json_values.map(json.dumps),
-    st.fixed_dictionaries({"type": st.sampled_from(["subscribe", "ping", "launch", ""])}, optional={"since_seq": json_values, "every": json_values, "id": json_values}).map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["subscribe", "ping", "launch", ""])}, optional={"since_seq": json_values, "every": json_values, "id": json_values}
+    ).map(json.dumps),
     st.text(max_size=200),
     st.binary(max_size=200),
     st.integers(min_value=1, max_value=3000).map(lambda n: "[" * n + "]" * n),
@@ -69,7 +71,11 @@ def test_fuzzed_messages(tmp_path, record):
 
         one()
         growth = (agent.rss() - rss0) / 2**20
-        record("fuzz", "250 Hypothesis-generated client messages (random JSON, wrong types, huge numbers, deep nesting, binary)", f"0 crashes; answers {dict(sorted(seen.items()))}; RSS +{growth:.1f} MiB")
+        record(
+            "fuzz",
+            "250 Hypothesis-generated client messages (random JSON, wrong types, huge numbers, deep nesting, binary)",
+            f"0 crashes; answers {dict(sorted(seen.items()))}; RSS +{growth:.1f} MiB",
+        )
         assert growth < 20
     finally:
         agent.stop()
@@ -103,7 +109,11 @@ async def test_burst_of_10000_and_an_oversized_frame(tmp_path, record):
             except ConnectionClosed as exc:
                 big = exc.rcvd.code if exc.rcvd else None
         growth = (agent.rss() - rss0) / 2**20
-        record("fuzz", "10,000 bad frames in one burst, then a 65 KiB frame", f"{errors} error frames in {burst_s:.1f} s{f', then close {closed}' if closed else ''}; oversized frame closed with {big}; RSS +{growth:.1f} MiB")
+        record(
+            "fuzz",
+            "10,000 bad frames in one burst, then a 65 KiB frame",
+            f"{errors} error frames in {burst_s:.1f} s{f', then close {closed}' if closed else ''}; oversized frame closed with {big}; RSS +{growth:.1f} MiB",
+        )
         assert errors == 10_000 or closed == 1008
         assert big == 1009 and agent.proc.poll() is None and growth < 20
     finally:

@@ -48,7 +48,11 @@ async def test_disk_full(tiny_state: Path, record):
             await asyncio.sleep(5)
         frames = w.since(t0)
         status = history_status(agent)
-        record("history", "state dir on a 1 MiB tmpfs, filled to the last byte", f"{len(frames)} frames in 5 s at 10 Hz, longest gap {w.max_gap_s(t0) * 1000:.0f} ms; history: {status.get('state')} ({status.get('message', '')[:60]})")
+        record(
+            "history",
+            "state dir on a 1 MiB tmpfs, filled to the last byte",
+            f"{len(frames)} frames in 5 s at 10 Hz, longest gap {w.max_gap_s(t0) * 1000:.0f} ms; history: {status.get('state')} ({status.get('message', '')[:60]})",
+        )
         assert len(frames) >= 40 and w.max_gap_s(t0) < 1.0
         assert status["state"] == "degraded" and "full" in status["message"]
         filler.unlink()  # space is back: history recovers by itself
@@ -78,7 +82,11 @@ async def test_corrupt_database_while_running(tmp_path, record):
             t0 = time.monotonic()
             await asyncio.sleep(4)
         frames = w.since(t0)
-        record("history", "history.sqlite3 overwritten with garbage while the agent runs", f"{len(frames)} frames in 4 s at 10 Hz, longest gap {w.max_gap_s(t0) * 1000:.0f} ms; history {history_status(agent).get('state')}")
+        record(
+            "history",
+            "history.sqlite3 overwritten with garbage while the agent runs",
+            f"{len(frames)} frames in 4 s at 10 Hz, longest gap {w.max_gap_s(t0) * 1000:.0f} ms; history {history_status(agent).get('state')}",
+        )
         assert len(frames) >= 30 and w.max_gap_s(t0) < 1.0
     finally:
         agent.stop()
@@ -97,7 +105,11 @@ async def test_corrupt_database_found_at_start(tmp_path, record):
         frames = w.since(t0)
         aside = list(state.glob("history.sqlite3.corrupt-*"))
         status = history_status(agent)
-        record("history", "agent started on a corrupt history.sqlite3", f"{len(frames)} frames in 3 s at 10 Hz; corrupt file moved aside: {'yes' if aside else 'no'}; history {status.get('state')}")
+        record(
+            "history",
+            "agent started on a corrupt history.sqlite3",
+            f"{len(frames)} frames in 3 s at 10 Hz; corrupt file moved aside: {'yes' if aside else 'no'}; history {status.get('state')}",
+        )
         assert len(frames) >= 20 and aside and status["state"] == "ok"
     finally:
         agent.stop()
@@ -118,7 +130,11 @@ async def test_database_locked(tmp_path, record):
             other.close()
             await asyncio.sleep(1)
         frames = w.since(t0)
-        record("history", "another process holds an exclusive lock on the database for 3 s", f"{len(frames)} frames in 4 s at 10 Hz, longest gap {w.max_gap_s(t0) * 1000:.0f} ms; history during the lock: {during.get('state', during.get('error'))}")
+        record(
+            "history",
+            "another process holds an exclusive lock on the database for 3 s",
+            f"{len(frames)} frames in 4 s at 10 Hz, longest gap {w.max_gap_s(t0) * 1000:.0f} ms; history during the lock: {during.get('state', during.get('error'))}",
+        )
         assert len(frames) >= 30 and w.max_gap_s(t0) < 1.0
         assert history_status(agent)["state"] == "ok"
     finally:

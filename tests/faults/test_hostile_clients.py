@@ -296,7 +296,11 @@ def test_flood_gets_its_close_frame(start_agent, record, kind):
         error = exc
     s.close()
     code = _close_code(data)
-    record("clients", f"{kind} sent for 12 s by a client that reads nothing meanwhile", f"{sent / 2**20:.1f} MiB sent; close frame {code}, then {'a reset' if error else 'EOF'}")
+    record(
+        "clients",
+        f"{kind} sent for 12 s by a client that reads nothing meanwhile",
+        f"{sent / 2**20:.1f} MiB sent; close frame {code}, then {'a reset' if error else 'EOF'}",
+    )
     assert code == (1008 if kind == "bad messages" else 1009)
     assert agent.proc.poll() is None
 
@@ -316,6 +320,10 @@ def test_stream_client_that_reads_nothing_is_cut_off(start_agent, record):
         time.sleep(1)
     gone_s = time.monotonic() - t0
     s.close()
-    record("connections", "a stream client that completes the handshake and never reads", f"disconnected after {gone_s:.0f} s (ping 20 s, pong time-out 20 s, 20 s for the close frame)")
+    record(
+        "connections",
+        "a stream client that completes the handshake and never reads",
+        f"disconnected after {gone_s:.0f} s (ping 20 s, pong time-out 20 s, 20 s for the close frame)",
+    )
     assert gone_s < 70
     assert agent.proc.poll() is None

@@ -34,7 +34,11 @@ async def test_engine_cut_mid_log_stream_closes_with_1011(docker_engine, start_a
                 while time.monotonic() - cut_at < 30:
                     frames.append(json.loads(await ws.recv()))
             took = time.monotonic() - cut_at
-        record("engine", "the Docker engine drops a followed log stream mid-answer", f"error frame then close {closed.value.rcvd.code if closed.value.rcvd else None} after {took:.2f}s")
+        record(
+            "engine",
+            "the Docker engine drops a followed log stream mid-answer",
+            f"error frame then close {closed.value.rcvd.code if closed.value.rcvd else None} after {took:.2f}s",
+        )
         assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_ENGINE_ERROR, (closed.value, frames[-3:])
         errors = [f for f in frames if f["type"] == "error"]
         assert errors and errors[-1]["code"] == "engine_error", frames[-3:]

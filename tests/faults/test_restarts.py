@@ -31,7 +31,11 @@ async def test_kill_9_then_restart_client_backfills_without_gaps(tmp_path, recor
         await wait_until(lambda: cl.backfills >= 1 and len(cl.history) >= 25)
         seqs = cl.history.seqs()
         missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
-        record("restart", "agent killed with SIGKILL mid-stream, restarted 2 s later; real client (tui/client.py)", f"live {live_after:.2f} s after the agent was up; {len(missing)} missing seq of {len(seqs)} after backfill")
+        record(
+            "restart",
+            "agent killed with SIGKILL mid-stream, restarted 2 s later; real client (tui/client.py)",
+            f"live {live_after:.2f} s after the agent was up; {len(missing)} missing seq of {len(seqs)} after backfill",
+        )
         assert live_after <= 5.0
         assert missing == []
     finally:

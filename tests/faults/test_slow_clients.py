@@ -23,6 +23,7 @@ async def churn(agent, total: int, at_once: int) -> int:
     async def one() -> None:
         async with connect(agent.ws_url, additional_headers=agent.headers(agent.read_token), open_timeout=30) as ws:
             await ws.recv()  # hello, then drop
+
     while done < total:
         batch = min(at_once, total - done)
         await asyncio.gather(*(one() for _ in range(batch)))
@@ -53,7 +54,7 @@ async def test_stalled_minute_and_churn(start_agent, record):
     await asyncio.sleep(2)
     after = info(agent)["process"]
     seqs = [f["seq"] for f in frames]
-    lat = sorted(w.latency_ms[-len(frames):])
+    lat = sorted(w.latency_ms[-len(frames) :])
     p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
     gaps = [b - a for a, b in itertools.pairwise(seqs)]
     growth = (after["rss_bytes"] - base["rss_bytes"]) / base["rss_bytes"]

@@ -25,7 +25,9 @@ def test_umask_000_and_0644_leftovers_leave_nothing_readable_by_others(tmp_path,
         for leftover in ("history.sqlite3-wal", "history.sqlite3-shm", "seq", "audit.log"):  # from an older agent, umask 022
             (state / leftover).write_bytes(b"")
             os.chmod(state / leftover, 0o644)
-        tls = subprocess.run([sys.executable, "-m", "agent.cli", "tls", "init", "--state-dir", str(state)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        tls = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "tls", "init", "--state-dir", str(state)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
         assert tls.returncode == 0, tls.stderr
         agent = launch_agent(state, "--simulate", "gb10", "--interval", "0.2")
     finally:
@@ -37,7 +39,17 @@ def test_umask_000_and_0644_leftovers_leave_nothing_readable_by_others(tmp_path,
         got = _modes(state)
     finally:
         agent.stop()
-    for name in ("tokens.json", "tokens.lock", "history.sqlite3", "history.sqlite3-wal", "history.sqlite3-shm", "seq", "audit.log", "tls/key.pem", "tls/cert.pem"):
+    for name in (
+        "tokens.json",
+        "tokens.lock",
+        "history.sqlite3",
+        "history.sqlite3-wal",
+        "history.sqlite3-shm",
+        "seq",
+        "audit.log",
+        "tls/key.pem",
+        "tls/cert.pem",
+    ):
         assert name in got, (name, got)
     wrong = {k: f"{v:o}" for k, v in got.items() if v != (0o700 if (state / k).is_dir() else 0o600)}
     readable = [k for k, v in got.items() if v & 0o077]

@@ -73,7 +73,9 @@ def _pump(proc: subprocess.Popen, lines: list[str], ready: threading.Event) -> N
     ready.set()
 
 
-def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, tokens: tuple[str, str] | None = None, wrap: tuple[str, ...] = ()) -> RunningAgent:
+def launch_agent(
+    state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, tokens: tuple[str, str] | None = None, wrap: tuple[str, ...] = ()
+) -> RunningAgent:
     # wrap: a command the agent runs under, e.g. ("setpriv", "--bounding-set=-dac_override")
     store = TokenStore(state_dir / "tokens.json")
     if tokens is None:
@@ -99,5 +101,3 @@ def launch_agent(state_dir: Path, *args: str, port: int | None = None, env: dict
         proc.kill()
         raise RuntimeError("agent did not start:\n" + "".join(lines))
     return RunningAgent(proc, f"http://127.0.0.1:{port}", port, state_dir, tokens[0], tokens[1], lines)
-
-

@@ -49,5 +49,3 @@ def docker_problem() -> str | None:
     if res.returncode != 0:
         return (res.stderr.strip() or res.stdout.strip()).splitlines()[-1] if (res.stderr or res.stdout).strip() else "docker info failed"
     return None
-
-

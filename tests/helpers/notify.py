@@ -48,9 +48,9 @@ class Receiver:
 
 def alerts_toml(rules: list[dict], url: str, min_severity: str = "warning", extra: str = "") -> str:
     """agent.toml text: only these rules (no built-ins), notified to url."""
+
     def value(v: object) -> str:
         return json.dumps(v) if isinstance(v, str) else str(v)
 
     body = "".join("[[alerts.rule]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in r.items()) for r in rules)
-    return f"[alerts]\ndefaults = false\n{body}[notify]\nurls = [{json.dumps(url)}]\nmin_severity = \"{min_severity}\"\n{extra}\n"
-
+    return f'[alerts]\ndefaults = false\n{body}[notify]\nurls = [{json.dumps(url)}]\nmin_severity = "{min_severity}"\n{extra}\n'

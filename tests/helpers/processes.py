@@ -10,4 +10,3 @@ NO_CONTAINERS = {"SPARKDECK_CONTAINERS": "false"}
 
 def gpu_env(*pids: int, used: int = 3 * 1024**3) -> dict[str, str]:
     return {"SPARKDECK_SIMULATE_PROCESSES": ",".join(f"{p}:{used}" for p in pids)}
-

@@ -61,4 +61,3 @@ def sshd(tmp_path, monkeypatch):
     yield port
     proc.terminate()
     proc.wait(10)
-

@@ -21,4 +21,3 @@ def fake_sysfs(root: Path, temp_mc: int = 71500) -> Path:
             (d / f"trip_point_{i}_type").write_text(tt + "\n")
             (d / f"trip_point_{i}_temp").write_text(f"{tc}\n")
     return root
-

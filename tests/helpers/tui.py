@@ -28,4 +28,3 @@ async def select_model(app, pilot, name: str) -> ModelsScreen:
     table.move_cursor(row=table.get_row_index(name))
     await pilot.pause()
     return screen
-

@@ -89,9 +89,15 @@ def container(cid, name, image, state, status, cpu, mem, gpu_mem, ports=(), mode
 
 
 CONTAINERS = [
-    container("a1" * 32, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours (healthy)", 112.5, 6 * GiB, 52 * GiB, [(8000, 8000)], "vllm", "healthy"),
+    container(
+        "a1" * 32, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours (healthy)", 112.5, 6 * GiB, 52 * GiB, [(8000, 8000)], "vllm", "healthy"
+    ),
     container("b2" * 32, "open-webui", "ghcr.io/open-webui/open-webui:main", "running", "Up 2 hours", 1.2, 800 * 1024**2, None, [(3000, 8080)]),
-    {**container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"), "exit_code": 1, "finished_at": NOW - 300},
+    {
+        **container("c3" * 32, "trtllm-llama", "nvcr.io/nvidia/tensorrt-llm:1.0", "exited", "Exited (1) 5 minutes ago", None, None, None, (), "trtllm"),
+        "exit_code": 1,
+        "finished_at": NOW - 300,
+    },
     container("d4" * 32, "scratch", "busybox:latest", "created", "Created", None, None, None),
 ]
 
@@ -110,10 +116,17 @@ def snapshot_frame(seq: int, host: str, gpus: list[dict], containers: list[dict]
             "uptime_s": 86400 * 3 + 3600,
             "cpu": {"percent": round(sum(cores) / len(cores), 1), "per_core_percent": cores, "load_1": 6.5, "load_5": 5.2, "load_15": 4.8, "count": 20},
             "memory": {
-                "total_bytes": 128 * GiB, "available_bytes": int(66.5 * GiB), "used_bytes": int(61.5 * GiB), "percent": 48.0,
-                "free_bytes": int(20.5 * GiB), "reclaimable_bytes": 46 * GiB, "shmem_bytes": 2 * GiB,
+                "total_bytes": 128 * GiB,
+                "available_bytes": int(66.5 * GiB),
+                "used_bytes": int(61.5 * GiB),
+                "percent": 48.0,
+                "free_bytes": int(20.5 * GiB),
+                "reclaimable_bytes": 46 * GiB,
+                "shmem_bytes": 2 * GiB,
                 "gpu_process_bytes": 52 * GiB if any(g["memory"]["unified"] for g in gpus) else None,
-                "reserve_bytes": 8 * GiB, "models_available_bytes": int(58.5 * GiB), "pressure": {"some_avg10": 1.2, "full_avg10": 0.0},
+                "reserve_bytes": 8 * GiB,
+                "models_available_bytes": int(58.5 * GiB),
+                "pressure": {"some_avg10": 1.2, "full_avg10": 0.0},
             },
             "swap": {"total_bytes": 16 * GiB, "used_bytes": GiB, "percent": 6.3},
             "disks": [
@@ -134,7 +147,14 @@ def snapshot_frame(seq: int, host: str, gpus: list[dict], containers: list[dict]
             "power": [{"chip": "spbm", "label": "sys_total", "power_w": 142.5}],
         },
         "gpus": gpus,
-        "gpu_status": {"state": "ok", "message": f"{len(gpus)} GPU(s)", "fix": None, "driver_version": "580.95.05", "nvml_version": "13.580.95.05", "simulated": True},
+        "gpu_status": {
+            "state": "ok",
+            "message": f"{len(gpus)} GPU(s)",
+            "fix": None,
+            "driver_version": "580.95.05",
+            "nvml_version": "13.580.95.05",
+            "simulated": True,
+        },
         "noise": {
             "index": 41.0,
             "source": "power-thermal",
@@ -153,7 +173,16 @@ def hello(host: str, scope: str = "control") -> dict:
         "type": "hello",
         "v": 1,
         "agent_version": "0.1.0",
-        "host": {"hostname": host, "os": "Linux", "kernel": "6.11", "arch": "aarch64", "cpu_model": None, "cpu_count": 20, "boot_time": NOW - 86400, "memory_total_bytes": 128 * GiB},
+        "host": {
+            "hostname": host,
+            "os": "Linux",
+            "kernel": "6.11",
+            "arch": "aarch64",
+            "cpu_model": None,
+            "cpu_count": 20,
+            "boot_time": NOW - 86400,
+            "memory_total_bytes": 128 * GiB,
+        },
         "interval_s": 1.0,
         "scope": scope,
         "simulated": True,
@@ -167,7 +196,9 @@ class FakeLogsClient(AgentClient):
         return [entry.text for entry in await self.container_log_entries(ref, tail)]
 
     async def container_log_entries(self, ref: str, tail: int = 200) -> list[LogLine]:
-        lines = [LogLine(f"2026-11-29T14:{i // 10:02d}:{i % 10:02d}.{i:03d}000000Z", f"INFO 11-29 14:0{i % 10}:00 [engine] step {i}: 42 tokens/s") for i in range(30)]
+        lines = [
+            LogLine(f"2026-11-29T14:{i // 10:02d}:{i % 10:02d}.{i:03d}000000Z", f"INFO 11-29 14:0{i % 10}:00 [engine] step {i}: 42 tokens/s") for i in range(30)
+        ]
         return lines + [LogLine("2026-11-29T14:03:00.000000000Z", "stderr| WARNING kv cache 91% full")]
 
     async def follow_logs(self, ref, on_line, tail: int = 0) -> None:
@@ -198,16 +229,60 @@ def fleet() -> list[AgentClient]:
 
 
 CATALOG = [
-    {"name": "vllm", "description": "vLLM OpenAI-compatible server", "image": "nvcr.io/nvidia/vllm:25.09-py3", "params": {"model": "Qwen/Qwen2.5-7B-Instruct", "gpu_memory_utilization": "auto"},
-     "ports": {"8000/tcp": 8000}, "secrets": {"HF_TOKEN": True}, "memory": {"fraction_param": "gpu_memory_utilization"},
-     "state": {"state": "ready", "message": None, "since": NOW - 600, "url": "http://spark-01.local:8000", "running": True,
-               "claim_bytes": int(0.42 * 128 * GiB), "fraction_param": "gpu_memory_utilization", "fraction": 0.42, "listen": ["127.0.0.1:8000"]}},
-    {"name": "sglang", "description": "SGLang server", "image": "lmsysorg/sglang:spark", "params": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
-     "ports": {"30000/tcp": 30000}, "secrets": {"HF_TOKEN": False}, "state": {"state": "idle", "message": None, "running": False, "listen": ["0.0.0.0:30000"]}},
-    {"name": "trtllm", "description": "TensorRT-LLM trtllm-serve", "image": "nvcr.io/nvidia/tensorrt-llm:1.0", "params": {"model": "nvidia/Llama-3.1-8B-Instruct-FP4"},
-     "ports": {"8355/tcp": 8355}, "secrets": {}, "state": {"state": "failed", "message": "container exited", "exit_code": 1, "since": NOW - 300,
-     "log_tail": ["ValueError: out of memory while loading weights"], "running": False}},
-    {"name": "ollama", "description": "Ollama", "image": "ollama/ollama:latest", "params": {}, "ports": {"11434/tcp": 11434}, "secrets": {}, "state": {"state": "idle"}},
+    {
+        "name": "vllm",
+        "description": "vLLM OpenAI-compatible server",
+        "image": "nvcr.io/nvidia/vllm:25.09-py3",
+        "params": {"model": "Qwen/Qwen2.5-7B-Instruct", "gpu_memory_utilization": "auto"},
+        "ports": {"8000/tcp": 8000},
+        "secrets": {"HF_TOKEN": True},
+        "memory": {"fraction_param": "gpu_memory_utilization"},
+        "state": {
+            "state": "ready",
+            "message": None,
+            "since": NOW - 600,
+            "url": "http://spark-01.local:8000",
+            "running": True,
+            "claim_bytes": int(0.42 * 128 * GiB),
+            "fraction_param": "gpu_memory_utilization",
+            "fraction": 0.42,
+            "listen": ["127.0.0.1:8000"],
+        },
+    },
+    {
+        "name": "sglang",
+        "description": "SGLang server",
+        "image": "lmsysorg/sglang:spark",
+        "params": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
+        "ports": {"30000/tcp": 30000},
+        "secrets": {"HF_TOKEN": False},
+        "state": {"state": "idle", "message": None, "running": False, "listen": ["0.0.0.0:30000"]},
+    },
+    {
+        "name": "trtllm",
+        "description": "TensorRT-LLM trtllm-serve",
+        "image": "nvcr.io/nvidia/tensorrt-llm:1.0",
+        "params": {"model": "nvidia/Llama-3.1-8B-Instruct-FP4"},
+        "ports": {"8355/tcp": 8355},
+        "secrets": {},
+        "state": {
+            "state": "failed",
+            "message": "container exited",
+            "exit_code": 1,
+            "since": NOW - 300,
+            "log_tail": ["ValueError: out of memory while loading weights"],
+            "running": False,
+        },
+    },
+    {
+        "name": "ollama",
+        "description": "Ollama",
+        "image": "ollama/ollama:latest",
+        "params": {},
+        "ports": {"11434/tcp": 11434},
+        "secrets": {},
+        "state": {"state": "idle"},
+    },
 ]
 
 
@@ -215,13 +290,22 @@ def app_for(clients: list[AgentClient], view: str) -> SparkdeckApp:
     return SparkdeckApp(clients=clients, clock=clock, connect=False, start_view=view)
 
 
-
 def guard_frame(ts, result="stopped", message="stopped sparkdeck-vllm (model vllm): SIGTERM, SIGKILL after 2 s; memory for models -0.40 GiB"):
     from agent.protocol import GuardEvent
 
-    frame = {"type": "guard", "v": 1, "ts": ts, "action": "stop-newest-model", "cause": "memory", "result": result, "message": message,
-             "available_bytes": 7 * 2**30, "reserve_bytes": 8 * 2**30, "models_available_bytes": -(2**30), "full_avg10": 0.0,
-             "container": {"id": "abc123abc123", "name": "sparkdeck-vllm", "model": "vllm", "memory_bytes": 2**30, "gpu_memory_bytes": None}}
+    frame = {
+        "type": "guard",
+        "v": 1,
+        "ts": ts,
+        "action": "stop-newest-model",
+        "cause": "memory",
+        "result": result,
+        "message": message,
+        "available_bytes": 7 * 2**30,
+        "reserve_bytes": 8 * 2**30,
+        "models_available_bytes": -(2**30),
+        "full_avg10": 0.0,
+        "container": {"id": "abc123abc123", "name": "sparkdeck-vllm", "model": "vllm", "memory_bytes": 2**30, "gpu_memory_bytes": None},
+    }
     GuardEvent.model_validate(frame)  # what the agent sends
     return frame
-

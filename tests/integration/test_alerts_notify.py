@@ -95,15 +95,23 @@ def test_failing_receiver_costs_nothing_but_its_retries(start_agent, receiver, t
     n, spent = asyncio.run(count_snapshots())  # while deliveries fail and retry
     print(f"\n{mode}: {n} snapshots in {spent:.1f}s at 0.2 s (rate {n / spent:.1f}/s) while delivery failed")
     assert n >= 10  # generous: 20 expected; a blocked loop would give ~0
-    wait_for(lambda: json.loads((state / "notify-status.json").read_text())["failed"] >= 1 if (state / "notify-status.json").exists() else False,
-             30, "the failure recorded")
+    wait_for(
+        lambda: json.loads((state / "notify-status.json").read_text())["failed"] >= 1 if (state / "notify-status.json").exists() else False,
+        30,
+        "the failure recorded",
+    )
     time.sleep(1)
     assert 1 <= receiver.hits <= 3  # one alert: the first try and 2 retries, no more
     status = json.loads((state / "notify-status.json").read_text())
     assert status["last_error"]["target"] == "json://…#1"
     assert (state / "notify-status.json").stat().st_mode & 0o777 == 0o600
-    doctor = subprocess.run([sys.executable, "-m", "agent.cli", "doctor", "--config", str(cfg), "--state-dir", str(state), "--simulate", "gb10"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    doctor = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "doctor", "--config", str(cfg), "--state-dir", str(state), "--simulate", "gb10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "last delivery to json://…#1 failed" in doctor.stdout, doctor.stdout
     logs = agent.log()
     assert "notification to json://…#1 failed" in logs
@@ -113,16 +121,26 @@ def test_failing_receiver_costs_nothing_but_its_retries(start_agent, receiver, t
 
 def test_notify_test_command(receiver, tmp_path):
     cfg, state = _config(tmp_path, receiver.port)
-    res = subprocess.run([sys.executable, "-m", "agent.cli", "notify", "test", "--config", str(cfg), "--state-dir", str(state)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "notify", "test", "--config", str(cfg), "--state-dir", str(state)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "sent  json://…#1" in res.stdout and SECRET not in res.stdout + res.stderr
     assert receiver.got and "test" in receiver.got[0][1]["title"]
     receiver.mode = "500"
     bad = tmp_path / "bad.toml"
     bad.write_text(cfg.read_text().replace('min_severity = "warning"', 'min_severity = "warning"\nretries = 0'))
-    res = subprocess.run([sys.executable, "-m", "agent.cli", "notify", "test", "--config", str(bad), "--state-dir", str(state)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "notify", "test", "--config", str(bad), "--state-dir", str(state)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 1 and "FAILED  json://…#1" in res.stdout
 
 

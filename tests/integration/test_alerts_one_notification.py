@@ -40,7 +40,10 @@ def test_one_failure_one_notification_and_stops_on_request_are_quiet(start_agent
     models = tmp_path / "models.toml"
     models.write_text(CATALOG.format(port=free_port()))
     cfg = tmp_path / "agent.toml"
-    rules = [{"name": "container-exited", "event": "container_exit", "severity": "warning"}, {"name": "model-failed", "event": "model_failed", "severity": "warning"}]
+    rules = [
+        {"name": "container-exited", "event": "container_exit", "severity": "warning"},
+        {"name": "model-failed", "event": "model_failed", "severity": "warning"},
+    ]
     cfg.write_text(alerts_toml(rules, f"json://127.0.0.1:{receiver.port}/hook", "info"))  # info: the quiet ones would pass the floor
     agent = start_agent("--simulate", "gb10", "--interval", "0.2", "--models", str(models), "--config", str(cfg))
 

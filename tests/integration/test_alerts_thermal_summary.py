@@ -90,8 +90,13 @@ def test_morning_summary_reaches_the_receiver_with_runs_alerts_incidents_and_ene
     try:
         name = f"sdk-summary-{docker_engine.session}"
         docker_engine.run("--label", "sparkdeck.watch=1", docker_engine.image, "sh", "-c", "echo hi; sleep 2; exit 3", name=name)
-        wait_for(lambda: any(a["rule"] == "container-exited" and a["subject"] == name for a in call(agent, "GET", "/api/v1/alerts", agent.read_token).json()["recent"]),
-                 30, "the job's end")
+        wait_for(
+            lambda: any(
+                a["rule"] == "container-exited" and a["subject"] == name for a in call(agent, "GET", "/api/v1/alerts", agent.read_token).json()["recent"]
+            ),
+            30,
+            "the job's end",
+        )
         bodies = lambda: [b for _, b in receiver.got if "morning" in b.get("title", "")]  # noqa: E731
         wait_for(bodies, 150, f"the summary due at {at}")
         body = bodies()[0]

@@ -20,7 +20,9 @@ SECRET = "tok-9d8c7b6a5f4e"
 def _exit_alert(agent, name: str, timeout: float) -> dict:
     async def run() -> dict:
         async with open_stream(agent, agent.control_token) as ws:
-            return await next_frame(ws, lambda f: f["type"] == "alert" and f["rule"] == "container-exited" and f["subject"] == name, timeout, f"{name}'s exit alert")
+            return await next_frame(
+                ws, lambda f: f["type"] == "alert" and f["rule"] == "container-exited" and f["subject"] == name, timeout, f"{name}'s exit alert"
+            )
 
     return asyncio.run(run())
 
@@ -30,7 +32,11 @@ def test_marked_container_end_is_alerted(start_agent, docker_engine, tmp_path):
     name = f"sdk-watch-{docker_engine.session}"
     script = "echo starting job; echo API_TOKEN=$API_TOKEN; echo step one; sleep 6; echo done; exit 3"
     cid = docker_engine.run("-e", f"API_TOKEN={SECRET}", docker_engine.image, "sh", "-c", script, name=name)
-    wait_for(lambda: any(c["name"] == name and c["state"] == "running" for c in call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]), 20, "the container in the list")
+    wait_for(
+        lambda: any(c["name"] == name and c["state"] == "running" for c in call(agent, "GET", "/api/v1/containers", agent.read_token).json()["containers"]),
+        20,
+        "the container in the list",
+    )
     started_at = docker_engine.cli("inspect", "-f", "{{.State.StartedAt}}", cid)
 
     assert call(agent, "POST", f"/api/v1/containers/{name}/watch", agent.read_token).status_code == 403
@@ -93,7 +99,9 @@ def test_sparkdeck_watch_cli(start_agent, docker_engine):
     wait_for(lambda: docker_engine.cli("inspect", "-f", "{{.State.Status}}", name) == "running", 20, "it to run")
 
     def cli(*args: str, token: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", "watch", agent.url, name, "--token", token, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "tui.cli", "watch", agent.url, name, "--token", token, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
 
     denied = cli(token=agent.read_token)
     assert denied.returncode == 1 and "403" in denied.stderr

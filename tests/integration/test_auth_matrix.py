@@ -38,9 +38,11 @@ ROUTES = {
 }
 # What an allowed token gets from each route with the test's inputs (a container and model that do not
 # exist, an empty body): the route's own answer, so a 500 or a wrong code behind the auth check fails.
-ALLOWED = {route: 200 for route in ROUTES if route[0] == "GET"} | {
-    route: 404 for route in ROUTES if "{id_or_name}" in route[1] or "{name}" in route[1]
-} | {("POST", "/api/v1/processes/{pid}/signal"): 422}  # {} lacks "signal": validated only after auth
+ALLOWED = (
+    {route: 200 for route in ROUTES if route[0] == "GET"}
+    | {route: 404 for route in ROUTES if "{id_or_name}" in route[1] or "{name}" in route[1]}
+    | {("POST", "/api/v1/processes/{pid}/signal"): 422}
+)  # {} lacks "signal": validated only after auth
 PUBLIC = {("GET", "/api/v1/health")}
 WEBSOCKETS = {"/api/v1/stream": "read", "/api/v1/containers/no-such-container/logs/stream": "control"}
 WS_ALLOWED = {"/api/v1/stream": 101, "/api/v1/containers/no-such-container/logs/stream": 404}  # the handshake's answer past auth

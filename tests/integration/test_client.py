@@ -167,7 +167,10 @@ def test_parse_url_accepts_ssh_and_rejects_what_ssh_would_misread():
 
 
 def test_log_lines_accepts_the_agent_shapes():
-    assert log_lines({"container": "a", "lines": [{"stream": "stdout", "ts": None, "text": "hi"}, {"stream": "stderr", "ts": None, "text": "oops"}]}) == ["hi", "stderr| oops"]
+    assert log_lines({"container": "a", "lines": [{"stream": "stdout", "ts": None, "text": "hi"}, {"stream": "stderr", "ts": None, "text": "oops"}]}) == [
+        "hi",
+        "stderr| oops",
+    ]
     assert log_lines({"type": "log_end", "v": 1, "reason": "container exited", "exit_code": 3}) == ["-- end of log: container exited (exit code 3) --"]
     assert log_lines("a\nb") == ["a", "b"]
 

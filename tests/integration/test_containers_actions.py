@@ -14,8 +14,16 @@ from tests.helpers.calls import call, wait_for
 
 pytestmark = pytest.mark.docker
 
-ACTIONS = [("POST", "/containers/{c}/start"), ("POST", "/containers/{c}/stop"), ("POST", "/containers/{c}/restart"), ("POST", "/containers/{c}/remove"),
-           ("GET", "/containers/{c}/logs"), ("GET", "/audit"), ("POST", "/models/vllm/start"), ("POST", "/models/vllm/stop")]
+ACTIONS = [
+    ("POST", "/containers/{c}/start"),
+    ("POST", "/containers/{c}/stop"),
+    ("POST", "/containers/{c}/restart"),
+    ("POST", "/containers/{c}/remove"),
+    ("GET", "/containers/{c}/logs"),
+    ("GET", "/audit"),
+    ("POST", "/models/vllm/start"),
+    ("POST", "/models/vllm/stop"),
+]
 
 
 def _name(prefix: str) -> str:
@@ -64,7 +72,11 @@ def test_stop_start_restart_remove(docker_engine, start_agent) -> None:
 
     entries = call(agent, "GET", "/api/v1/audit", tok).json()["entries"]
     assert [(e["action"], e["target"], e["result"]) for e in entries] == [
-        ("stop", name, "ok"), ("start", cid[:12], "ok"), ("restart", name, "ok"), ("remove", name, "error: refused"), ("remove", name, "ok"),
+        ("stop", name, "ok"),
+        ("start", cid[:12], "ok"),
+        ("restart", name, "ok"),
+        ("remove", name, "error: refused"),
+        ("remove", name, "ok"),
     ]
     assert all(e["token"] == "controller" and e["client"].startswith("127.0.0.1:") and e["time"] > 0 for e in entries)
     lines = (agent.state_dir / "audit.log").read_text().splitlines()

@@ -47,9 +47,7 @@ def test_permission_denied_on_the_socket() -> None:
         srv.listen()
         path.chmod(0o000)  # nobody may connect; root bypasses modes, so as root the probe runs without that power
         drop = _drop_dac_override if os.geteuid() == 0 else None
-        out = subprocess.run(
-            [sys.executable, "-c", PROBE, f"unix://{path}"], cwd=ROOT, capture_output=True, text=True, timeout=60, preexec_fn=drop
-        )
+        out = subprocess.run([sys.executable, "-c", PROBE, f"unix://{path}"], cwd=ROOT, capture_output=True, text=True, timeout=60, preexec_fn=drop)
         assert out.returncode == 0, out.stderr
         got = json.loads(out.stdout)
         assert got["message"] == f"permission denied on the Docker socket {path}"

@@ -15,6 +15,7 @@ from tests.helpers.dockerd import PIDFILE, Dockerd
 
 pytestmark = pytest.mark.docker
 
+
 @pytest.fixture
 def dockerd(docker_engine):
     skip = pytest.fail if os.environ.get("SPARKDECK_REQUIRE_DOCKER") == "1" else pytest.skip  # CI: a skip would hide it

@@ -52,8 +52,20 @@ def test_rows_carry_ports_health_and_live_figures(docker_engine, start_agent) ->
     busy, web = _name("busy"), _name("web")
     docker_engine.run("--memory", "64m", docker_engine.image, "sh", "-c", "while :; do :; done", name=busy)
     docker_engine.run(
-        "-p", "127.0.0.1::8080", "--health-cmd", "wget -q -O- http://127.0.0.1:8080/health", "--health-interval", "1s",
-        docker_engine.image, "httpd", "-f", "-p", "8080", "-h", "/www", name=web,
+        "-p",
+        "127.0.0.1::8080",
+        "--health-cmd",
+        "wget -q -O- http://127.0.0.1:8080/health",
+        "--health-interval",
+        "1s",
+        docker_engine.image,
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+        name=web,
     )
     agent = start_agent("--simulate", "gb10", "--interval", "0.5")
 
@@ -70,6 +82,7 @@ def test_rows_carry_ports_health_and_live_figures(docker_engine, start_agent) ->
     port = w["ports"][0]["host_port"]
     assert w["ports"][0]["container_port"] == 8080 and w["ports"][0]["protocol"] == "tcp"
     with httpx.Client() as client:
+
         def traffic() -> dict | None:
             for _ in range(20):
                 assert client.get(f"http://127.0.0.1:{port}/health").text == "ok\n"

@@ -209,7 +209,7 @@ def test_backfill_older_than_the_ring_comes_from_the_store(tmp_path):
 
         hello, seqs, backfill = run(go())
         assert hello["oldest_seq"] == 1
-        replay = seqs[seqs.index(1):]
+        replay = seqs[seqs.index(1) :]
         assert replay == list(range(1, len(replay) + 1)) and len(replay) > 110
         assert backfill["complete"] is True and backfill["first_seq"] == 1
     finally:

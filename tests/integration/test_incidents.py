@@ -173,7 +173,6 @@ async def test_incidents_screen_on_key_i_against_a_real_agent(tmp_path):
                 a.stop()
 
 
-
 def test_damaged_incident_files_do_not_stop_the_agent(tmp_path):
     state = tmp_path / "state"
     state.mkdir(mode=0o700)

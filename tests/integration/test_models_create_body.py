@@ -80,7 +80,10 @@ async def test_template_fields_reach_the_created_container_and_keys_stay_out_of_
         assert hc["IpcMode"] == "host"
         assert hc["ShmSize"] == 256 * 2**20
         assert sorted((u["Name"], u["Soft"], u["Hard"]) for u in hc["Ulimits"]) == [("memlock", 4194304, 4194304), ("stack", 67108864, 67108864)]
-        assert docker_engine.cli("exec", "sparkdeck-sdbody-full", "sh", "-c", "ulimit -s; ulimit -l").split() == ["65536", "4096"]  # KiB, as the process sees them
+        assert docker_engine.cli("exec", "sparkdeck-sdbody-full", "sh", "-c", "ulimit -s; ulimit -l").split() == [
+            "65536",
+            "4096",
+        ]  # KiB, as the process sees them
         assert hc["Binds"] == [f"{agent.models_home}/.cache/huggingface:/root/.cache/huggingface"]  # ~ is models_home
         mount = next(m for m in got["Mounts"] if m["Destination"] == "/root/.cache/huggingface")
         assert mount["Source"] == str(agent.models_home / ".cache/huggingface")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.docker
 
 SECRET = "s3cr3t-VALUE-4242"
 
-CATALOG = '''
+CATALOG = """
 [[model]]
 name = "sdtest-web"
 description = "busybox httpd playing a model server"
@@ -71,7 +71,7 @@ name = "sdtest-needs-secret"
 image = "sparkdeck-test/busybox:latest"
 command = ["sleep", "300"]
 env = {{ KEY = "${{SD_NOT_SET_ANYWHERE}}" }}
-'''
+"""
 
 
 @pytest.fixture
@@ -100,7 +100,9 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
         r = _control(agent, "/models/sdtest-web/start")
         assert r.status_code == 202, r.text
         assert r.json()["state"] == "starting"
-        ready = await next_frame(ws, lambda f: seen.append(json.dumps(f)) or (f.get("type") == "model_state" and f["state"] in ("ready", "failed")), 60, "ready")
+        ready = await next_frame(
+            ws, lambda f: seen.append(json.dumps(f)) or (f.get("type") == "model_state" and f["state"] in ("ready", "failed")), 60, "ready"
+        )
         assert ready["state"] == "ready", ready
         ModelState.model_validate(ready)
         states = [json.loads(s)["state"] for s in seen if '"model_state"' in s]
@@ -143,8 +145,12 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
 
     audit = call(agent, "GET", "/api/v1/audit", agent.control_token).json()["entries"]
     assert [(e["action"], e["result"]) for e in audit] == [
-        ("model_start", "ok"), ("model_start", "error: already_running"), ("model_stop", "ok"),
-        ("model_start", "ok"), ("model_stop", "ok"), ("model_stop", "error: not_running"),
+        ("model_start", "ok"),
+        ("model_start", "error: already_running"),
+        ("model_stop", "ok"),
+        ("model_start", "ok"),
+        ("model_stop", "ok"),
+        ("model_stop", "error: not_running"),
     ]
     everything = "\n".join(seen) + listing.text + agent.log() + (agent.state_dir / "audit.log").read_text()
     assert SECRET not in everything
@@ -173,7 +179,9 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
     assert "stdout: token=***" in crash["log_tail"]
     # ${VAR} from <state_dir>/secrets.env when the environment has none
     assert _control(agent, "/models/sdtest-file-secret/start").status_code == 202
-    assert f"KEY={SECRET}-file" in docker_engine.cli("inspect", "-f", "{{json .Config.Env}}", "sparkdeck-sdtest-file-secret")  # a program that prints the secret: redacted in what we send
+    assert f"KEY={SECRET}-file" in docker_engine.cli(
+        "inspect", "-f", "{{json .Config.Env}}", "sparkdeck-sdtest-file-secret"
+    )  # a program that prints the secret: redacted in what we send
     assert SECRET not in call(agent, "GET", "/api/v1/models", agent.read_token).text + agent.log()
 
     # never healthy: start-up time-out

@@ -52,17 +52,21 @@ class FakeRegistry:
             t.addfile(info, io.BytesIO(payload))
         layers = [base, extra.getvalue()]
         config["rootfs"]["diff_ids"] = [_digest(x) for x in layers]
-        config["history"] = (config.get("history") or [{"created": config["created"]}])[:1] + [{"created": config["created"], "created_by": "sparkdeck test layer"}]
+        config["history"] = (config.get("history") or [{"created": config["created"]}])[:1] + [
+            {"created": config["created"], "created_by": "sparkdeck test layer"}
+        ]
         config_bytes = json.dumps(config).encode()
         gz = [gzip.compress(x, compresslevel=1) for x in layers]
         self.blobs = {_digest(config_bytes): config_bytes, **{_digest(x): x for x in gz}}
         self.layer_bytes = sum(len(x) for x in gz)
-        self.manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config_bytes), "digest": _digest(config_bytes)},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(x), "digest": _digest(x)} for x in gz],
-        }).encode()
+        self.manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config_bytes), "digest": _digest(config_bytes)},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(x), "digest": _digest(x)} for x in gz],
+            }
+        ).encode()
         self.needs_login = needs_login
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
         self.host = f"127.0.0.1:{self.server.server_address[1]}"

@@ -56,7 +56,9 @@ def audit_entries(state_dir: Path) -> list[dict]:
 
 
 def signal(agent, pid: int, sig: str, token: str | None = None, **body) -> httpx.Response:
-    return httpx.post(f"{agent.url}/api/v1/processes/{pid}/signal", json={"signal": sig, **body}, headers=agent.headers(token or agent.control_token), timeout=40)
+    return httpx.post(
+        f"{agent.url}/api/v1/processes/{pid}/signal", json={"signal": sig, **body}, headers=agent.headers(token or agent.control_token), timeout=40
+    )
 
 
 def test_list_and_signals_on_real_processes(start_agent, children):
@@ -180,7 +182,9 @@ def test_container_main_process(start_agent, docker_engine):
 
 
 def _nobody_can_run_agent() -> bool:
-    probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", "import agent"], capture_output=True, cwd="/")
+    probe = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", "import agent"], capture_output=True, cwd="/"
+    )
     return probe.returncode == 0
 
 
@@ -196,7 +200,11 @@ def test_not_permitted_for_another_users_process(children):
         for p in [state, *state.rglob("*")]:
             os.chown(p, 65534, 65534)
         agent = launch_agent(
-            state, "--simulate", "gb10", env={**gpu_env(root_owned.pid), **NO_CONTAINERS, "HOME": str(state)}, tokens=tokens,
+            state,
+            "--simulate",
+            "gb10",
+            env={**gpu_env(root_owned.pid), **NO_CONTAINERS, "HOME": str(state)},
+            tokens=tokens,
             wrap=("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"),
         )
         try:

@@ -19,7 +19,9 @@ from tests.helpers.agent import ROOT, launch_agent
 
 
 def client(*args: str, env: dict, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, input=input)
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, input=input
+    )
 
 
 @pytest.fixture
@@ -76,7 +78,14 @@ def test_forward_a_port_over_ssh(sshd, tmp_path, home):  # noqa: F811
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {**os.environ, **home, "SPARKDECK_SSH": os.environ["SPARKDECK_SSH"]}
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "forward", "ssh://spark", str(server.server_address[1]), "--token", "x"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "forward", "ssh://spark", str(server.server_address[1]), "--token", "x"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         local = line.split()[0]
@@ -93,7 +102,14 @@ def test_forward_a_model_by_name_over_ssh(sshd, start_agent, tmp_path, home):  #
     catalog.write_text('[[model]]\nname = "web"\nimage = "x/y:1"\nports = { "8080/tcp" = 18123 }\n')
     agent = start_agent("--simulate", "gb10", "--models", str(catalog))
     env = {**os.environ, **home, "SPARKDECK_SSH": os.environ["SPARKDECK_SSH"]}
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "forward", f"ssh://spark?agent_port={agent.port}", "web", "--token", agent.read_token], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "forward", f"ssh://spark?agent_port={agent.port}", "web", "--token", agent.read_token],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "-> " in line and "port 18123" in line, line + (proc.stderr.read() if proc.poll() is not None else "")

@@ -116,7 +116,7 @@ def test_models_home_comes_from_sudo_user_or_the_flag_and_is_added_before_any_ta
     # a config the user wrote, ending in a table: the key goes above the table, not into it
     other = tmp_path / "other"
     (other / "etc/sparkdeck").mkdir(parents=True)
-    (other / "etc/sparkdeck/agent.toml").write_text('port = 8700\n\n[noise]\nidle_dba = 18\n')
+    (other / "etc/sparkdeck/agent.toml").write_text("port = 8700\n\n[noise]\nidle_dba = 18\n")
     out = cli("install-service", "--root", str(other), "--models-home", "/home/alice")
     assert out.returncode == 0, out.stderr
     data = tomllib.loads((other / "etc/sparkdeck/agent.toml").read_text())

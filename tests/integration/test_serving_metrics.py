@@ -97,7 +97,9 @@ def test_sglang_ollama_and_wrong_server():
     s = summarize("sglang", "image", parse_prometheus(sglang_text(10, 20)), (0.0, parse_prometheus(sglang_text(0, 0))), 5.0)
     assert (s["requests_running"], s["requests_waiting"], s["kv_cache_usage_percent"]) == (3, 0, 28.0)
     assert s["prompt_tokens_per_s"] == 2.0 and s["generation_tokens_per_s"] == 4.0
-    o = summarize("ollama", "label", parse_ollama(json.dumps({"models": [{"name": "llama3.2:1b", "size": 2_000_000_000, "size_vram": 1_500_000_000}]})), None, 1.0)
+    o = summarize(
+        "ollama", "label", parse_ollama(json.dumps({"models": [{"name": "llama3.2:1b", "size": 2_000_000_000, "size_vram": 1_500_000_000}]})), None, 1.0
+    )
     assert o["models"] == [{"name": "llama3.2:1b", "size_bytes": 2_000_000_000, "size_vram_bytes": 1_500_000_000}] and o["requests_running"] == 1
     wrong = summarize("vllm", "image", parse_prometheus("# TYPE go_goroutines gauge\ngo_goroutines 8\n"), None, 1.0)
     assert "none of the vllm metric names" in wrong["error"]
@@ -195,13 +197,30 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
     try:
         docker_engine.run("-p", "127.0.0.1::8000", "-v", f"{www['vllm']}:/www:ro", "--label", label("vllm"), docker_engine.image, *httpd, name=names["vllm"])
         docker_engine.run("-p", "127.0.0.1::8000", "-v", f"{www['sglang']}:/www:ro", tag, *httpd, name=names["sglang"])  # detected by image
-        docker_engine.run("-p", "127.0.0.1::8000", "-v", f"{www['ollama']}:/www:ro", "--label", label("ollama", "/api/ps"), docker_engine.image, *httpd, name=names["ollama"])
+        docker_engine.run(
+            "-p", "127.0.0.1::8000", "-v", f"{www['ollama']}:/www:ro", "--label", label("ollama", "/api/ps"), docker_engine.image, *httpd, name=names["ollama"]
+        )
         # accepts connections and never answers: must cost its own time-out, never the sampler's
         docker_engine.run("-p", "127.0.0.1::8000", "--label", label("vllm"), docker_engine.image, "sh", "-c", "nc -ll -p 8000 -e sleep 600", name=names["hang"])
         docker_engine.run("-p", "127.0.0.1::8000", "--label", label("vllm"), docker_engine.image, "sleep", "600", name=names["down"])  # nothing listens
         hp = free_port()  # --network host: the server binds the host's loopback, nothing is published
         hostnet = f"{METRICS_LABEL}=" + json.dumps({"kind": "vllm", "port": f"{hp}/tcp", "path": "/metrics"})
-        docker_engine.run("--network", "host", "-v", f"{www['vllm']}:/www:ro", "--label", hostnet, docker_engine.image, "httpd", "-f", "-p", f"127.0.0.1:{hp}", "-h", "/www", name=names["hostnet"])
+        docker_engine.run(
+            "--network",
+            "host",
+            "-v",
+            f"{www['vllm']}:/www:ro",
+            "--label",
+            hostnet,
+            docker_engine.image,
+            "httpd",
+            "-f",
+            "-p",
+            f"127.0.0.1:{hp}",
+            "-h",
+            "/www",
+            name=names["hostnet"],
+        )
         agent = start_agent("--simulate", "gb10", "--interval", "0.2")
         h = agent.headers(agent.read_token)
 
@@ -211,13 +230,27 @@ def test_fake_servers_in_containers_end_to_end(docker_engine, start_agent, tmp_p
         def rows():
             return {c["name"]: c for c in snap()["containers"] if c["name"] in names.values()}
 
-        first = wait_for(lambda: (lambda r: r if len(r) == 6 and r[names["vllm"]]["serving"] and r[names["vllm"]]["serving"]["requests_running"] == 2 else None)(rows()), 20, "first serving read")
+        first = wait_for(
+            lambda: (lambda r: r if len(r) == 6 and r[names["vllm"]]["serving"] and r[names["vllm"]]["serving"]["requests_running"] == 2 else None)(rows()),
+            20,
+            "first serving read",
+        )
         v = first[names["vllm"]]["serving"]
         assert v["kind"] == "vllm" and v["source"] == "label" and v["kv_cache_usage_percent"] == 42.0 and v["requests_waiting"] == 1
         # a window with traffic: +1000 prompt / +2000 generated tokens, 10 requests with TTFT in (0.05, 0.1]
         (www["vllm"] / "metrics").write_text(vllm_text(2000, 2500, {0.05: 4, 0.1: 10}, running=5, waiting=3, kv=0.87))
         (www["sglang"] / "metrics").write_text(sglang_text(600, 1200))
-        r = wait_for(lambda: (lambda r: r if (r[names["vllm"]]["serving"]["generation_tokens_per_s"] or 0) > 0 and (r[names["sglang"]]["serving"]["prompt_tokens_per_s"] or 0) > 0 else None)(rows()), 20, "a window with traffic")
+        r = wait_for(
+            lambda: (
+                lambda r: (
+                    r
+                    if (r[names["vllm"]]["serving"]["generation_tokens_per_s"] or 0) > 0 and (r[names["sglang"]]["serving"]["prompt_tokens_per_s"] or 0) > 0
+                    else None
+                )
+            )(rows()),
+            20,
+            "a window with traffic",
+        )
         v = r[names["vllm"]]["serving"]
         print(f"vllm window: prompt {v['prompt_tokens_per_s']} tok/s, generation {v['generation_tokens_per_s']} tok/s, ttft p50 {v['ttft_p50_s']} s")
         assert 150 <= v["prompt_tokens_per_s"] <= 250 and 300 <= v["generation_tokens_per_s"] <= 500  # the deltas over a ~5 s window

@@ -83,7 +83,7 @@ def test_write_file_replaces_atomically_with_0600(tmp_path):
 
 def test_cli_uses_the_installed_services_config_and_state_dir(tmp_path, monkeypatch):
     config = tmp_path / "agent.toml"
-    config.write_text('port = 8700\n')
+    config.write_text("port = 8700\n")
     for var in ("SPARKDECK_CONFIG", "SPARKDECK_STATE_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)

@@ -187,8 +187,6 @@ async def test_revoked_token_closes_open_stream_with_4401(start_agent):
             pass
 
 
-
-
 async def test_stalled_client_does_not_delay_others_and_memory_stays_bounded(start_agent):
     agent = start_agent("--simulate", "h200x2", "--interval", "0.1")
     info_url = agent.url + "/api/v1/info"
@@ -261,4 +259,3 @@ async def test_stream_rejects_foreign_host_header(start_agent):
         async with connect(agent.ws_url, additional_headers={**agent.headers(agent.read_token), "Host": "evil.example"}, open_timeout=5):
             pass
     assert exc.value.response.status_code == 400
-

@@ -20,7 +20,13 @@ def test_thermal_zones_unit(tmp_path):
     root = fake_sysfs(tmp_path / "sys")
     zones = ThermalZones(str(root)).read()
     assert [z["zone"] for z in zones] == ["thermal_zone0", "thermal_zone1", "thermal_zone10"]  # numeric order
-    assert zones[0] == {"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 71.5, "trips": [{"type": "passive", "temp_c": 95.0}, {"type": "critical", "temp_c": 105.0}], "critical_margin_c": 33.5}
+    assert zones[0] == {
+        "zone": "thermal_zone0",
+        "type": "cpu-thermal",
+        "temp_c": 71.5,
+        "trips": [{"type": "passive", "temp_c": 95.0}, {"type": "critical", "temp_c": 105.0}],
+        "critical_margin_c": 33.5,
+    }
     assert zones[1]["critical_margin_c"] is None  # a "hot" trip only: no critical trip to measure from
     assert zones[2]["temp_c"] is None and zones[2]["trips"] == [] and zones[2]["critical_margin_c"] is None
     (root / "class/thermal/thermal_zone0/temp").write_text("99000\n")
@@ -98,7 +104,15 @@ def test_thermal_zones_and_throttle_events_live(start_agent, tmp_path):
     wait_for(lambda: any(e["reason"] == "hw_slowdown" for e in events()))
     agent.proc.terminate()
     agent.proc.wait(10)
-    again = start_agent("--simulate", "gb10", "--interval", "0.1", env={**env, "SPARKDECK_SIMULATE_THROTTLE_FILE": str(tmp_path / "none")}, state_dir=agent.state_dir, tokens=(agent.read_token, agent.control_token))
+    again = start_agent(
+        "--simulate",
+        "gb10",
+        "--interval",
+        "0.1",
+        env={**env, "SPARKDECK_SIMULATE_THROTTLE_FILE": str(tmp_path / "none")},
+        state_dir=agent.state_dir,
+        tokens=(agent.read_token, agent.control_token),
+    )
     r = httpx.get(again.url + "/api/v1/events", headers=again.headers(again.read_token)).json()["events"]
     assert {e["reason"] for e in r} == {"hw_thermal_slowdown", "sw_power_cap", "hw_slowdown"}
     slow = next(e for e in r if e["reason"] == "hw_slowdown")
@@ -115,7 +129,13 @@ def test_doctor_reads_the_configured_sysfs_root(tmp_path):
     root = fake_sysfs(tmp_path / "sys", temp_mc=88000)
     env = {**os.environ, "SPARKDECK_SYSFS_ROOT": str(root)}
     env.pop("SPARKDECK_CONFIG", None)
-    out = subprocess.run([sys.executable, "-m", "agent.cli", "doctor", "--json", "--simulate", "gb10", "--state-dir", str(tmp_path / "s")], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "doctor", "--json", "--simulate", "gb10", "--state-dir", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     checks = {c["name"]: c for c in json.loads(out.stdout)}
     assert checks["thermal"]["detail"] == "3 thermal zone(s); hottest cpu-thermal 88.0 °C"
     # the fake tree has no hwmon: the sensors check falls back to its zones (2 readable), not the real /sys

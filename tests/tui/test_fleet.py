@@ -42,4 +42,6 @@ async def test_ten_agents_at_1_hz(start_agent):
         finally:
             task.cancel()
     lags.sort()
-    print(f"10 agents at 1 Hz: event-loop lag p50 {lags[len(lags) // 2] * 1000:.1f} ms, p95 {lags[int(len(lags) * 0.95)] * 1000:.1f} ms, max {lags[-1] * 1000:.1f} ms over {len(lags)} probes")
+    print(
+        f"10 agents at 1 Hz: event-loop lag p50 {lags[len(lags) // 2] * 1000:.1f} ms, p95 {lags[int(len(lags) * 0.95)] * 1000:.1f} ms, max {lags[-1] * 1000:.1f} ms over {len(lags)} probes"
+    )

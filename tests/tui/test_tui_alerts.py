@@ -11,8 +11,15 @@ from tui.config import load_alert_rules
 
 def snap(temp=50.0, slowdown=None, mem_pct=40.0, containers=(), unified=False, gpu_used=None, gpu_total=None):
     return {
-        "gpus": [{"index": 0, "status": "ok", "temperature_c": temp, "temperature_slowdown_c": slowdown,
-                  "memory": {"unified": unified, "used_bytes": gpu_used, "total_bytes": gpu_total}}],
+        "gpus": [
+            {
+                "index": 0,
+                "status": "ok",
+                "temperature_c": temp,
+                "temperature_slowdown_c": slowdown,
+                "memory": {"unified": unified, "used_bytes": gpu_used, "total_bytes": gpu_total},
+            }
+        ],
         "gpu_status": {"state": "ok", "message": ""},
         "host": {"memory": {"percent": mem_pct}, "swap": {"total_bytes": 0, "percent": 0.0}},
         "containers": list(containers),

@@ -80,7 +80,11 @@ async def test_stop_start_and_logs_round_trip(docker_engine, start_agent):
         await until(pilot, lambda: row_state(app, name) is None, what="row gone")
     assert docker_engine.cli("ps", "-aq", "--filter", f"name=^/{name}$") == ""
     entries = httpx.get(agent.url + "/api/v1/audit", headers=agent.headers(agent.control_token)).json()["entries"]
-    assert [(e["action"], e["result"], e.get("detail")) for e in entries if e["target"] == cid[:12]] == [("stop", "ok", None), ("start", "ok", None), ("remove", "ok", "force")]
+    assert [(e["action"], e["result"], e.get("detail")) for e in entries if e["target"] == cid[:12]] == [
+        ("stop", "ok", None),
+        ("start", "ok", None),
+        ("remove", "ok", "force"),
+    ]
 
 
 async def test_an_engine_error_is_shown_not_raised(docker_engine, start_agent):
@@ -128,6 +132,7 @@ startup_timeout_s = 60
         app.screen.query_one("#port", Input).value = str(port)  # a port of our choosing
         await pilot.press("ctrl+s")
         assert app.screen is screen
+
         def row():
             return next(r for r in screen.rows() if r[0]["name"] == "sdtest-tui")
 

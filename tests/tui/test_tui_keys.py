@@ -86,7 +86,10 @@ async def test_help_lists_every_key_of_the_current_screen():
         await pilot.press("escape")
         for screen, keys in (
             (ModelsScreen(0, catalog=CATALOG), ["`f` — Forward port", "`g` — Reload catalog", "`/` — Filter"]),
-            (LogsScreen(0, "a1" * 32, "vllm-qwen"), ["`e` — End+follow", "`/` — Search", "`n` — Next match", "`N` — Prev match", "`t` — Timestamps", "`w` — Wrap"]),
+            (
+                LogsScreen(0, "a1" * 32, "vllm-qwen"),
+                ["`e` — End+follow", "`/` — Search", "`n` — Next match", "`N` — Prev match", "`t` — Timestamps", "`w` — Wrap"],
+            ),
             (ProcessesScreen(0), ["`k` — SIGTERM", "`g` — Reload"]),
             (ContainersScreen(0), ["`f` — Forward port", "`S` — Sort", "`esc` — Clear filter"]),
         ):

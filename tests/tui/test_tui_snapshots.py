@@ -106,7 +106,17 @@ def test_models(snap_compare, size):
 
     async def open_models(pilot):
         cl = app.clients[0]
-        cl.handle_frame({"type": "pull_progress", "v": 1, "model": "sglang", "image": "lmsysorg/sglang:spark", "status": "Downloading", "current_bytes": 3 * GiB, "total_bytes": 12 * GiB})
+        cl.handle_frame(
+            {
+                "type": "pull_progress",
+                "v": 1,
+                "model": "sglang",
+                "image": "lmsysorg/sglang:spark",
+                "status": "Downloading",
+                "current_bytes": 3 * GiB,
+                "total_bytes": 12 * GiB,
+            }
+        )
         app.push_screen(ModelsScreen(0, catalog=CATALOG))
         await pilot.pause()
 
@@ -142,12 +152,26 @@ def incident_frames(start: float, n: int, *, low_gib: float, temp: float) -> lis
     frames = []
     for i in range(n):
         avail = int((60 - (60 - low_gib) * i / (n - 1)) * GiB)
-        frames.append({
-            "seq": 5000 + i, "ts": start + i,
-            "host": {"memory": {"total_bytes": 128 * GiB, "available_bytes": avail, "used_bytes": 128 * GiB - avail, "percent": 50.0}, "temperatures": []},
-            "gpus": [{"index": 0, "status": "ok", "utilization_gpu_percent": 95.0, "temperature_c": temp - 10 * (1 - i / n), "power_w": 90.0, "throttle_reasons": []}],
-            "containers": [container("a1" * 6, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours", 180.0, 6 * GiB, 70 * GiB, model="vllm")],
-        })
+        frames.append(
+            {
+                "seq": 5000 + i,
+                "ts": start + i,
+                "host": {"memory": {"total_bytes": 128 * GiB, "available_bytes": avail, "used_bytes": 128 * GiB - avail, "percent": 50.0}, "temperatures": []},
+                "gpus": [
+                    {
+                        "index": 0,
+                        "status": "ok",
+                        "utilization_gpu_percent": 95.0,
+                        "temperature_c": temp - 10 * (1 - i / n),
+                        "power_w": 90.0,
+                        "throttle_reasons": [],
+                    }
+                ],
+                "containers": [
+                    container("a1" * 6, "vllm-qwen", "nvcr.io/nvidia/vllm:25.09-py3", "running", "Up 2 hours", 180.0, 6 * GiB, 70 * GiB, model="vllm")
+                ],
+            }
+        )
     return frames
 
 
@@ -155,10 +179,22 @@ def incidents_fixture() -> list[dict]:
     from agent.incidents.records import build
 
     common: dict[str, Any] = {"reserve_bytes": 8 * GiB, "psi_full_limit": 20.0, "throttle_c": 95.0}
-    older = build(incident_id=1, kind="agent-crash", detected_at=NOW - 86400, run={"started": NOW - 90000, "agent_version": "0.1.0"},
-                  frames=incident_frames(NOW - 86520, 120, low_gib=30, temp=70), **common)
-    newer = build(incident_id=2, kind="host-reboot", detected_at=NOW - 600, run={"started": NOW - 7200, "agent_version": "0.1.0"},
-                  frames=incident_frames(NOW - 1320, 120, low_gib=1.5, temp=82), **common)
+    older = build(
+        incident_id=1,
+        kind="agent-crash",
+        detected_at=NOW - 86400,
+        run={"started": NOW - 90000, "agent_version": "0.1.0"},
+        frames=incident_frames(NOW - 86520, 120, low_gib=30, temp=70),
+        **common,
+    )
+    newer = build(
+        incident_id=2,
+        kind="host-reboot",
+        detected_at=NOW - 600,
+        run={"started": NOW - 7200, "agent_version": "0.1.0"},
+        frames=incident_frames(NOW - 1320, 120, low_gib=1.5, temp=82),
+        **common,
+    )
     return [newer, older]
 
 
@@ -181,14 +217,36 @@ def processes_fixture() -> list[dict]:
 
     def proc(pid, user, cmd, container, main, gpu_mem, cpu, rss, age_s, gpu=0):
         return {
-            "gpu": gpu, "gpu_uuid": "GPU-5a1e7c2b", "pid": pid, "user": user, "uid": 0 if user == "root" else 1000,
-            "name": cmd.split()[0].rsplit("/", 1)[-1][:15], "command": cmd, "container": container, "container_main": main,
-            "used_gpu_memory_bytes": gpu_mem, "cpu_percent": cpu, "rss_bytes": rss, "start_time": NOW - age_s,
+            "gpu": gpu,
+            "gpu_uuid": "GPU-5a1e7c2b",
+            "pid": pid,
+            "user": user,
+            "uid": 0 if user == "root" else 1000,
+            "name": cmd.split()[0].rsplit("/", 1)[-1][:15],
+            "command": cmd,
+            "container": container,
+            "container_main": main,
+            "used_gpu_memory_bytes": gpu_mem,
+            "cpu_percent": cpu,
+            "rss_bytes": rss,
+            "start_time": NOW - age_s,
         }
 
     return [
-        proc(48211, "root", "python3 -m vllm.entrypoints.openai.api_server --model Qwen/Qwen2.5-7B-Instruct --gpu-memory-utilization 0.85", vllm, True, 48 * GiB, 104.2, 6 * GiB, 7300),
-        proc(48390, "root", "python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5)", vllm, False, 4 * GiB, 3.1, 900 * 1024**2, 7290),
+        proc(
+            48211,
+            "root",
+            "python3 -m vllm.entrypoints.openai.api_server --model Qwen/Qwen2.5-7B-Instruct --gpu-memory-utilization 0.85",
+            vllm,
+            True,
+            48 * GiB,
+            104.2,
+            6 * GiB,
+            7300,
+        ),
+        proc(
+            48390, "root", "python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5)", vllm, False, 4 * GiB, 3.1, 900 * 1024**2, 7290
+        ),
         proc(51002, "root", "python main.py --listen 0.0.0.0 --port 8188", comfy, True, 11 * GiB, 12.0, 3 * GiB, 1800),
         proc(60417, "me", "/home/me/.venv/bin/python train.py --config configs/lora.yaml", None, False, 9 * GiB, 98.7, 5 * GiB, 420),
         proc(60655, "me", "ollama runner --model /home/me/.ollama/models/blobs/sha256-6a0746a1ec1a", None, False, None, 0.4, 700 * 1024**2, 95),

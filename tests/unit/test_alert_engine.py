@@ -24,8 +24,13 @@ def _engine(tmp_path, store=None, **alerts) -> tuple[AlertEngine, list[tuple[str
 
 
 def _frame(ts: float, temp: float | None = 50.0, util: float = 0.0, avail: int = 10) -> dict:
-    return {"ts": ts, "gpus": [{"index": 0, "temperature_c": temp, "utilization_percent": util}], "host": {"memory": {"models_available_bytes": avail}},
-            "containers": [], "containers_status": {"state": "disabled"}}
+    return {
+        "ts": ts,
+        "gpus": [{"index": 0, "temperature_c": temp, "utilization_percent": util}],
+        "host": {"memory": {"models_available_bytes": avail}},
+        "containers": [],
+        "containers_status": {"state": "disabled"},
+    }
 
 
 def _alerts(sent) -> list[AlertFrame]:
@@ -54,12 +59,32 @@ def test_memory_short_fires_at_once(tmp_path):
 
 def test_guard_and_failed_model_frames_become_alerts(tmp_path):
     eng, sent = _engine(tmp_path)
-    guard = {"type": "guard", "v": 1, "ts": 1.0, "action": "stop-newest-model", "cause": "memory", "result": "stopped", "message": "stopped vllm-x: memory for models -1 GiB",
-             "available_bytes": 1, "reserve_bytes": 2, "models_available_bytes": -1, "full_avg10": None,
-             "container": {"id": "abc", "name": "vllm-x", "model": "vllm", "memory_bytes": 5, "gpu_memory_bytes": None}}
+    guard = {
+        "type": "guard",
+        "v": 1,
+        "ts": 1.0,
+        "action": "stop-newest-model",
+        "cause": "memory",
+        "result": "stopped",
+        "message": "stopped vllm-x: memory for models -1 GiB",
+        "available_bytes": 1,
+        "reserve_bytes": 2,
+        "models_available_bytes": -1,
+        "full_avg10": None,
+        "container": {"id": "abc", "name": "vllm-x", "model": "vllm", "memory_bytes": 5, "gpu_memory_bytes": None},
+    }
     GuardEvent.model_validate(guard)
     eng.tap(encode(guard))
-    failed = {"type": "model_state", "v": 1, "name": "vllm", "state": "failed", "message": "the container exited with code 1", "since": 1.0, "exit_code": 1, "log_tail": ["boom"]}
+    failed = {
+        "type": "model_state",
+        "v": 1,
+        "name": "vllm",
+        "state": "failed",
+        "message": "the container exited with code 1",
+        "since": 1.0,
+        "exit_code": 1,
+        "log_tail": ["boom"],
+    }
     ModelState.model_validate(failed)
     eng.tap(encode(failed))
     eng.tap(encode({"type": "model_state", "v": 1, "name": "vllm", "state": "ready", "message": "answering", "since": 2.0}))

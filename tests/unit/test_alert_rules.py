@@ -37,14 +37,25 @@ def test_rule_set_defaults_and_overrides():
     assert {"gpu-hot", "memory-short", "memory-guard", "container-exited", "model-failed", "job-finished", "job-stalled", "incident"} <= set(names)
     hot = next(r for r in rule_set(AlertsSettings()) if r.name == "gpu-hot")
     assert (hot.metric, hot.op, hot.value, hot.for_s) == ("gpus.*.temperature_c", ">=", 90, 30)
-    mine = AlertsSettings.model_validate({"rule": [{"name": "gpu-hot", "metric": "gpus.*.temperature_c", "value": 80}, {"name": "job-stalled", "event": "log_silent", "enabled": False}]})
+    mine = AlertsSettings.model_validate(
+        {"rule": [{"name": "gpu-hot", "metric": "gpus.*.temperature_c", "value": 80}, {"name": "job-stalled", "event": "log_silent", "enabled": False}]}
+    )
     rules = {r.name: r for r in rule_set(mine)}
     assert rules["gpu-hot"].value == 80 and "job-stalled" not in rules
     assert [r.name for r in rule_set(AlertsSettings(defaults=False))] == []
 
 
-@pytest.mark.parametrize("bad", [{"name": "x"}, {"name": "x", "metric": "a", "event": "guard"}, {"name": "x", "metric": "a", "op": "~"},
-                                 {"name": "x", "event": "nope"}, {"name": "x", "metric": "a", "severity": "loud"}, {"name": "x", "event": "summary", "at": "25:00"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "x"},
+        {"name": "x", "metric": "a", "event": "guard"},
+        {"name": "x", "metric": "a", "op": "~"},
+        {"name": "x", "event": "nope"},
+        {"name": "x", "metric": "a", "severity": "loud"},
+        {"name": "x", "event": "summary", "at": "25:00"},
+    ],
+)
 def test_bad_rules_are_refused(bad):
     with pytest.raises(ValidationError):
         AlertRuleSettings(**bad)
@@ -55,8 +66,12 @@ def _alert(**kw):
 
 
 def test_routing_dedupe_and_rate_limit():
-    d = Delivery(NotifySettings.model_validate({"urls": ["json://127.0.0.1:9/"], "routes": [{"url": "json://127.0.0.1:9/c", "min_severity": "critical"}], "rate_per_hour": 2, "dedupe_s": 600}),
-                 lambda _k: None)
+    d = Delivery(
+        NotifySettings.model_validate(
+            {"urls": ["json://127.0.0.1:9/"], "routes": [{"url": "json://127.0.0.1:9/c", "min_severity": "critical"}], "rate_per_hour": 2, "dedupe_s": 600}
+        ),
+        lambda _k: None,
+    )
     d._ensure_thread = lambda: None  # nothing is sent here: only what is queued is counted
     assert d.submit(_alert()) == 1  # the critical-only route does not want a warning
     assert d.submit(_alert()) == 0 and d.counts["deduplicated"] == 1
@@ -82,7 +97,10 @@ def test_client_keeps_agent_alerts_bounded_and_shows_them():
     c.agent_alerts = {}
     c._notify = lambda kind: None
     for i in range(60):
-        assert AgentClient.handle_frame(c, {"type": "alert", "id": i, "state": "firing", "severity": "critical", "rule": "r", "message": f"m{i}", "ts": 100.0}) == "alert"
+        assert (
+            AgentClient.handle_frame(c, {"type": "alert", "id": i, "state": "firing", "severity": "critical", "rule": "r", "message": f"m{i}", "ts": 100.0})
+            == "alert"
+        )
     assert len(c.agent_alerts) == 50 and min(c.agent_alerts) == 10
     AgentClient.handle_frame(c, {"type": "alert", "id": 59, "state": "resolved", "rule": "r", "message": "ok", "ts": 101.0})
     assert 59 not in c.agent_alerts

@@ -170,7 +170,6 @@ def test_gpu_memory_sums_per_container(tmp_path: Path) -> None:
     assert gpu_memory_by_container([gpus[0], {"processes": None}], str(proc)) == ({CID: 100, OTHER: 7}, False)
 
 
-
 def test_memory_limit_is_reread_every_ten_seconds_not_every_tick(tmp_path: Path) -> None:
     _fake_proc(tmp_path, 7, V1_CGROUPFS, rx=0, tx=0)
     mem = tmp_path / "sys/fs/cgroup/memory/docker" / CID

@@ -32,25 +32,67 @@ TYPED: dict[str, Any] = {
     "alert": protocol.AlertFrameDict,
 }
 
-HOST_INFO = {"hostname": "spark", "os": "Linux", "kernel": "6.8", "arch": "aarch64", "cpu_model": None, "cpu_count": 20, "boot_time": 1.0, "memory_total_bytes": 1 << 37}
+HOST_INFO = {
+    "hostname": "spark",
+    "os": "Linux",
+    "kernel": "6.8",
+    "arch": "aarch64",
+    "cpu_model": None,
+    "cpu_count": 20,
+    "boot_time": 1.0,
+    "memory_total_bytes": 1 << 37,
+}
 
 # fields of one frame of each type, as the agent's builders pass them (snapshot: see test_snapshot_builder_frame_validates)
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "hello": dict(
-        agent_version="0.9", host=HOST_INFO, interval_s=1.0, scope="read", simulated=True, oldest_seq=1, latest_seq=9, incidents=0
-    ),
+    "hello": dict(agent_version="0.9", host=HOST_INFO, interval_s=1.0, scope="read", simulated=True, oldest_seq=1, latest_seq=9, incidents=0),
     "backfill": dict(since_seq=3, first_seq=4, last_seq=9, count=6, complete=True),
     "error": dict(code="bad_json", message="message is not valid JSON"),
     "pong": dict(id="x"),
     "pull_progress": dict(model="qwen", image="vllm:1", status="Downloading", current_bytes=10, total_bytes=100),
-    "model_state": dict(name="qwen", state="failed", message="exited", since=1.5, container="c1", url=None, listen=None, claim_bytes=None,
-                        fraction_param=None, fraction=None, exit_code=1, log_tail=["boom"]),
+    "model_state": dict(
+        name="qwen",
+        state="failed",
+        message="exited",
+        since=1.5,
+        container="c1",
+        url=None,
+        listen=None,
+        claim_bytes=None,
+        fraction_param=None,
+        fraction=None,
+        exit_code=1,
+        log_tail=["boom"],
+    ),
     "log": dict(stream="stderr", ts="2026-12-02T00:00:00Z", text="hello"),
     "log_end": dict(reason="container stopped", exit_code=0),
-    "guard": dict(ts=1.0, action="warn", cause="memory", result="warned", message="warning: short", available_bytes=1, reserve_bytes=2,
-                  models_available_bytes=-1, full_avg10=None, container=None),
-    "alert": dict(id=1, rule="gpu-hot", severity="warning", state="firing", subject="gpus.0.temperature_c", message="hot", host="spark",
-                  since=1.0, resolved_at=None, ts=1.0, value=91.0, threshold=90.0, details=None),
+    "guard": dict(
+        ts=1.0,
+        action="warn",
+        cause="memory",
+        result="warned",
+        message="warning: short",
+        available_bytes=1,
+        reserve_bytes=2,
+        models_available_bytes=-1,
+        full_avg10=None,
+        container=None,
+    ),
+    "alert": dict(
+        id=1,
+        rule="gpu-hot",
+        severity="warning",
+        state="firing",
+        subject="gpus.0.temperature_c",
+        message="hot",
+        host="spark",
+        since=1.0,
+        resolved_at=None,
+        ts=1.0,
+        value=91.0,
+        threshold=90.0,
+        details=None,
+    ),
 }
 
 

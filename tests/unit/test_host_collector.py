@@ -65,10 +65,18 @@ def test_collect_matches_schema_and_rates_start_null(tmp_path):
     first = c.collect()
     HostTelemetry.model_validate(first)
     assert first["memory"] == {
-        "total_bytes": 1024000, "available_bytes": 256000, "used_bytes": 768000, "percent": 75.0,
+        "total_bytes": 1024000,
+        "available_bytes": 256000,
+        "used_bytes": 768000,
+        "percent": 75.0,
         # a meminfo without the cache fields and a /proc without PSI: unknown, not 0 (tests/integration/test_memory_picture.py)
-        "free_bytes": None, "reclaimable_bytes": None, "shmem_bytes": None, "gpu_process_bytes": None,
-        "reserve_bytes": 0, "models_available_bytes": 256000, "pressure": None,
+        "free_bytes": None,
+        "reclaimable_bytes": None,
+        "shmem_bytes": None,
+        "gpu_process_bytes": None,
+        "reserve_bytes": 0,
+        "models_available_bytes": 256000,
+        "pressure": None,
     }
     assert first["disk_io"]["read_bytes_s"] is None and first["net"]["rx_bytes_s"] is None  # no rate from one sample
     second = c.collect()

@@ -17,8 +17,18 @@ GiB = 1024**3
 RESERVE = 8 * GiB
 
 
-def frame(ts: float, *, available: int | None = 40 * GiB, models: int | None = None, pressure=None, gpu_c: float = 60.0,
-          slowdown: float | None = None, reasons=(), sensors=(), containers=()) -> dict:
+def frame(
+    ts: float,
+    *,
+    available: int | None = 40 * GiB,
+    models: int | None = None,
+    pressure=None,
+    gpu_c: float = 60.0,
+    slowdown: float | None = None,
+    reasons=(),
+    sensors=(),
+    containers=(),
+) -> dict:
     memory = {"total_bytes": 128 * GiB, "used_bytes": 128 * GiB - (available or 0), "percent": 50.0}
     if available is not None:
         memory["available_bytes"] = available
@@ -27,17 +37,37 @@ def frame(ts: float, *, available: int | None = 40 * GiB, models: int | None = N
     if pressure is not None:
         memory["pressure"] = pressure
     return {
-        "type": "snapshot", "seq": int(ts), "ts": ts,
+        "type": "snapshot",
+        "seq": int(ts),
+        "ts": ts,
         "host": {"memory": memory, "temperatures": [{"chip": c, "label": "", "current_c": t} for c, t in sensors]},
-        "gpus": [{"index": 0, "status": "ok", "utilization_gpu_percent": 90.0, "temperature_c": gpu_c, "temperature_slowdown_c": slowdown,
-                  "power_w": 80.0, "throttle_reasons": list(reasons)}],
+        "gpus": [
+            {
+                "index": 0,
+                "status": "ok",
+                "utilization_gpu_percent": 90.0,
+                "temperature_c": gpu_c,
+                "temperature_slowdown_c": slowdown,
+                "power_w": 80.0,
+                "throttle_reasons": list(reasons),
+            }
+        ],
         "containers": list(containers),
     }
 
 
 def build(frames: list[dict]) -> dict:
-    inc = records.build(incident_id=1, kind="agent-crash", detected_at=2000.0, run={"started": 900.0, "agent_version": "0.1.0"},
-                        frames=frames, reserve_bytes=RESERVE, psi_full_limit=20.0, throttle_c=95.0, ignore_sensors=["nvme"])
+    inc = records.build(
+        incident_id=1,
+        kind="agent-crash",
+        detected_at=2000.0,
+        run={"started": 900.0, "agent_version": "0.1.0"},
+        frames=frames,
+        reserve_bytes=RESERVE,
+        psi_full_limit=20.0,
+        throttle_c=95.0,
+        ignore_sensors=["nvme"],
+    )
     Incident.model_validate(inc)  # the wire schema, extra fields forbidden
     return inc
 
@@ -153,8 +183,17 @@ def test_guard_actions_of_the_run_come_from_the_audit_log():
         {"time": 1009.0, "actor": "memory-guard", "action": "kill", "target": "sglang", "result": "error"},  # just after the last sample
         {"time": "bad"},
     ]
-    inc = records.build(incident_id=1, kind="agent-crash", detected_at=2000.0, run={"started": 900.0}, frames=[frame(1000.0)],
-                        reserve_bytes=RESERVE, psi_full_limit=20.0, throttle_c=95.0, audit=audit)
+    inc = records.build(
+        incident_id=1,
+        kind="agent-crash",
+        detected_at=2000.0,
+        run={"started": 900.0},
+        frames=[frame(1000.0)],
+        reserve_bytes=RESERVE,
+        psi_full_limit=20.0,
+        throttle_c=95.0,
+        audit=audit,
+    )
     Incident.model_validate(inc)
     assert [(g["target"], g["detail"]) for g in inc["guard_actions"]] == [("vllm", "models_available -1.2 GiB"), ("sglang", None)]
 

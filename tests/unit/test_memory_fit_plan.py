@@ -21,7 +21,9 @@ def mem(free_for_models: int, total: int = TOTAL, reserve: int = 8 * GIB) -> dic
 
 def template(**memory) -> ModelTemplate:
     params = {"util": "auto"} if "fraction_param" in memory else {}
-    return ModelTemplate.model_validate({"name": "m", "image": "busybox", "command": ["run", "{util}"] if params else ["run"], "params": params, "memory": memory})
+    return ModelTemplate.model_validate(
+        {"name": "m", "image": "busybox", "command": ["run", "{util}"] if params else ["run"], "params": params, "memory": memory}
+    )
 
 
 AUTO = template(fraction_param="util")

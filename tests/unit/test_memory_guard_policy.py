@@ -67,8 +67,27 @@ def test_psi_full_zero_turns_pressure_off() -> None:
     assert t.update(0.0, GIB, (99.0, 0), triggered=True) is None
 
 
-def _row(name: str, *, model: str | None = None, labels: dict | None = None, state: str = "running", gpu: int | None = None, rss: int | None = None, created: float = 0) -> dict:
-    return {"id": name[:12], "full_id": name, "name": name, "model": model, "labels": {**(labels or {}), **({"sparkdeck.model": model} if model else {})}, "state": state, "gpu_memory_bytes": gpu, "memory_bytes": rss, "created": created}
+def _row(
+    name: str,
+    *,
+    model: str | None = None,
+    labels: dict | None = None,
+    state: str = "running",
+    gpu: int | None = None,
+    rss: int | None = None,
+    created: float = 0,
+) -> dict:
+    return {
+        "id": name[:12],
+        "full_id": name,
+        "name": name,
+        "model": model,
+        "labels": {**(labels or {}), **({"sparkdeck.model": model} if model else {})},
+        "state": state,
+        "gpu_memory_bytes": gpu,
+        "memory_bytes": rss,
+        "created": created,
+    }
 
 
 ROWS = [
@@ -202,6 +221,7 @@ async def test_a_trigger_wakes_the_guard_at_once_not_at_the_next_poll(tmp_path) 
     frames: list[str] = []
     got = asyncio.Event()
     settings = MemoryGuardSettings(enabled=True, action="warn", poll_s=5, hold_s=0, psi_full=20)
+
     def broadcast(text: str) -> None:
         frames.append(text)
         got.set()

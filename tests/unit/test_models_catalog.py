@@ -9,7 +9,7 @@ import pytest
 from agent.containers.catalog import Catalog, RenderError, Secrets, render
 from agent.containers.launcher import pull_failure, registry_of
 
-USER = '''
+USER = """
 [[model]]
 name = "vllm"
 image = "localhost:5000/my/vllm:dev"
@@ -45,7 +45,7 @@ name = "broken-health"
 image = "busybox"
 ports = { "80/tcp" = 8080 }
 health = { port = "81/tcp" }
-'''
+"""
 
 
 @pytest.fixture
@@ -168,6 +168,9 @@ def test_serve_refuses_a_missing_models_file(tmp_path: Path) -> None:
 
     out = subprocess.run(
         [sys.executable, "-m", "agent.cli", "serve", "--state-dir", str(tmp_path), "--port", "0", "--models", str(tmp_path / "nope.toml")],
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 2 and f"model catalog {tmp_path / 'nope.toml'} does not exist" in out.stderr

@@ -38,13 +38,19 @@ def test_power_limit_and_slowdown_threshold_used_when_known():
 
 
 def test_hottest_sensor_drives_temperature_but_nvme_is_ignored():
-    out = compute([gpu(power_w=0.0, temperature_c=40.0)], host(temps=[{"chip": "acpitz", "label": "temp1", "current_c": 65.0}, {"chip": "nvme", "label": "Composite", "current_c": 80.0}]))
+    out = compute(
+        [gpu(power_w=0.0, temperature_c=40.0)],
+        host(temps=[{"chip": "acpitz", "label": "temp1", "current_c": 65.0}, {"chip": "nvme", "label": "Composite", "current_c": 80.0}]),
+    )
     assert out["inputs"]["hottest_sensor"] == "acpitz/temp1"
     assert out["inputs"]["hottest_c"] == 65.0
 
 
 def test_any_fan_reading_switches_to_fan_source():
-    fans = [{"chip": "nct", "label": "CPU_FAN", "rpm": 1500.0, "duty_percent": None, "max_rpm": 3000.0}, {"chip": "nct", "label": "SYS", "rpm": None, "duty_percent": 30.0}]
+    fans = [
+        {"chip": "nct", "label": "CPU_FAN", "rpm": 1500.0, "duty_percent": None, "max_rpm": 3000.0},
+        {"chip": "nct", "label": "SYS", "rpm": None, "duty_percent": 30.0},
+    ]
     out = compute([gpu(power_w=600.0, temperature_c=90.0, fan_percent=20.0)], host(fans=fans))
     assert out["source"] == "fan"
     assert out["inputs"]["fans_percent"] == {"gpu0": 20.0, "nct/CPU_FAN": 50.0, "nct/SYS": 30.0}

@@ -40,7 +40,10 @@ def test_invalid_values_are_rejected(tmp_path):
         load_settings(bad)
 
 
-@pytest.mark.parametrize("host,loop", [("127.0.0.1", True), ("::1", True), ("localhost", True), ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False), ("spark.lan", False)])
+@pytest.mark.parametrize(
+    "host,loop",
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False), ("spark.lan", False)],
+)
 def test_is_loopback(host, loop):
     assert is_loopback(host) is loop
 

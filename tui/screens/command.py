@@ -30,8 +30,11 @@ class CommandLine(ModalScreen[Command | None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="command-error")
-        yield Input(placeholder=":command (tab completes; :containers :models :machine NAME :forward MODEL :q)", id="command",
-                    suggester=CommandSuggester(self.machines, self.models))
+        yield Input(
+            placeholder=":command (tab completes; :containers :models :machine NAME :forward MODEL :q)",
+            id="command",
+            suggester=CommandSuggester(self.machines, self.models),
+        )
 
     def on_mount(self) -> None:
         self.query_one("#command-error", Static).display = False

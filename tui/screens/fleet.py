@@ -21,7 +21,15 @@ from tui.screens.base import BaseView
 from tui.widgets.conn_bar import ICONS
 
 # (key, header); numeric columns sort busiest / hottest first
-COLUMNS = [("name", "machine"), ("util", "GPU util"), ("temp", "temp"), ("power", "power"), ("models", "for models"), ("containers", "containers"), ("status", "status")]
+COLUMNS = [
+    ("name", "machine"),
+    ("util", "GPU util"),
+    ("temp", "temp"),
+    ("power", "power"),
+    ("models", "for models"),
+    ("containers", "containers"),
+    ("status", "status"),
+]
 NUMERIC = {"util", "temp", "power", "models", "containers"}
 
 

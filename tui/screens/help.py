@@ -61,7 +61,9 @@ class HelpScreen(ModalScreen[None]):
             name = getattr(below, "view", "") or type(below).__name__
             parts.append(keys_table(f"This screen ({name})", key_rows(below.BINDINGS, display)))
         everywhere = key_rows(self.app.BINDINGS, display)
-        everywhere.append(KeyRow(display(Binding(self.app.COMMAND_PALETTE_BINDING, "command_palette")), "command palette: every action, and themes", "command_palette"))
+        everywhere.append(
+            KeyRow(display(Binding(self.app.COMMAND_PALETTE_BINDING, "command_palette")), "command palette: every action, and themes", "command_palette")
+        )
         parts.append(keys_table("Everywhere", everywhere))
         return "\n".join(parts) + "\n" + PROSE
 

@@ -91,7 +91,13 @@ class IncidentsScreen(BaseView):
         cursor = table.cursor_row
         table.clear()
         for inc in self.incidents:
-            table.add_row(str(inc.get("id")), when(inc.get("last_sample_ts") or inc.get("detected_at")), inc.get("kind", ""), inc.get("cause_text", ""), key=str(inc.get("id")))
+            table.add_row(
+                str(inc.get("id")),
+                when(inc.get("last_sample_ts") or inc.get("detected_at")),
+                inc.get("kind", ""),
+                inc.get("cause_text", ""),
+                key=str(inc.get("id")),
+            )
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         self._show_detail()

@@ -111,9 +111,15 @@ class MachineScreen(BaseView):
         gs = snap.get("gpu_status") or {}
         stale = f"[b $warning]STALE[/] [$warning]{escape(stale_text(cl, self.sd.clock()).removeprefix('STALE: '))}[/]\n" if cl.stale else ""
         if gs.get("state") != "ok":
-            self.set_text("#gpu-status", stale + f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""))
+            self.set_text(
+                "#gpu-status",
+                stale + f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""),
+            )
         else:
-            self.set_text("#gpu-status", stale + f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]")
+            self.set_text(
+                "#gpu-status",
+                stale + f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]",
+            )
         gpus = snap.get("gpus") or []
         box = self.query_one("#gpus", Vertical)
         indices = [g["index"] for g in gpus]
@@ -185,4 +191,3 @@ class MachineScreen(BaseView):
         self.set_class(self.size.width >= 140, "-wide")
         if self.live_view:
             self.update_view()
-

@@ -133,7 +133,14 @@ class ModelsScreen(TableFilter, BaseView):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (("name", "Model"), ("state", "State"), ("endpoint", "Endpoint"), ("listens", "Listens on"), ("image", "Image"), ("description", "Description")):
+        for key, label in (
+            ("name", "Model"),
+            ("state", "State"),
+            ("endpoint", "Endpoint"),
+            ("listens", "Listens on"),
+            ("image", "Image"),
+            ("description", "Description"),
+        ):
             table.add_column(label, key=key)
         self.query_one("#filter", Input).display = False
         super().on_mount()
@@ -197,7 +204,9 @@ class ModelsScreen(TableFilter, BaseView):
             ph = phase(entry, conts, prog)
             if not self.matches_filter(entry["name"], ph, entry.get("image"), entry.get("description")):
                 continue
-            out.append((entry, ph + (pull_text(prog) if ph == "pulling" else "…" if ph == "stopping" else ""), endpoint(self.client.target.url, entry, conts, prog)))
+            out.append(
+                (entry, ph + (pull_text(prog) if ph == "pulling" else "…" if ph == "stopping" else ""), endpoint(self.client.target.url, entry, conts, prog))
+            )
         return out
 
     def update_view(self) -> None:
@@ -297,7 +306,11 @@ class ModelsScreen(TableFilter, BaseView):
 
     def action_copy(self) -> None:
         entry = self.selected()
-        url = endpoint(self.client.target.url, entry, model_containers(self.client.latest, entry["name"]), self.client.model_progress.get(entry["name"])) if entry else ""
+        url = (
+            endpoint(self.client.target.url, entry, model_containers(self.client.latest, entry["name"]), self.client.model_progress.get(entry["name"]))
+            if entry
+            else ""
+        )
         if not url:
             self.notify("no endpoint yet", severity="warning")
             return

@@ -78,9 +78,9 @@ def time_axis(span: float, cols: int) -> str:
         label = "now" if k == ticks else "-" + duration(span * (1 - k / ticks))
         pos = round(k * cols / ticks)
         pos = max(0, min(cols - len(label), pos - (len(label) // 2 if 0 < k < ticks else 0)))
-        if any(c != " " for c in line[max(0, pos - 1): pos + len(label) + 1]):
+        if any(c != " " for c in line[max(0, pos - 1) : pos + len(label) + 1]):
             continue  # would touch its neighbour: leave it out
-        line[pos: pos + len(label)] = label
+        line[pos : pos + len(label)] = label
     return "".join(line)
 
 
@@ -156,10 +156,7 @@ class TimeChart(CachedComponentStyles):
         if height >= 3:
             lines.append([(" " * GUTTER + time_axis(self.end - self.start, cols), axis)])
         base = self.rich_style
-        strips = [
-            Strip([Segment(text, style) for text, style in parts]).crop_extend(0, width, None).apply_style(base)
-            for parts in lines
-        ]
+        strips = [Strip([Segment(text, style) for text, style in parts]).crop_extend(0, width, None).apply_style(base) for parts in lines]
         self._built = (key, lines, strips)
         return lines, strips
 

@@ -80,7 +80,7 @@ def uptime_text(cont: dict[str, Any], now: float) -> str:
 
 
 def state_text(cont: dict[str, Any], now: float) -> str:
-    """"exited (1) 3m ago" for an ended container (the agent sends its exit code and end time), else the state word."""
+    """ "exited (1) 3m ago" for an ended container (the agent sends its exit code and end time), else the state word."""
     state = str(cont.get("state", "?"))
     if cont.get("exit_code") is not None:
         state += f" ({cont['exit_code']})"

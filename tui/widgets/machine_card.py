@@ -130,7 +130,9 @@ class MachineCard(TextPanel, can_focus=True):
             self._bar(t, "RAM ", *host_fraction(snap), width, 0)
             t.append("\n")
         for_models = snap["host"]["memory"].get("models_available_bytes")
-        if for_models is not None and (unified or not gpus):  # what a launch may still take (MemAvailable less the reserve); a discrete GPU's models live in its own memory
+        if for_models is not None and (
+            unified or not gpus
+        ):  # what a launch may still take (MemAvailable less the reserve); a discrete GPU's models live in its own memory
             t.append("    for models ", "dim")
             t.append(fmt.size(for_models) + "\n", bad if for_models < 0 else "")
         noise = snap.get("noise") or {}

@@ -116,11 +116,15 @@ class ProcessesTable(DataTable):
             head = Text(group, "bold")
             head.append(f"  {len(members)} process{'es' if len(members) != 1 else ''}", "dim")
             self.add_row(
-                "", "", "",
+                "",
+                "",
+                "",
                 Text(fmt.size(total(members, "used_gpu_memory_bytes")), "bold", justify="right"),
                 Text(fmt.pct(total(members, "cpu_percent"), 1), "bold", justify="right"),
                 Text(fmt.size(total(members, "rss_bytes")), "bold", justify="right"),
-                "", head, key=f"group:{group}",
+                "",
+                head,
+                key=f"group:{group}",
             )
             for r in members:
                 key = row_key(r)

@@ -48,7 +48,9 @@ class ThrottlePanel(TextPanel):
         if len(rows) > MAX_ROWS:
             t.append(f"+{len(rows) - MAX_ROWS} more\n", "dim")
         ongoing = sum(1 for e in events if e.get("end") is None)
-        t.append("time".ljust(LABEL_W) + f"-{fmt.duration(end - start)}".ljust(max(cells - 3, 1)) + "now", "dim")  # a label, not spaces: wrapping strips leading blanks
+        t.append(
+            "time".ljust(LABEL_W) + f"-{fmt.duration(end - start)}".ljust(max(cells - 3, 1)) + "now", "dim"
+        )  # a label, not spaces: wrapping strips leading blanks
         if ongoing:
             t.append(f"\n{ongoing} ongoing", f"bold {self.app.current_theme.warning}")
         return t
