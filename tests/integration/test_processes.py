@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal as signals
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,9 @@ def signal(agent, pid: int, sig: str, token: str | None = None, **body) -> httpx
 def test_list_and_signals_on_real_processes(start_agent, children):
     sleeper = children("sleep", "300")
     deaf = children(sys.executable, "-c", DEAF_TO_TERM)
-    interrupted = children("sleep", "300")
+    # SIGINT back to its default in the child: a shell starting the suite in the background (`cmd &`)
+    # leaves SIGINT ignored, which exec keeps, and `sleep` would then survive the INT this test sends
+    interrupted = children("sleep", "300", preexec_fn=lambda: signals.signal(signals.SIGINT, signals.SIG_DFL))
     outsider = children("sleep", "300")  # a real process NVML does not list
     agent = start_agent("--simulate", "gb10", "--interval", "0.2", env={**gpu_env(sleeper.pid, deaf.pid, interrupted.pid), **NO_CONTAINERS})
     time.sleep(0.3)  # let the child python ignore SIGTERM before anything is sent
