@@ -36,6 +36,9 @@ def children():
     procs: list[subprocess.Popen] = []
 
     def spawn(*cmd: str, **kw) -> subprocess.Popen:
+        # every child starts with SIGINT at its default: a shell that starts the suite in the background
+        # (`cmd &`) leaves SIGINT ignored, exec keeps that, and a child would then survive the INT a test sends
+        kw.setdefault("preexec_fn", lambda: signals.signal(signals.SIGINT, signals.SIG_DFL))
         p = subprocess.Popen(list(cmd), **kw)
         procs.append(p)
         return p
@@ -65,9 +68,7 @@ def signal(agent, pid: int, sig: str, token: str | None = None, **body) -> httpx
 def test_list_and_signals_on_real_processes(start_agent, children):
     sleeper = children("sleep", "300")
     deaf = children(sys.executable, "-c", DEAF_TO_TERM)
-    # SIGINT back to its default in the child: a shell starting the suite in the background (`cmd &`)
-    # leaves SIGINT ignored, which exec keeps, and `sleep` would then survive the INT this test sends
-    interrupted = children("sleep", "300", preexec_fn=lambda: signals.signal(signals.SIGINT, signals.SIG_DFL))
+    interrupted = children("sleep", "300")
     outsider = children("sleep", "300")  # a real process NVML does not list
     agent = start_agent("--simulate", "gb10", "--interval", "0.2", env={**gpu_env(sleeper.pid, deaf.pid, interrupted.pid), **NO_CONTAINERS})
     time.sleep(0.3)  # let the child python ignore SIGTERM before anything is sent

@@ -29,7 +29,7 @@ def home(tmp_path):
     return {"XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
-def test_status_over_ssh(sshd, start_agent, home):  # noqa: F811
+def test_status_over_ssh(sshd, start_agent, home):
     agent = start_agent("--simulate", "gb10")
     env = {**home, "SPARKDECK_SSH": os.environ["SPARKDECK_SSH"]}
     r = client("status", f"ssh://spark?agent_port={agent.port}", "--token", agent.read_token, "--json", env=env)
@@ -39,7 +39,7 @@ def test_status_over_ssh(sshd, start_agent, home):  # noqa: F811
     assert "via SSH" in r.stderr
 
 
-def test_status_over_ssh_with_no_agent_is_specific(sshd, home):  # noqa: F811
+def test_status_over_ssh_with_no_agent_is_specific(sshd, home):
     r = client("status", "ssh://spark?agent_port=9", "--token", "x", env={**home, "SPARKDECK_SSH": os.environ["SPARKDECK_SSH"]})
     assert r.returncode == 2 and "no sparkdeck agent answers" in r.stderr and "sparkdeck-agent serve" in r.stderr
 
@@ -71,7 +71,7 @@ def test_status_over_pinned_tls(tmp_path, home):
         agent.stop()
 
 
-def test_forward_a_port_over_ssh(sshd, tmp_path, home):  # noqa: F811
+def test_forward_a_port_over_ssh(sshd, tmp_path, home):
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "v1").write_text("model says hi\n")
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
@@ -97,7 +97,7 @@ def test_forward_a_port_over_ssh(sshd, tmp_path, home):  # noqa: F811
         server.shutdown()
 
 
-def test_forward_a_model_by_name_over_ssh(sshd, start_agent, tmp_path, home):  # noqa: F811
+def test_forward_a_model_by_name_over_ssh(sshd, start_agent, tmp_path, home):
     catalog = tmp_path / "models.toml"
     catalog.write_text('[[model]]\nname = "web"\nimage = "x/y:1"\nports = { "8080/tcp" = 18123 }\n')
     agent = start_agent("--simulate", "gb10", "--models", str(catalog))
@@ -118,7 +118,7 @@ def test_forward_a_model_by_name_over_ssh(sshd, start_agent, tmp_path, home):  #
         proc.wait(10)
 
 
-def test_hosts_add_fetches_a_token_over_ssh_with_consent(sshd, start_agent, home, tmp_path):  # noqa: F811
+def test_hosts_add_fetches_a_token_over_ssh_with_consent(sshd, start_agent, home, tmp_path):
     agent = start_agent("--simulate", "gb10")
     remote = f"SPARKDECK_STATE_DIR={agent.state_dir} {Path(sys.executable).parent / 'sparkdeck-agent'}"
     env = {**home, "SPARKDECK_SSH": os.environ["SPARKDECK_SSH"]}

@@ -17,7 +17,7 @@ from tui.screens.models import ModelsScreen
 from tui.transport import prepare
 
 
-async def test_forward_key_over_ssh(sshd, start_agent, tmp_path, monkeypatch):  # noqa: F811
+async def test_forward_key_over_ssh(sshd, start_agent, tmp_path, monkeypatch):
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "health").write_text("ready\n")
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
