@@ -27,7 +27,7 @@ def pytest_runtest_makereport(item, call):
         item.stash[_failed] = True
 
 
-def _report(request, agent: RunningAgent) -> None:
+def _report(agent: RunningAgent) -> None:
     """After a failed test: the agent's stacks (faulthandler on SIGUSR1, test hooks) and its last log lines."""
     if agent.proc.poll() is None:
         try:
@@ -54,7 +54,7 @@ def start_agent(request, tmp_path: Path) -> Iterator:
     failed = request.node.stash.get(_failed, False)
     for agent in running:
         if failed:
-            _report(request, agent)
+            _report(agent)
         if agent.proc.poll() is None:
             agent.proc.kill()
             agent.proc.wait(10)
