@@ -125,29 +125,31 @@ startup_timeout_s = 60
     )
     agent = start_agent("--simulate", "gb10", "--interval", "0.25", "--models", str(models))
     app = SparkdeckApp([Target("spark", agent.url, agent.control_token)], start_view="models")
-    async with app.run_test(size=(140, 40)) as pilot:
-        screen = await select_model(app, pilot, "sdtest-tui")
-        await pilot.press("l")
-        assert isinstance(app.screen, LaunchScreen)
-        app.screen.query_one("#port", Input).value = str(port)  # a port of our choosing
-        await pilot.press("ctrl+s")
-        assert app.screen is screen
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            screen = await select_model(app, pilot, "sdtest-tui")
+            await pilot.press("l")
+            assert isinstance(app.screen, LaunchScreen)
+            app.screen.query_one("#port", Input).value = str(port)  # a port of our choosing
+            await pilot.press("ctrl+s")
+            assert app.screen is screen
 
-        def row():
-            return next(r for r in screen.rows() if r[0]["name"] == "sdtest-tui")
+            def row():
+                return next(r for r in screen.rows() if r[0]["name"] == "sdtest-tui")
 
-        phases = []
-        await until(pilot, lambda: phases.append(row()[1]) or row()[1] == "ready", timeout=60, what="ready")
-        assert "starting" in phases or "pulling" in phases or phases[0] == "ready"
-        entry, phase, url = row()
-        assert url == f"http://127.0.0.1:{port}/v1"  # the API endpoint (template `endpoint`), not the health URL
-        assert screen.selected()["name"] == "sdtest-tui"
-        await pilot.press("x")
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await until(pilot, lambda: row()[1] in ("stopped", "idle"), timeout=30, what="stopped")
-    assert docker_engine.cli("ps", "-q", "--filter", "name=^/sparkdeck-sdtest-tui$") == ""  # no longer running
-    docker_engine.cli("rm", "sparkdeck-sdtest-tui")  # stopped, not removed (as a user's stop): leave the engine as found
+            phases = []
+            await until(pilot, lambda: phases.append(row()[1]) or row()[1] == "ready", timeout=60, what="ready")
+            assert "starting" in phases or "pulling" in phases or phases[0] == "ready"
+            entry, phase, url = row()
+            assert url == f"http://127.0.0.1:{port}/v1"  # the API endpoint (template `endpoint`), not the health URL
+            assert screen.selected()["name"] == "sdtest-tui"
+            await pilot.press("x")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            await until(pilot, lambda: row()[1] in ("stopped", "idle"), timeout=30, what="stopped")
+        assert docker_engine.cli("ps", "-q", "--filter", "name=^/sparkdeck-sdtest-tui$") == ""  # no longer running
+    finally:  # a failure midway must not leave the model running: the next run's launch would be refused
+        docker_engine.cli("rm", "-f", "sparkdeck-sdtest-tui", check=False)
 
 
 @pytest.mark.parametrize(

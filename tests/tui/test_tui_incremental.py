@@ -162,3 +162,55 @@ async def test_overview_cards_repaint_only_when_their_text_changes():
         await pilot.pause()
         assert [list(strip) for strip in cards[0].render_lines(cards[0].size.region)] == partial
         assert "GPU0" in "".join(strip.text for strip in cards[0].render_lines(cards[0].size.region))
+
+
+def cells(strips) -> list[list[tuple[str, object, object, bool | None, bool | None]]]:
+    """What a terminal shows: each cell's character, colours and attributes (a blank's foreground is invisible)."""
+    rows = []
+    for strip in strips:
+        row = []
+        for seg in strip:
+            st = seg.style
+            for ch in seg.text:
+                fg = None if ch == " " or st is None else st.color
+                row.append((ch, fg, None if st is None else st.bgcolor, None if st is None else st.bold, None if st is None else st.italic))
+        while row and row[-1][0] == " ":  # padding to the width: the styles cache pads a short line with the same blanks
+            row.pop()
+        rows.append(row)
+    return rows
+
+
+async def test_panels_draw_line_by_line_the_cells_textual_draws_whole_and_convert_only_changed_lines():
+    from textual.visual import Visual
+
+    from tui.widgets.panel import TextPanel
+
+    app = app_for(fleet(), "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await pilot.pause()
+        panels = list(app.screen.query(TextPanel))
+        assert len(panels) >= 3
+        for panel in panels:  # our strips against Textual's own whole-widget render of the same text
+            ours = [panel.render_line(y) for y in range(panel.size.height)]
+            whole = Visual.to_strips(panel, panel._render(), panel.size.width, panel.size.height, panel.visual_style, pad=True)
+            assert cells(ours) == cells(whole)
+        converted: list[int] = []
+        to_strips = Visual.to_strips
+
+        def counting(widget, visual, width, height, style, **kw):
+            if widget is panels[0]:
+                converted.append(height)
+            return to_strips(widget, visual, width, height, style, **kw)
+
+        Visual.to_strips = counting
+        try:
+            spark = app.clients[0]
+            before = app.ui_updates
+            spark.handle_frame(snapshot_frame(spark.last_seq + 1, "spark-01", [gpu_gb10(spark.last_seq + 7)], CONTAINERS))
+            await until(pilot, lambda: app.ui_updates > before, what="the frame handled")
+            await pilot.pause()
+        finally:
+            Visual.to_strips = to_strips
+        assert converted and all(h == 1 for h in converted)  # line by line, never the whole card
+        assert len(converted) < panels[0].size.height  # only the lines that changed (the GPU line, not the rest)
