@@ -394,6 +394,9 @@ def cmd_setup(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from tui.ssh import close_tunnels_on_exit
+
+    close_tunnels_on_exit()  # a closed terminal (SIGHUP) or a kill (SIGTERM) must not leave ssh forwards behind
     if argv and argv[0] == "setup":
         return cmd_setup(argv[1:])
     if argv and argv[0] == "status":

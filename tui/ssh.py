@@ -4,12 +4,15 @@
 a child process, so ~/.ssh/config, keys, agents, ProxyJump and known_hosts all
 apply exactly as in the user's terminal. BatchMode keeps ssh from prompting
 (a TUI cannot answer a password prompt); its errors are turned into specific
-messages. The tunnel is torn down when the client exits.
+messages. The tunnel is torn down when the client exits — also when it is ended by
+SIGTERM or SIGHUP (a closed terminal window): ssh runs in its own session, so it
+gets neither signal and would otherwise keep the forward open after the client is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
@@ -17,9 +20,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -109,6 +114,30 @@ def free_local_port() -> int:
         return s.getsockname()[1]
 
 
+_OPEN: weakref.WeakSet[Tunnel] = weakref.WeakSet()  # every tunnel whose ssh may still run, for close_all()
+
+
+def close_all() -> None:
+    """Close every open tunnel (at exit, and from the SIGTERM/SIGHUP handler)."""
+    for tunnel in list(_OPEN):
+        tunnel.close()
+
+
+def _end_on_signal(signum: int, _frame: object) -> None:
+    close_all()
+    signal.signal(signum, signal.SIG_DFL)  # then die of the signal as before, with its exit status
+    os.kill(os.getpid(), signum)
+
+
+def close_tunnels_on_exit() -> None:
+    """Make SIGTERM and SIGHUP close the tunnels before the process dies (main thread only; once per process)."""
+    atexit.register(close_all)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) == signal.SIG_DFL:  # leave a handler someone else installed alone
+                signal.signal(signum, _end_on_signal)
+
+
 class Tunnel:
     """One ``ssh -N -L`` child process forwarding a local port to a remote loopback port."""
 
@@ -138,6 +167,7 @@ class Tunnel:
         self.proc = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
+        _OPEN.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -152,6 +182,7 @@ class Tunnel:
         raise SshError(f"SSH port forward to {self.target.destination} was not up after {timeout:.0f}s")
 
     def close(self) -> None:
+        _OPEN.discard(self)
         if self.proc is None or self.proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from agent import tls
@@ -71,7 +73,22 @@ def test_status_over_pinned_tls(tmp_path, home):
         agent.stop()
 
 
-def test_forward_a_port_over_ssh(sshd, tmp_path, home):
+def ssh_children(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "ssh"]
+
+
+def end_and_check_no_ssh_left(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """End the client with ``sig``; its ssh forwards (own session: they get no signal) must be gone too."""
+    children = ssh_children(proc.pid)
+    assert children, "the client runs no ssh"
+    proc.send_signal(sig)
+    proc.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"ssh left running after {signal.Signals(sig).name}: {[p.pid for p in alive]}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP (terminal closed)"])
+def test_forward_a_port_over_ssh(sshd, tmp_path, home, sig):
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "v1").write_text("model says hi\n")
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
@@ -91,8 +108,9 @@ def test_forward_a_port_over_ssh(sshd, tmp_path, home):
         local = line.split()[0]
         assert local.startswith("http://127.0.0.1:"), line + proc.stderr.read() if proc.poll() is not None else line
         assert httpx.get(local + "/v1").text == "model says hi\n"
+        end_and_check_no_ssh_left(proc, sig)
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(10)
         server.shutdown()
 
@@ -113,8 +131,10 @@ def test_forward_a_model_by_name_over_ssh(sshd, start_agent, tmp_path, home):
     try:
         line = proc.stdout.readline()
         assert "-> " in line and "port 18123" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
+        assert len(ssh_children(proc.pid)) == 2  # the agent's tunnel and the model's forward
+        end_and_check_no_ssh_left(proc)
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(10)
 
 
