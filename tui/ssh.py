@@ -131,6 +131,7 @@ def _end_on_signal(signum: int, _frame: object) -> None:
 
 def close_tunnels_on_exit() -> None:
     """Make SIGTERM and SIGHUP close the tunnels before the process dies (main thread only; once per process)."""
+    atexit.unregister(close_all)  # registered once however often main() runs (tests call it in-process)
     atexit.register(close_all)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
