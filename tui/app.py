@@ -70,6 +70,7 @@ class SparkdeckApp(App):
         connect: bool = True,
         start_view: str | None = None,
         min_refresh_s: float = 0.2,
+        fleet_refresh_s: float = 1.0,
         config_path: Path | None = None,
     ):
         super().__init__()
@@ -83,6 +84,12 @@ class SparkdeckApp(App):
         self._pending = [False] * len(self.clients)
         self._last_refresh = [0.0] * len(self.clients)
         self.min_refresh_s = min_refresh_s  # per machine: at most 1/min_refresh_s UI refreshes a second
+        # The fleet overview repaints every changed card in ONE pass at most every fleet_refresh_s: ten agents'
+        # unsynchronised 1 Hz frames were ten compositor passes a second (the pass, not the cards, was the cost)
+        self.fleet_refresh_s = fleet_refresh_s
+        self._batch: set[int] = set()
+        self._batch_due = False
+        self._last_flush = 0.0
         self.connect = connect
         self.start_view = start_view or ("detail" if len(self.clients) == 1 else "overview")
         self.current = 0
@@ -123,11 +130,27 @@ class SparkdeckApp(App):
 
     def on_machine_changed(self, message: MachineChanged) -> None:
         index = message.index
+        view = self.top_view()
+        if self.fleet_refresh_s > 0 and len(self.clients) > 1 and view is not None and view.view == "overview":
+            self._batch.add(index)
+            if not self._batch_due:
+                self._batch_due = True
+                if time.monotonic() - self._last_flush >= self.fleet_refresh_s:  # after a quiet spell: at once
+                    self.call_next(self._flush_batch)
+                # else the next tick flushes it, in the same pass as the ages it moves
+            return
         wait = self._last_refresh[index] + self.min_refresh_s - time.monotonic()
         if wait > 0:  # refreshed very recently: once more when the interval is up; frames collapse meanwhile
             self.set_timer(wait, partial(self._refresh_machine, index))
             return
         self._refresh_machine(index)
+
+    def _flush_batch(self) -> None:
+        self._batch_due = False
+        self._last_flush = time.monotonic()
+        batch, self._batch = sorted(self._batch), set()
+        for index in batch:  # one handler: Textual paints all of them in one compositor pass
+            self._refresh_machine(index)
 
     def _refresh_machine(self, index: int) -> None:
         self._pending[index] = False
@@ -161,6 +184,8 @@ class SparkdeckApp(App):
             view.machine_changed(message.index)
 
     def _tick(self) -> None:
+        if self._batch_due:
+            self._flush_batch()
         view = self.top_view()
         if view is not None and view.is_mounted:
             view.tick()

@@ -214,3 +214,29 @@ async def test_panels_draw_line_by_line_the_cells_textual_draws_whole_and_conver
             Visual.to_strips = to_strips
         assert converted and all(h == 1 for h in converted)  # line by line, never the whole card
         assert len(converted) < panels[0].size.height  # only the lines that changed (the GPU line, not the rest)
+
+
+async def test_the_fleet_overview_paints_changed_cards_together_at_most_once_a_tick():
+    clients = fleet()
+    for i, cl in enumerate(clients[1:], 1):  # three live machines
+        cl.state, cl.reason = "live", ""
+        cl.handle_frame(snapshot_frame((cl.last_seq or 0) + 1, f"m{i}", [gpu_gb10((cl.last_seq or 0) + 3)], CONTAINERS))
+    app = app_for(clients, "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await pilot.pause()
+        flushes: list[list[int]] = []
+        flush = app._flush_batch
+
+        def counted():
+            flushes.append(sorted(app._batch))
+            flush()
+
+        app._flush_batch = counted
+        before = app.ui_updates
+        for cl in clients:  # three agents' frames land at different moments within one second
+            cl.handle_frame(snapshot_frame(cl.last_seq + 1, "x", [gpu_gb10(cl.last_seq + 9)], CONTAINERS))
+            await pilot.pause(0.05)
+        await until(pilot, lambda: app.ui_updates >= before + 3, timeout=5, what="all three cards refreshed")
+        assert 1 <= len(flushes) <= 2 and sorted(i for f in flushes for i in f) == [0, 1, 2]  # not one pass per agent
+        assert not app._pending[0] and not app._batch
