@@ -38,6 +38,8 @@ from tui.screens.overview import OverviewScreen
 from tui.screens.processes import ProcessesScreen
 from tui.widgets.metric import Metric
 
+TICK_S = 1.0  # ages and countdowns move on, and the fleet overview's batched cards are painted, once a tick
+
 
 class SparkdeckApp(App):
     TITLE = "sparkdeck"
@@ -70,7 +72,6 @@ class SparkdeckApp(App):
         connect: bool = True,
         start_view: str | None = None,
         min_refresh_s: float = 0.2,
-        fleet_refresh_s: float = 1.0,
         config_path: Path | None = None,
     ):
         super().__init__()
@@ -84,11 +85,9 @@ class SparkdeckApp(App):
         self._pending = [False] * len(self.clients)
         self._last_refresh = [0.0] * len(self.clients)
         self.min_refresh_s = min_refresh_s  # per machine: at most 1/min_refresh_s UI refreshes a second
-        # The fleet overview repaints every changed card in ONE pass at most every fleet_refresh_s: ten agents'
-        # unsynchronised 1 Hz frames were ten compositor passes a second (the pass, not the cards, was the cost)
-        self.fleet_refresh_s = fleet_refresh_s
-        self._batch: set[int] = set()
-        self._batch_due = False
+        # The fleet overview repaints every changed card in ONE pass, on the tick: ten agents' unsynchronised
+        # 1 Hz frames were ten compositor passes a second (the pass, not the cards, was the cost)
+        self._batch: set[int] = set()  # machines whose cards wait for that pass
         self._last_flush = 0.0
         self.connect = connect
         self.start_view = start_view or ("detail" if len(self.clients) == 1 else "overview")
@@ -110,7 +109,7 @@ class SparkdeckApp(App):
         if self.connect:
             for client in self.clients:
                 self.run_worker(client.run(), group="net", exit_on_error=False, name=f"net-{client.target.name}")
-        self.set_interval(1.0, self._tick)
+        self.set_interval(TICK_S, self._tick)
 
     async def on_unmount(self) -> None:
         for client in self.clients:
@@ -131,13 +130,11 @@ class SparkdeckApp(App):
     def on_machine_changed(self, message: MachineChanged) -> None:
         index = message.index
         view = self.top_view()
-        if self.fleet_refresh_s > 0 and len(self.clients) > 1 and view is not None and view.view == "overview":
+        if len(self.clients) > 1 and view is not None and view.view == "overview":
+            if not self._batch and time.monotonic() - self._last_flush >= TICK_S:  # after a quiet spell: at once
+                self.call_next(self._flush_batch)
+            # else the next tick flushes it, in the same pass as the ages it moves
             self._batch.add(index)
-            if not self._batch_due:
-                self._batch_due = True
-                if time.monotonic() - self._last_flush >= self.fleet_refresh_s:  # after a quiet spell: at once
-                    self.call_next(self._flush_batch)
-                # else the next tick flushes it, in the same pass as the ages it moves
             return
         wait = self._last_refresh[index] + self.min_refresh_s - time.monotonic()
         if wait > 0:  # refreshed very recently: once more when the interval is up; frames collapse meanwhile
@@ -146,7 +143,6 @@ class SparkdeckApp(App):
         self._refresh_machine(index)
 
     def _flush_batch(self) -> None:
-        self._batch_due = False
         self._last_flush = time.monotonic()
         batch, self._batch = sorted(self._batch), set()
         for index in batch:  # one handler: Textual paints all of them in one compositor pass
@@ -184,7 +180,7 @@ class SparkdeckApp(App):
             view.machine_changed(message.index)
 
     def _tick(self) -> None:
-        if self._batch_due:
+        if self._batch:
             self._flush_batch()
         view = self.top_view()
         if view is not None and view.is_mounted:
