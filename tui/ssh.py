@@ -123,6 +123,9 @@ def close_all() -> None:
         tunnel.close()
 
 
+atexit.register(close_all)  # once per process, at import: every exit path that runs atexit hooks
+
+
 def _end_on_signal(signum: int, _frame: object) -> None:
     close_all()
     signal.signal(signum, signal.SIG_DFL)  # then die of the signal as before, with its exit status
@@ -130,9 +133,7 @@ def _end_on_signal(signum: int, _frame: object) -> None:
 
 
 def close_tunnels_on_exit() -> None:
-    """Make SIGTERM and SIGHUP close the tunnels before the process dies (main thread only; once per process)."""
-    atexit.unregister(close_all)  # registered once however often main() runs (tests call it in-process)
-    atexit.register(close_all)
+    """Make SIGTERM and SIGHUP close the tunnels before the process dies (main thread only)."""
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(signum) == signal.SIG_DFL:  # leave a handler someone else installed alone
