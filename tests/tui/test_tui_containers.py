@@ -139,7 +139,12 @@ startup_timeout_s = 60
 
             phases = []
             await until(pilot, lambda: phases.append(row()[1]) or row()[1] == "ready", timeout=60, what="ready")
-            assert "starting" in phases or "pulling" in phases or phases[0] == "ready"
+            # The agent may go starting -> ready within milliseconds (busybox answers at once) and the
+            # stream is latest-wins, so "starting" need not reach the screen; what must hold is that the
+            # row only ever moves forward through the launch and never shows a failure on the way.
+            order = ["idle", "pulling", "starting", "ready"]
+            assert set(phases) <= set(order), phases
+            assert [order.index(p) for p in phases] == sorted(order.index(p) for p in phases), phases
             entry, phase, url = row()
             assert url == f"http://127.0.0.1:{port}/v1"  # the API endpoint (template `endpoint`), not the health URL
             assert screen.selected()["name"] == "sdtest-tui"
