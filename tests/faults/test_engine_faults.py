@@ -10,6 +10,7 @@ import uuid
 import httpx
 import pytest
 
+from agent.containers.tracker import BACKOFF_MAX_S
 from tests.helpers.calls import container_in, next_frame, open_stream
 from tests.helpers.dockerd import Dockerd
 from tests.helpers.faults import Watcher
@@ -46,7 +47,7 @@ async def test_engine_stopped_and_restarted_mid_stream(docker_engine, dockerd, s
         "dockerd stopped for ~3 s mid-stream, then started again",
         f"frames never stopped (longest gap {gap * 1000:.0f} ms at 4 Hz); containers marked unavailable ('{down['containers_status']['message'][:40]}'), back {back_s:.1f} s after the engine answered",
     )
-    assert gap < 1.0 and back_s <= 5.0
+    assert gap < 1.0 and back_s <= BACKOFF_MAX_S + 3.0  # within one reconnect: the engine may answer just after a 5 s backoff began
     assert all(f["host"]["cpu"] for f in w.since(t_stop))
 
 

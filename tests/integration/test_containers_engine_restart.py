@@ -5,6 +5,7 @@ This test stops and restarts the machine's dockerd and always leaves it running.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -34,14 +35,14 @@ async def test_engine_stop_mid_stream(docker_engine, dockerd, start_agent) -> No
     agent = start_agent("--simulate", "gb10", "--interval", "0.25")
     async with open_stream(agent) as ws:
         await next_frame(ws, lambda f: (container_in(f, name) or {}).get("state") == "running", 10, "container listed")
-        dockerd.stop()
+        await asyncio.to_thread(dockerd.stop)  # off the loop: a blocked loop for the ~10 s shutdown could outlast the stream's ping timeout
         down = await next_frame(ws, lambda f: f.get("type") == "snapshot" and f["containers_status"]["state"] == "unavailable", 15, "engine unavailable")
         assert down["containers"] == [] and down["containers_status"]["message"] and down["containers_status"]["fix"]
         # GPU and host telemetry go on while the engine is away
         later = await next_frame(ws, lambda f: f.get("type") == "snapshot" and f["seq"] >= down["seq"] + 4, 10, "four more frames")
         assert later["gpus"] and later["gpu_status"]["state"] == "ok" and later["host"]["cpu"]
         assert later["containers_status"]["state"] == "unavailable"
-        dockerd.start()
+        await asyncio.to_thread(dockerd.start)
         back = await next_frame(ws, lambda f: (container_in(f, name) or {}).get("state") == "running", 30, "container back after restart")
         assert back["containers_status"]["state"] == "ok"
     assert agent.proc.poll() is None

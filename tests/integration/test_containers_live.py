@@ -67,29 +67,32 @@ def test_rows_carry_ports_health_and_live_figures(docker_engine, start_agent) ->
         "/www",
         name=web,
     )
-    agent = start_agent("--simulate", "gb10", "--interval", "0.5")
+    try:
+        agent = start_agent("--simulate", "gb10", "--interval", "0.5")
 
-    def rows() -> dict:
-        r = call(agent, "GET", "/api/v1/containers", agent.read_token)
-        assert r.status_code == 200
-        return {c["name"]: c for c in r.json()["containers"]}
+        def rows() -> dict:
+            r = call(agent, "GET", "/api/v1/containers", agent.read_token)
+            assert r.status_code == 200
+            return {c["name"]: c for c in r.json()["containers"]}
 
-    row = wait_for(lambda: (r := rows().get(busy)) and r["cpu_percent"] and r["cpu_percent"] > 30 and r, 20, "busy loop CPU")
-    assert row["memory_limit_bytes"] == 64 * 1024 * 1024
-    assert 0 < row["memory_bytes"] < 64 * 1024 * 1024
+        row = wait_for(lambda: (r := rows().get(busy)) and r["cpu_percent"] and r["cpu_percent"] > 30 and r, 20, "busy loop CPU")
+        assert row["memory_limit_bytes"] == 64 * 1024 * 1024
+        assert 0 < row["memory_bytes"] < 64 * 1024 * 1024
 
-    w = wait_for(lambda: (r := rows().get(web)) and r["health"] == "healthy" and r, 30, "healthy web container")
-    port = w["ports"][0]["host_port"]
-    assert w["ports"][0]["container_port"] == 8080 and w["ports"][0]["protocol"] == "tcp"
-    with httpx.Client() as client:
+        w = wait_for(lambda: (r := rows().get(web)) and r["health"] == "healthy" and r, 30, "healthy web container")
+        port = w["ports"][0]["host_port"]
+        assert w["ports"][0]["container_port"] == 8080 and w["ports"][0]["protocol"] == "tcp"
+        with httpx.Client() as client:
 
-        def traffic() -> dict | None:
-            for _ in range(20):
-                assert client.get(f"http://127.0.0.1:{port}/health").text == "ok\n"
-            r = rows()[web]
-            return r if r["net_rx_bytes_s"] and r["net_tx_bytes_s"] else None
+            def traffic() -> dict | None:
+                for _ in range(20):
+                    assert client.get(f"http://127.0.0.1:{port}/health").text == "ok\n"
+                r = rows()[web]
+                return r if r["net_rx_bytes_s"] and r["net_tx_bytes_s"] else None
 
-        wait_for(traffic, 20, "network rates from HTTP traffic")
+            wait_for(traffic, 20, "network rates from HTTP traffic")
+    finally:  # a busy loop left running would take one of CI's two cores for the rest of the session
+        docker_engine.cli("rm", "-f", busy, web, check=False)
 
 
 async def test_gpu_memory_per_container_end_to_end(docker_engine, start_agent) -> None:

@@ -97,6 +97,7 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
     agent = launcher_agent
     seen: list[str] = []
     async with open_stream(agent) as ws:
+        await next_frame(ws, lambda f: f["type"] == "hello", 10, "hello")  # read: the stream is in the hub, the first broadcast reaches it
         r = _control(agent, "/models/sdtest-web/start")
         assert r.status_code == 202, r.text
         assert r.json()["state"] == "starting"
@@ -159,6 +160,7 @@ async def test_model_reaches_ready_and_stops(docker_engine, launcher_agent) -> N
 async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent) -> None:
     agent = launcher_agent
     async with open_stream(agent) as ws:
+        await next_frame(ws, lambda f: f["type"] == "hello", 10, "hello")  # read: the stream is in the hub, the first broadcast reaches it
         # missing image, no registry reachable: pulling, then failed with the reason
         r = _control(agent, "/models/sdtest-absent/start")
         assert r.status_code == 202 and r.json()["state"] == "pulling", r.text

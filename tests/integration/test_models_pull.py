@@ -156,6 +156,7 @@ async def test_missing_image_is_pulled_with_progress_then_ready(docker_engine, r
     frames: list[dict] = []
     try:
         async with open_stream(agent) as ws:
+            await next_frame(ws, lambda f: f["type"] == "hello", 10, "hello")  # read: the stream is in the hub, the first broadcast reaches it
             r = call(agent, "POST", "/api/v1/models/sdtest-pulled/start", agent.control_token)
             assert r.status_code == 202 and r.json()["state"] == "pulling", r.text
             await next_frame(ws, lambda f: frames.append(f) or (f.get("type") == "model_state" and f["state"] in ("ready", "failed")), 120, "ready")
