@@ -109,7 +109,7 @@ class SparkdeckApp(App):
         if self.connect:
             for client in self.clients:
                 self.run_worker(client.run(), group="net", exit_on_error=False, name=f"net-{client.target.name}")
-        self.set_interval(TICK_S, self._tick)
+        self._tick_timer = self.set_interval(TICK_S, self._tick)
 
     async def on_unmount(self) -> None:
         for client in self.clients:

@@ -233,10 +233,57 @@ async def test_the_fleet_overview_paints_changed_cards_together_at_most_once_a_t
             flush()
 
         app._flush_batch = counted
+        app._tick_timer.pause()  # ticked by hand below: a real tick between two frames would make a third, legitimate pass
         before = app.ui_updates
         for cl in clients:  # three agents' frames land at different moments within one second
             cl.handle_frame(snapshot_frame(cl.last_seq + 1, "x", [gpu_gb10(cl.last_seq + 9)], CONTAINERS))
             await pilot.pause(0.05)
+        app._tick()
         await until(pilot, lambda: app.ui_updates >= before + 3, timeout=5, what="all three cards refreshed")
         assert 1 <= len(flushes) <= 2 and sorted(i for f in flushes for i in f) == [0, 1, 2]  # not one pass per agent
         assert not app._pending[0] and not app._batch
+
+
+async def test_the_detail_screen_repaints_changed_chart_rows_and_no_whole_panel_and_never_goes_stale():
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    from tests.helpers.tui_fakes import NOW
+    from tui.screens.machine import MachineScreen
+    from tui.widgets.chart import TimeChart
+
+    cl = spark_client()
+    app = app_for([cl], "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen))
+        await pilot.pause(0.3)
+        charts = list(app.screen.query(TimeChart))
+        assert len(charts) >= 9
+        refreshed: list[tuple[Widget, tuple]] = []
+        refresh = Widget.refresh
+
+        def spy(self, *regions, **kw):
+            refreshed.append((self, regions))
+            return refresh(self, *regions, **kw)
+
+        Widget.refresh = spy
+        try:
+            for seq in range(121, 126):  # five seconds of frames, the clock moving with them
+                app.clock = lambda s=seq: float(NOW - 120 + s)  # type: ignore[misc]
+                before = app.ui_updates
+                cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
+                await until(pilot, lambda b=before: app.ui_updates > b, what="the frame handled")
+                await pilot.pause()
+        finally:
+            Widget.refresh = refresh
+        whole = {type(w).__name__ for w, regions in refreshed if not regions}
+        # a border title set again repainted all inside; the connection line says the same ("live") on every frame
+        assert not whole & {"GpuPanel", "HostCharts", "TimeChart", "MachineScreen", "VerticalScroll", "ConnBar"}, whole
+        rows = [len(regions) for w, regions in refreshed if isinstance(w, TimeChart)]
+        assert rows and all(n < charts[0].size.height for n in rows), rows  # the rows that changed (the figure, the newest column)
+        for chart in charts:  # what the screen keeps for unchanged rows is what a full repaint would draw now
+            area = Region(0, 0, *chart.outer_size)
+            kept = [strip.text for strip in chart.render_lines(area)]
+            chart._styles_cache.clear()
+            assert kept == [strip.text for strip in chart.render_lines(area)], chart.label

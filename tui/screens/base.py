@@ -63,7 +63,7 @@ class BaseView(Screen):
     def tick(self) -> None:
         """Once a second: refresh ages and countdowns."""
         if self.live_view:
-            self.query_one("#conn", ConnBar).refresh()
+            self.query_one("#conn", ConnBar).tick()
 
     def set_text(self, selector: str, markup: str) -> None:
         """Update a Static only when its text changes (an update costs a layout); hide it when empty."""

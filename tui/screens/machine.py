@@ -23,6 +23,7 @@ from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.network_panel import NetworkPanel
 from tui.widgets.noise_panel import NoisePanel
 from tui.widgets.sensors_panel import SensorsPanel
+from tui.widgets.styles import set_border_text
 from tui.widgets.throttle_panel import ThrottlePanel
 
 # chart ranges: "live" is the client's own history (the last minutes, backfilled on connect);
@@ -138,10 +139,10 @@ class MachineScreen(BaseView):
         rows = chart_height(self.size.height)
         for panel, gpu in zip(self._gpu_panels, gpus, strict=False):
             panel.show(cl, gpu, self.size.width, window, rows)
-            panel.border_subtitle = f"charts: {label} (h)"
+            set_border_text(panel, subtitle=f"charts: {label} (h)")
         charts = self.query_one(HostCharts)
         charts.set_class(wide, "-wide")
-        charts.border_subtitle = f"charts: {label} (h)"
+        set_border_text(charts, subtitle=f"charts: {label} (h)")
         for chart in charts.charts:
             chart.set_rows(rows)
         charts.show(cl, window, host_current(snap))

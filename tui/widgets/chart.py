@@ -14,6 +14,7 @@ from statistics import median
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
 
 from tui.widgets.spark import spark_rows
@@ -131,7 +132,20 @@ class TimeChart(CachedComponentStyles):
         self.points, self.start, self.end, self.current = points, start, end, current
         if hi is not None:
             self.fixed_hi = hi
-        self.refresh()
+        before = self._built
+        if before is None or not self.is_mounted or self.size.width <= 0:
+            self.refresh()
+            return
+        # Build now and repaint only the rows that differ: most samples move the title's figure and
+        # the newest column, and a whole-widget refresh would repaint every row (and its border and axis).
+        lines = self._lines()[0]
+        old = before[1]
+        if len(old) != len(lines) or self._built is None or before[0][1:] != self._built[0][1:]:  # not the same size or theme: all of it
+            self.refresh()
+            return
+        changed = [y for y, (a, b) in enumerate(zip(old, lines, strict=False)) if a != b]
+        if changed:
+            self.refresh(*(Region(0, y, self.size.width, 1) for y in changed))
 
     def _lines(self) -> tuple[list[list[tuple[str, Style]]], list[Strip]]:
         width, height = self.size.width, self.size.height

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
-from textual.widget import Widget
 
 from tui import client as c
 from tui.format import clock_time, duration
+from tui.widgets.styles import CachedComponentStyles
 
 ICONS = {c.LIVE: "●", c.CONNECTING: "◌", c.RECONNECTING: "◌", c.AUTH_FAILED: "✖", c.INCOMPATIBLE: "✖", c.STOPPED: "■"}
 
@@ -45,7 +45,7 @@ def stale_text(cl: c.AgentClient, now: float) -> str:
     return f"STALE: last data {clock_time(cl.last_frame_at)} ({duration(now - cl.last_frame_at)} ago)"
 
 
-class ConnBar(Widget):
+class ConnBar(CachedComponentStyles):
     DEFAULT_CSS = """
     ConnBar { height: 1; background: $panel; padding: 0 1; }
     ConnBar.-live { color: $text; }
@@ -61,13 +61,27 @@ class ConnBar(Widget):
         self.clock = clock
         self.client: c.AgentClient | None = None
         self.extra = ""
+        self._shown: tuple | None = None  # what the line said when last drawn, to skip repaints that change nothing
 
     def show(self, client: c.AgentClient, extra: str = "") -> None:
         self.client, self.extra = client, extra
         self.set_class(client.state == c.LIVE, "-live")
         self.set_class(client.state in (c.CONNECTING, c.RECONNECTING), "-waiting")
         self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE, c.STOPPED), "-failed")
-        self.refresh()
+        self.tick()
+
+    def tick(self) -> None:
+        """Repaint when the words changed (a countdown, the age of stale data), not on every frame and second:
+        a class change (live, waiting, failed) repaints by itself."""
+        cl = self.client
+        now = self.clock()
+        said = None if cl is None else (cl.state, cl.name, name_suffix(cl), state_text(cl, now), stale_text(cl, now), self.extra, self.size.width)
+        if said != self._shown:
+            self._shown = said
+            self.refresh()
+
+    def on_resize(self) -> None:
+        self.tick()
 
     def render(self) -> Text:
         cl = self.client

@@ -10,6 +10,7 @@ from tui import format as fmt
 from tui.client import AgentClient
 from tui.widgets.history_charts import Window, chart_for, gpu_series
 from tui.widgets.metric import Metric
+from tui.widgets.styles import set_border_text
 
 FIELDS = [  # (key in the GPU dict, label)
     ("utilization_gpu_percent", "Util"),
@@ -88,7 +89,7 @@ class GpuPanel(Vertical):
             self._pending = (client, gpu, width, window, chart_rows)
             return
         self._pending = None
-        self.border_title = f"GPU {gpu['index']}  {gpu.get('name') or ''}"
+        set_border_text(self, title=f"GPU {gpu['index']}  {gpu.get('name') or ''}")
         self.set_class((self.size.width or width) >= 100, "-wide")  # five figures a row when the panel itself is wide
         note = self.query_one(".gpu--note", Static)
         throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
