@@ -153,6 +153,7 @@ class History:
         self.maxlen = maxlen
         self.samples: deque[Sample] = deque()
         self.epoch = 0
+        self.version = 0  # counts the samples added: a drawing made from these samples is current while it stays the same
         self._seqs: set[tuple[int, int]] = set()
 
     def __len__(self) -> int:
@@ -180,6 +181,7 @@ class History:
                 return False  # older than everything we keep
             self.samples.insert(i, sample)
         self._seqs.add(key)
+        self.version += 1
         while len(self.samples) > self.maxlen:
             old = self.samples.popleft()
             self._seqs.discard((old.epoch, old.seq))

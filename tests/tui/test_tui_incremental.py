@@ -180,7 +180,7 @@ def cells(strips) -> list[list[tuple[str, object, object, bool | None, bool | No
     return rows
 
 
-async def test_panels_draw_line_by_line_the_cells_textual_draws_whole_and_convert_only_changed_lines():
+async def test_panels_draw_line_by_line_the_cells_textual_draws_whole_and_draw_only_changed_lines():
     from textual.visual import Visual
 
     from tui.widgets.panel import TextPanel
@@ -195,25 +195,16 @@ async def test_panels_draw_line_by_line_the_cells_textual_draws_whole_and_conver
             ours = [panel.render_line(y) for y in range(panel.size.height)]
             whole = Visual.to_strips(panel, panel._render(), panel.size.width, panel.size.height, panel.visual_style, pad=True)
             assert cells(ours) == cells(whole)
-        converted: list[int] = []
-        to_strips = Visual.to_strips
-
-        def counting(widget, visual, width, height, style, **kw):
-            if widget is panels[0]:
-                converted.append(height)
-            return to_strips(widget, visual, width, height, style, **kw)
-
-        Visual.to_strips = counting
-        try:
-            spark = app.clients[0]
-            before = app.ui_updates
-            spark.handle_frame(snapshot_frame(spark.last_seq + 1, "spark-01", [gpu_gb10(spark.last_seq + 7)], CONTAINERS))
-            await until(pilot, lambda: app.ui_updates > before, what="the frame handled")
-            await pilot.pause()
-        finally:
-            Visual.to_strips = to_strips
-        assert converted and all(h == 1 for h in converted)  # line by line, never the whole card
-        assert len(converted) < panels[0].size.height  # only the lines that changed (the GPU line, not the rest)
+        drawn: list[int] = []  # the lines Textual asked the first card for after the frame
+        render_line = panels[0].render_line
+        panels[0].render_line = lambda y: drawn.append(y) or render_line(y)
+        spark = app.clients[0]
+        before = app.ui_updates
+        spark.handle_frame(snapshot_frame(spark.last_seq + 1, "spark-01", [gpu_gb10(spark.last_seq + 7)], CONTAINERS))
+        await until(pilot, lambda: app.ui_updates > before, what="the frame handled")
+        await pilot.pause()
+        assert drawn  # the card changed
+        assert len(drawn) < panels[0].size.height  # only the lines that changed (the GPU line, not the rest)
 
 
 async def test_the_fleet_overview_paints_changed_cards_together_at_most_once_a_tick():

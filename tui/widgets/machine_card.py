@@ -14,6 +14,7 @@ from tui.widgets.chart import bucket
 from tui.widgets.conn_bar import ICONS, name_suffix, stale_text, state_text
 from tui.widgets.panel import TextPanel
 from tui.widgets.spark import spark_text
+from tui.widgets.styles import set_border_text
 
 TREND_S = 120.0  # the card's sparklines: GPU utilisation over the last two minutes, by wall time (gaps stay gaps)
 
@@ -67,12 +68,12 @@ class MachineCard(TextPanel, can_focus=True):
         super().__init__(**kw)
         self.index = index
         self.clock = clock
+        self._trends: dict[str, tuple[tuple, str]] = {}  # series -> (what it was drawn from, the sparkline)
 
     def show(self, data: tuple[c.AgentClient, list[Alert]]) -> None:
         client, _ = data
         title = Text.assemble((client.name, "bold"), (name_suffix(client), "dim"))
-        if self.border_title != title:  # setting it repaints the whole card, border and all
-            self.border_title = title
+        set_border_text(self, title=title)  # setting it repaints the whole card, border and all: only when it changes
         self.set_class(client.stale, "-stale")
         self.set_class(client.state in (c.AUTH_FAILED, c.INCOMPATIBLE), "-failed")
         super().show(data)
@@ -81,6 +82,18 @@ class MachineCard(TextPanel, can_focus=True):
         """Ages and countdowns move on."""
         if self.data is not None:
             self._rebuild()
+
+    def _trend(self, cl: c.AgentClient, key: str, now: float, width: int) -> str:
+        """``trend``, drawn again only when a sample arrived or the window moved by a column: the overview's
+        tick rebuilds every card each second, and bucketing the whole history was most of a card's cost."""
+        step = TREND_S / max(1, width)
+        said = (cl.history, cl.history.version, int(now // step), width)
+        kept = self._trends.get(key)
+        if kept is not None and kept[0] == said:
+            return kept[1]
+        drawn = trend(cl, key, now, width)
+        self._trends[key] = (said, drawn)
+        return drawn
 
     def action_open(self) -> None:
         self.post_message(OpenMachine(self.index))
@@ -121,7 +134,7 @@ class MachineCard(TextPanel, can_focus=True):
         for gpu in gpus:
             line = gpu_line(gpu)
             t.append(line)
-            t.append(" " + trend(cl, f"gpu{gpu['index']}.util", now, min(40, width - len(line) - 1)) + "\n", ok)
+            t.append(" " + self._trend(cl, f"gpu{gpu['index']}.util", now, min(40, width - len(line) - 1)) + "\n", ok)
         frac, figures, unified = memory_fraction(snap)
         tag = " unified" if unified else ""
         self._bar(t, "Mem ", frac, figures, width, len(tag))

@@ -15,13 +15,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.text import Text
 from textual.geometry import Region
+from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
-from textual.visual import Visual, visualize
 
 from tui.widgets.styles import CachedComponentStyles
+
+
+def wrap_lines(text: Text, console: Console, width: int) -> list[Text]:
+    """``text`` as the lines a ``width``-wide panel shows, each without trailing spaces (Rich keeps the space at
+    a wrap point, Textual's own render drops it: the same cells either way). Only lines that are too long go
+    through Rich's wrap: a card's lines are built to fit, and wrapping them all was most of a rebuild."""
+    out: list[Text] = []
+    for line in text.split("\n", allow_blank=True):
+        if "\t" not in line.plain and cell_len(line.plain) <= width:
+            out.append(line)
+        else:
+            out.extend(line.wrap(console, width))
+    for line in out:
+        line.rstrip()
+    return out
 
 
 class TextPanel(CachedComponentStyles):
@@ -29,6 +46,7 @@ class TextPanel(CachedComponentStyles):
     TextPanel { height: auto; border: round $primary; padding: 0 1; }
     """
     TITLE = ""
+    auto_links = Reactive(False)  # no links in a panel: skips a per-line link restyle (and a repaint on hover)
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -58,9 +76,7 @@ class TextPanel(CachedComponentStyles):
             self._lines = self._text.plain.count("\n") + 1
             self.refresh()
             return
-        wrapped = list(self._text.wrap(self.app.console, width))
-        for line in wrapped:  # Rich keeps the space at a wrap point, Textual's own render drops it: the same cells either way
-            line.rstrip()
+        wrapped = wrap_lines(self._text, self.app.console, width)
         old, self._wrapped = self._wrapped, wrapped
         if len(wrapped) != self._lines:  # a new height: the screen is laid out again
             self._lines = len(wrapped)
@@ -98,6 +114,9 @@ class TextPanel(CachedComponentStyles):
         if strip is None:
             if y >= len(self._wrapped):
                 return Strip.blank(width, style.rich_style)
-            strips = Visual.to_strips(self, visualize(self, self._wrapped[y]), width, 1, style, pad=True)
-            strip = self._strips[y] = strips[0] if strips else Strip.blank(width, style.rich_style)
+            # Rich's own segments under the panel's style: what Visual.to_strips draws for a line that fits (the
+            # snapshots compare it cell by cell), without a Content conversion and re-wrap per line, a third of the cost
+            pad = (style + VisualStyle(reverse=False)).rich_style
+            segments = list(self._wrapped[y].render(self.app.console))
+            strip = self._strips[y] = Strip(segments).apply_style(style.rich_style).extend_cell_length(width, pad)
         return strip

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from rich.style import Style
+from rich.text import Text
 from textual.widget import Widget
 
 
@@ -19,7 +20,7 @@ class CachedComponentStyles(Widget):
         return style
 
 
-def set_border_text(widget: Widget, *, title: str | None = None, subtitle: str | None = None) -> None:
+def set_border_text(widget: Widget, *, title: str | Text | None = None, subtitle: str | Text | None = None) -> None:
     """Set a border title or subtitle only when it changes: Textual's setter repaints the whole widget
     whatever the value, and for a GPU panel that is every chart and figure inside it, once a frame."""
     shown: dict = widget.__dict__.setdefault("_border_text_shown", {})
