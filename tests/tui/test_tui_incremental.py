@@ -113,6 +113,37 @@ async def test_a_changed_figure_updates_its_cell_and_keeps_order_and_cursor():
         assert [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)] == shown
 
 
+async def test_a_changed_figure_repaints_its_row_and_the_screen_keeps_the_rest_as_a_full_repaint_would_draw_it():
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    async with containers_screen() as (app, pilot, table):
+        rows = copy.deepcopy(CONTAINERS)
+        rows[1]["cpu_percent"] = 2.3  # the summary line, first set before the screen had a width, is measured once laid out
+        await feed(app, pilot, rows)
+        refreshed: list[tuple[Widget, tuple, bool]] = []
+        refresh = Widget.refresh
+
+        def spy(self, *regions, **kw):
+            refreshed.append((self, regions, bool(kw.get("layout"))))
+            return refresh(self, *regions, **kw)
+
+        Widget.refresh = spy
+        try:
+            rows[1]["cpu_percent"] = 3.4  # open-webui 1.2 % -> 3.4 %: the same width, the CPU column stays as it is
+            rows[0]["memory_bytes"] += 4096  # vllm-qwen: the same text ("6.0 GiB"), no repaint at all
+            await feed(app, pilot, rows)
+        finally:
+            Widget.refresh = refresh
+        mine = [(regions, layout) for w, regions, layout in refreshed if w is table]
+        assert mine and all(regions and not layout for regions, layout in mine), mine  # rows, never the whole table
+        assert not [(w, r) for w, r, layout in refreshed if layout], [(w, r) for w, r, layout in refreshed]  # the summary line changed: a repaint, not a layout
+        area = Region(0, 0, *table.outer_size)
+        kept = [strip.text for strip in table.render_lines(area)]
+        table._styles_cache.clear()
+        assert kept == [strip.text for strip in table.render_lines(area)]  # no row left stale
+
+
 async def test_containers_appearing_and_going_rebuild_with_the_cursor_on_its_row():
     async with containers_screen() as (app, pilot, table):
         table.move_cursor(row=names(table).index("scratch"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -66,12 +68,19 @@ class BaseView(Screen):
             self.query_one("#conn", ConnBar).tick()
 
     def set_text(self, selector: str, markup: str) -> None:
-        """Update a Static only when its text changes (an update costs a layout); hide it when empty."""
+        """Update a Static only when its text changes; hide it when empty. The screen is laid out again only
+        when the text's height may change: a once-a-second figure in a one-line notice is a repaint, not a layout."""
         widget = self.query_one(selector, Static)
-        if getattr(widget, "_last_markup", None) != markup:
-            widget._last_markup = markup  # type: ignore[attr-defined]
-            widget.update(markup)
-            widget.display = bool(markup)
+        old = getattr(widget, "_last_markup", None)
+        if old == markup:
+            return
+        width = widget.content_size.width
+        plain = Content.from_markup(markup).plain.split("\n")  # Textual markup ($warning), as Static reads it
+        fits = bool(markup) and width > 0 and all(cell_len(line) <= width for line in plain)  # one row a line
+        same_height = fits and getattr(widget, "_last_fit", False) and old is not None and old.count("\n") == markup.count("\n")
+        widget._last_markup, widget._last_fit = markup, fits  # type: ignore[attr-defined]
+        widget.update(markup, layout=not same_height)
+        widget.display = bool(markup)
 
     def cursor_key(self) -> str | None:
         """The row key under the cursor of this screen's table (None: the table is empty)."""

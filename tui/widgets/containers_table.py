@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Region
 from textual.widgets import DataTable
 
 from tui import format as fmt
@@ -117,10 +119,16 @@ def sort_value(cont: dict[str, Any], key: str, now: float) -> Any:
     return (0, v, "") if isinstance(v, (int, float)) else (0, 0, str(v).lower())
 
 
+def cell_width(cell: Any) -> int:
+    """The cells a table cell takes (a Text, or a plain string)."""
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
 class ContainersTable(DataTable):
     DEFAULT_CSS = """
     ContainersTable { height: 1fr; }
     """
+    _rows_only = False  # while set, a whole-table refresh is left out (see _update_changed); DataTable refreshes in __init__
 
     def __init__(self, clock: Callable[[], float] = time.time, **kw):
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
@@ -210,17 +218,40 @@ class ContainersTable(DataTable):
             name.append(f" ◆{model}", "bold")
         return [name, Text(label, style), Text(cpu, justify="right"), Text(mem, justify="right"), Text(gpu, justify="right"), up, ports, image]
 
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
+        if self._rows_only and not regions and not layout and not recompose:
+            return self  # update_cell's repaint of the whole table: _update_changed repaints the changed rows instead
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
     def _update_changed(self, rows: dict[str, tuple]) -> None:
+        """Update the cells that changed and repaint their rows, not the table: DataTable.update_cell repaints
+        every visible row, 20 rows of cells once a second for a few CPU figures. A column that may change width
+        (a cell wider than it, or its widest cell narrower) repaints the whole table as before."""
         keys = [k for k, _ in COLUMNS]
-        for cid, cells in rows.items():
-            old = self._shown.get(cid)
-            if old == cells:
-                continue
-            rendered = self._render_cells(cells)
-            for i, (new_c, old_c) in enumerate(zip(cells, old or (None,) * len(cells), strict=False)):
-                if new_c != old_c:
-                    self.update_cell(cid, keys[i], rendered[i], update_width=True)
-            self._shown[cid] = cells
+        changed: list[str] = []
+        whole = False
+        self._rows_only = True
+        try:
+            for cid, cells in rows.items():
+                old = self._shown.get(cid)
+                if old == cells:
+                    continue
+                rendered = self._render_cells(cells)
+                for i, (new_c, old_c) in enumerate(zip(cells, old or (None,) * len(cells), strict=False)):
+                    if new_c != old_c:
+                        width = self.columns[keys[i]].content_width  # type: ignore[index]
+                        before, after = cell_width(self.get_cell(cid, keys[i])), cell_width(rendered[i])
+                        whole = whole or after > width or (before == width and after < width)
+                        self.update_cell(cid, keys[i], rendered[i], update_width=True)
+                self._shown[cid] = cells
+                changed.append(cid)
+        finally:
+            self._rows_only = False
+        if whole:
+            self.refresh()
+            return
+        for cid in changed:
+            self.refresh_row(self.get_row_index(cid))
 
     def _rebuild(self, rows: dict[str, tuple], labels: dict[str, str]) -> None:
         """Rows came, went or moved (or the sort changed): the table anew. clear() also resets the cursor."""
