@@ -309,3 +309,29 @@ async def test_the_detail_screen_repaints_changed_chart_rows_and_no_whole_panel_
             kept = [strip.text for strip in chart.render_lines(area)]
             chart._styles_cache.clear()
             assert kept == [strip.text for strip in chart.render_lines(area)], chart.label
+
+
+async def test_the_overview_tick_rebuilds_a_live_card_when_its_sparkline_moves_and_a_reconnecting_one_every_second():
+    app = app_for(fleet(), "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await pilot.pause()
+        live, reconnecting = list(app.screen.query(MachineCard))[:2]
+        builds = {id(live): 0, id(reconnecting): 0}
+        for card in (live, reconnecting):
+            build = card.build
+
+            def counted(width, card=card, build=build):
+                builds[id(card)] += 1
+                return build(width)
+
+            card.build = counted
+        step = live._trend_steps[0]  # seconds a sparkline column spans
+        assert step > 1.5
+        start = (int(live.clock() // step) + 1) * step + 0.1  # just after a column boundary
+        for k in range(int(step)):  # one tick a second within one column
+            live.clock = reconnecting.clock = lambda k=k: start + k  # type: ignore[misc]
+            live.tick()
+            reconnecting.tick()
+        assert builds[id(live)] == 1  # once, when the column moved; the other seconds change nothing it shows
+        assert builds[id(reconnecting)] == int(step)  # its countdown moves every second

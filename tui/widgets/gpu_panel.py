@@ -96,7 +96,7 @@ class GpuPanel(Vertical):
         text = f"error: {gpu.get('error') or 'unknown'}" if gpu.get("status") == "error" else (f"throttle: {', '.join(throttle)}" if throttle else "")
         if getattr(note, "_last", None) != text:  # the row is reserved: a change repaints it, it never re-lays out
             note._last = text  # type: ignore[attr-defined]
-            note.update(text)
+            note.update(text, layout=False)  # height 1 whatever it says: a repaint, not a layout of the screen
         reasons = gpu.get("na_reasons") or {}
         for key, metric in self.metrics.items():
             value = field_value(gpu, key) if gpu.get("status") != "error" else None

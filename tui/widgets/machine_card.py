@@ -69,6 +69,8 @@ class MachineCard(TextPanel, can_focus=True):
         self.index = index
         self.clock = clock
         self._trends: dict[str, tuple[tuple, str]] = {}  # series -> (what it was drawn from, the sparkline)
+        self._trend_steps: list[float] = []
+        self._built_clock: tuple | None = None  # _clock_key of the last build
 
     def show(self, data: tuple[c.AgentClient, list[Alert]]) -> None:
         client, _ = data
@@ -79,14 +81,22 @@ class MachineCard(TextPanel, can_focus=True):
         super().show(data)
 
     def tick(self) -> None:
-        """Ages and countdowns move on."""
-        if self.data is not None:
+        """Ages and countdowns move on; a live card's only clock-driven part is its sparkline, which moves a column
+        every few seconds: the card is rebuilt when that could change what it shows, not every second."""
+        if self.data is not None and self._clock_key(self.clock()) != self._built_clock:
             self._rebuild()
+
+    def _clock_key(self, now: float) -> tuple:
+        """What of the card depends on the time: the sparklines' columns, and the whole second for ages and countdowns."""
+        cl = self.data[0]
+        ticking = cl.state != c.LIVE or cl.stale
+        return (int(now) if ticking else None, tuple(int(now // step) for step in self._trend_steps))
 
     def _trend(self, cl: c.AgentClient, key: str, now: float, width: int) -> str:
         """``trend``, drawn again only when a sample arrived or the window moved by a column: the overview's
         tick rebuilds every card each second, and bucketing the whole history was most of a card's cost."""
         step = TREND_S / max(1, width)
+        self._trend_steps.append(step)
         said = (cl.history, cl.history.version, int(now // step), width)
         kept = self._trends.get(key)
         if kept is not None and kept[0] == said:
@@ -110,6 +120,7 @@ class MachineCard(TextPanel, can_focus=True):
     def build(self, width: int) -> Text:
         cl, alerts = self.data
         now = self.clock()
+        self._trend_steps = []  # filled by _trend: the columns this build drew
         width = max(10, width)
         label, detail = state_text(cl, now)
         ok = self.get_component_rich_style("card--ok")
@@ -170,4 +181,5 @@ class MachineCard(TextPanel, can_focus=True):
         else:
             t.append("no alerts", "dim")
         t.rstrip()
+        self._built_clock = self._clock_key(now)
         return t
