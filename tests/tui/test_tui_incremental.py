@@ -335,3 +335,28 @@ async def test_the_overview_tick_rebuilds_a_live_card_when_its_sparkline_moves_a
             reconnecting.tick()
         assert builds[id(live)] == 1  # once, when the column moved; the other seconds change nothing it shows
         assert builds[id(reconnecting)] == int(step)  # its countdown moves every second
+
+
+async def test_opening_a_screen_composes_its_footer_once_per_change_of_keys_not_per_bindings_signal():
+    from tui.widgets.fit_footer import FitFooter
+
+    composed: list[str] = []
+    compose = FitFooter.compose
+
+    def counted(self):
+        composed.append(type(self.screen).__name__)
+        return compose(self)
+
+    FitFooter.compose = counted
+    try:
+        app = app_for([spark_client()], "overview")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause(0.3)
+            composed.clear()
+            await pilot.press("d")
+            await pilot.pause(0.5)
+            footer = app.screen.query_one(FitFooter)
+            assert "Chart range" in " ".join(str(getattr(k, "description", "")) for k in footer.children)  # the detail screen's keys, shown
+    finally:
+        FitFooter.compose = compose
+    assert composed.count("MachineScreen") <= 2, composed  # mounted, then the bindings once known (it was four)

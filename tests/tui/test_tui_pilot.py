@@ -136,7 +136,9 @@ async def test_overview_with_several_agents_and_one_bad_token(start_agent):
         assert len(cards) == 3
         await until(pilot, lambda: "GPU1" in plain(cards[1]) and "auth failed" in plain(cards[2]), what="cards filled")
         host = app.clients[0].agent_hostname
-        assert [Text.from_markup(str(card.border_title)).plain for card in cards] == [f"spark ({host})", f"h200 ({host})", "h200 #2"]
+        titles = [f"spark ({host})", f"h200 ({host})", "h200 #2"]
+        # a card's text also moves on with the 1 s tick, its title with the next frame it is shown: wait for both
+        await until(pilot, lambda: [Text.from_markup(str(card.border_title)).plain for card in cards] == titles, what="titles")
         assert "GPU1" in plain(cards[1]) and "unified" not in plain(cards[1])
         gpus = app.clients[1].latest["gpus"]  # the memory bar covers both GPUs, and the host's RAM shows too
         total = fmt.size(sum(g["memory"]["total_bytes"] for g in gpus))

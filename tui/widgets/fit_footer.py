@@ -19,9 +19,24 @@ PALETTE_MIN_WIDTH = 100  # narrower: the palette key gives its cells to the scre
 
 
 class FitFooter(Footer):
+    _composed: tuple | None = None  # _signature() of the keys composed last
+
+    def _signature(self) -> tuple:
+        """What the footer shows depends on: the width and every active binding with its state."""
+        active = self.screen.active_bindings.values()
+        return (self.size.width or self.app.size.width, tuple((b.key, b.action, b.description, b.show, on, tip) for _, b, on, tip in active))
+
+    async def recompose(self) -> None:
+        # Textual recomposes the footer (every key, with its styles) whenever any binding may have changed, and
+        # queues one per signal: opening the detail screen rebuilt the same keys four times
+        if not self.is_attached or (self._bindings_ready and self._composed is not None and self._signature() == self._composed):
+            return
+        await super().recompose()
+
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             return
+        self._composed = self._signature()
         active = self.screen.active_bindings
         current = f"view('{getattr(self.screen, 'view', '')}')"
         shown: dict[str, tuple] = {}
