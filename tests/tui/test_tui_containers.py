@@ -145,8 +145,9 @@ startup_timeout_s = 60
             order = ["idle", "pulling", "starting", "ready"]
             assert set(phases) <= set(order), phases
             assert [order.index(p) for p in phases] == sorted(order.index(p) for p in phases), phases
-            entry, phase, url = row()
-            assert url == f"http://127.0.0.1:{port}/v1"  # the API endpoint (template `endpoint`), not the health URL
+            # the API endpoint (template `endpoint`, the port chosen in the form), not the health URL; the row can turn
+            # ready from the snapshot's container a moment before the model_state frame with the endpoint is handled
+            await until(pilot, lambda: row()[2] == f"http://127.0.0.1:{port}/v1", timeout=10, what=f"the endpoint on port {port}")
             assert screen.selected()["name"] == "sdtest-tui"
             await pilot.press("x")
             assert isinstance(app.screen, ConfirmScreen)
