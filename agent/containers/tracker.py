@@ -125,7 +125,9 @@ class ContainerTracker:
         return self._rows(gpus, detail=False), self.status
 
     def _rows(self, gpus: list[dict[str, Any]], *, detail: bool) -> list[dict[str, Any]]:
-        if not self.entries:
+        # a reconnect's listing fills entries one container at a time (an inspect each) before the
+        # status turns "ok": until then a frame would list containers under "unavailable"
+        if not self.entries or self.status["state"] != "ok":
             return []
         gpu_mem, complete = gpu_memory_by_container(gpus, self.proc_root) if gpus else ({}, False)
         out = [self._row(cid, entry, gpu_mem, complete, detail) for cid, entry in self.entries.items()]
