@@ -9,6 +9,7 @@ machine at most every ``min_refresh_s`` (a 10 Hz agent does not cost 10 redraws)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -39,6 +40,11 @@ from tui.screens.processes import ProcessesScreen
 from tui.widgets.metric import Metric
 
 TICK_S = 1.0  # ages and countdowns move on, and the fleet overview's batched cards are painted, once a tick
+# detail screens kept composed (least recently opened go first): a reopen is a resume, not a compose
+# of ~50 widgets, but a fleet of 100 machines must not keep 100 of them
+MAX_DETAIL_SCREENS = 4
+PREWARM_LAYOUTS = 4  # off-stage layouts at most (two settle it at 160x48)
+PREWARM_SETTLE_S = 0.02
 
 
 class SparkdeckApp(App):
@@ -95,6 +101,10 @@ class SparkdeckApp(App):
         self.ui_updates = 0  # MachineChanged messages handled (vs client.frames received)
         self.config_path = config_path  # client.toml: the theme is kept there (None: tests, nothing saved)
         self._keyed_toasts: dict[str, Notification] = {}
+        self._detail_names: dict[str, None] = {}  # installed detail screens, least recently used first
+        self._prewarming = False
+        self._prewarm_broken = False  # one failure and it is not tried again
+        self._prewarm_candidate: int | None = None  # the card focused at the last tick
 
     # -- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -185,6 +195,53 @@ class SparkdeckApp(App):
         view = self.top_view()
         if view is not None and view.is_mounted:
             view.tick()
+        self._maybe_prewarm()
+
+    def _maybe_prewarm(self) -> None:
+        """On the overview with nothing else to do, build the focused machine's detail screen off-stage,
+        so that `d` shows it at once: a cold open is ~250 ms of composing, mounting and three layouts."""
+        screen = self.screen
+        if self._prewarming or self._prewarm_broken or not self.is_running or not isinstance(screen, OverviewScreen) or self._batch:
+            return
+        index = getattr(screen.focused, "index", self.current)
+        if not isinstance(index, int) or not 0 <= index < len(self.clients) or self.clients[index].latest is None:
+            return  # before the first snapshot the screen would be built twice (no GPUs known yet)
+        if index != self._prewarm_candidate:  # the cursor must rest on a card for a tick: not one build per card passed
+            self._prewarm_candidate = index
+            return
+        name = f"detail-{index}"
+        if self.is_screen_installed(name) and self.get_screen(name).is_running:
+            return
+        self._prewarming = True
+        self.run_worker(self._prewarm(index), group="prewarm", exit_on_error=False)
+
+    async def _prewarm(self, index: int) -> None:
+        try:
+            name = self._detail_screen(index)
+            screen = self.get_screen(name)
+            if screen.is_running or screen in self.screen_stack:
+                return
+            _, mounted = self._get_screen(name)  # what push_screen does first: register, compose, mount
+            await mounted
+            if not self.is_running or not isinstance(screen, MachineScreen) or screen in self.screen_stack or not screen.is_running:
+                return  # `d` was pressed meanwhile: the push lays it out
+            # lay it out at the terminal's size, fill it at that size, and lay it out until the panels' heights
+            # and the scroll bar settle (their Resize messages ask for more): the push then finds its size
+            # unchanged and nothing to lay out. One render fills every widget's line cache for the first paint.
+            screen._refresh_layout(self.size)
+            screen.update_view()
+            for _ in range(PREWARM_LAYOUTS):
+                screen._refresh_layout(self.size)
+                await asyncio.sleep(PREWARM_SETTLE_S)  # the widgets handle their Resize, maybe ask for a layout
+                if not self.is_running or not screen._layout_widgets or screen in self.screen_stack:
+                    break
+            if self.is_running and screen not in self.screen_stack:
+                screen._compositor.render_update(full=True)
+        except Exception as exc:  # Textual internals moved (the calls above are private): `d` still composes the screen
+            self._prewarm_broken = True
+            self.log.error(f"detail screen prewarm failed ({exc!r}); opening it will compose it")
+        finally:
+            self._prewarming = False
 
     def top_view(self) -> BaseView | None:
         for screen in reversed(self.screen_stack):
@@ -213,8 +270,25 @@ class SparkdeckApp(App):
         is a resume, not a compose of its ~50 widgets, and its charts' range and loaded history survive."""
         name = f"detail-{index}"
         if not self.is_screen_installed(name):
+            self._forget_detail_screens(keep=MAX_DETAIL_SCREENS - 1)
             self.install_screen(MachineScreen(index), name)
+        self._detail_names.pop(name, None)
+        self._detail_names[name] = None  # most recently used last
         return name
+
+    def _forget_detail_screens(self, keep: int) -> None:
+        """Uninstall (and remove) the least recently used detail screens not on the stack, down to ``keep``."""
+        for name in list(self._detail_names):
+            if len(self._detail_names) <= keep:
+                return
+            screen = self.get_screen(name) if self.is_screen_installed(name) else None
+            if screen is not None and screen in self.screen_stack:
+                continue
+            del self._detail_names[name]
+            if screen is not None:
+                self.uninstall_screen(name)
+                if screen.is_running:
+                    self.call_later(screen.remove)
 
     def action_machine(self, step: int) -> None:
         if not self.clients:

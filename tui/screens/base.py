@@ -40,7 +40,8 @@ class BaseView(Screen):
 
     def on_mount(self) -> None:
         self.ready = True
-        self.update_view()
+        if self.app.is_running:  # a screen built off-stage can be mounted while the app shuts down (children gone)
+            self.update_view()
 
     def on_unmount(self) -> None:
         self.ready = False

@@ -95,6 +95,8 @@ class MachineScreen(BaseView):
 
     def on_mount(self) -> None:
         super().on_mount()
+        if not self.app.is_running:  # built off-stage and mounted as the app shuts down: its children are gone
+            return
         self.query_one(ThrottlePanel).display = False  # until the agent reports an event
         self.query_one("#detail").focus()  # arrows / PgUp / PgDn scroll at once (80x24 needs it)
 
