@@ -104,7 +104,7 @@ class SparkdeckApp(App):
         self._detail_names: dict[str, None] = {}  # installed detail screens, least recently used first
         self._prewarming = False
         self._prewarm_broken = False  # one failure and it is not tried again
-        self._prewarm_candidate: int | None = None  # the card focused at the last tick
+        self._prewarm_candidate: int | None = self.current  # the card focused at the last tick (at start: no wait)
 
     # -- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
