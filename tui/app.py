@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
 from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.timer import Timer
 
 from tui.alerts import Alert, AlertRules, agent_alerts, evaluate, guard_alerts
 from tui.client import AgentClient, Target, unique_labels
@@ -43,6 +44,7 @@ TICK_S = 1.0  # ages and countdowns move on, and the fleet overview's batched ca
 # detail screens kept composed (least recently opened go first): a reopen is a resume, not a compose
 # of ~50 widgets, but a fleet of 100 machines must not keep 100 of them
 MAX_DETAIL_SCREENS = 4
+PREWARM_REST_S = 0.3  # the cursor rests on a card this long before its detail screen is built (~200 ms of CPU)
 PREWARM_LAYOUTS = 4  # off-stage layouts at most (two settle it at 160x48)
 PREWARM_SETTLE_S = 0.02
 
@@ -104,7 +106,8 @@ class SparkdeckApp(App):
         self._detail_names: dict[str, None] = {}  # installed detail screens, least recently used first
         self._prewarming = False
         self._prewarm_broken = False  # one failure and it is not tried again
-        self._prewarm_candidate: int | None = self.current  # the card focused at the last tick (at start: no wait)
+        self._card_focused_at = 0.0  # when an overview card last got the cursor (monotonic)
+        self._prewarm_timer: Timer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -199,21 +202,33 @@ class SparkdeckApp(App):
 
     def _maybe_prewarm(self) -> None:
         """On the overview with nothing else to do, build the focused machine's detail screen off-stage,
-        so that `d` shows it at once: a cold open is ~250 ms of composing, mounting and three layouts."""
-        screen = self.screen
-        if self._prewarming or self._prewarm_broken or not self.is_running or not isinstance(screen, OverviewScreen) or self._batch:
+        so that `d` shows it at once: a cold open is ~250 ms of composing, mounting and six layouts.
+        Called PREWARM_REST_S after the cursor lands on a card and on every tick (data may come later)."""
+        if self._prewarming or self._prewarm_broken or not self.is_running or self._batch:
+            return
+        try:
+            screen = self.screen
+        except (ScreenStackError, UnknownModeError):  # the rest timer can fire as the app shuts down, its screens gone
+            return
+        if not isinstance(screen, OverviewScreen):
             return
         index = getattr(screen.focused, "index", self.current)
         if not isinstance(index, int) or not 0 <= index < len(self.clients) or self.clients[index].latest is None:
             return  # before the first snapshot the screen would be built twice (no GPUs known yet)
-        if index != self._prewarm_candidate:  # the cursor must rest on a card for a tick: not one build per card passed
-            self._prewarm_candidate = index
+        if time.monotonic() - self._card_focused_at < PREWARM_REST_S * 0.9:  # the cursor moves on: not one build per card passed
             return
         name = f"detail-{index}"
         if self.is_screen_installed(name) and self.get_screen(name).is_running:
             return
         self._prewarming = True
         self.run_worker(self._prewarm(index), group="prewarm", exit_on_error=False)
+
+    def card_focused(self) -> None:
+        """The cursor moved to an overview card: prewarm its detail screen once it rests there."""
+        self._card_focused_at = time.monotonic()
+        if self._prewarm_timer is not None:
+            self._prewarm_timer.stop()
+        self._prewarm_timer = self.set_timer(PREWARM_REST_S, self._maybe_prewarm)
 
     async def _prewarm(self, index: int) -> None:
         try:

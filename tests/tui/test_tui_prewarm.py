@@ -1,4 +1,4 @@
-"""The detail screen is built off-stage while the overview is idle, so `d` shows it without a layout.
+"""The detail screen is built off-stage once the cursor rests on an overview card, so `d` shows it without a layout.
 
 Counts, not time (bench/tui_detail.py has the milliseconds): a cold open lays the screen out three or
 more times; a prewarmed one at most once, and shows the same cells. Detail screens kept composed are
@@ -52,9 +52,10 @@ def cells(app) -> str:
 
 async def test_prewarmed_detail_opens_without_a_layout_and_shows_the_same() -> None:
     cold = app_for([spark_client()], "overview")
+    cold._prewarm_broken = True  # no off-stage build: the open a press meets right after a cursor move
     async with cold.run_test(size=SIZE) as pilot:
         with counting_layouts() as layouts:
-            await pilot.press("d")  # before the first tick: nothing built yet
+            await pilot.press("d")
             await pilot.pause()
             assert isinstance(cold.screen, MachineScreen)
         assert layouts.count("MachineScreen") >= 3  # the cost the prewarm takes off the key press
@@ -141,3 +142,13 @@ async def test_a_failing_prewarm_is_given_up_and_d_still_opens() -> None:
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, MachineScreen), 5, "detail screen")
         assert not app._prewarming
+
+
+async def test_only_the_card_the_cursor_rests_on_is_prewarmed() -> None:
+    app = app_for(many_clients(3), "overview")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: prewarmed(app, 0), 5, "the first card's detail screen built")
+        await pilot.press("down", "down")  # over card 1 to card 2 faster than PREWARM_REST_S
+        await until(pilot, lambda: prewarmed(app, 2), 5, "the resting card's detail screen built")
+        assert not app.is_screen_installed("detail-1")
+        assert isinstance(app.screen, OverviewScreen)

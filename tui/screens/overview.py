@@ -6,7 +6,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
-from textual.events import Resize
+from textual.events import DescendantFocus, Resize
 from textual.widgets import Input, Static
 
 from tui import client as c
@@ -57,6 +57,10 @@ class OverviewScreen(TableFilter, BaseView):
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self.focus_current()
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        if isinstance(event.widget, MachineCard):
+            self.sd.card_focused()
 
     def focus_current(self) -> None:
         cards = [card for card in self.query(MachineCard) if card.display]

@@ -111,6 +111,7 @@ class TimeChart(CachedComponentStyles):
         self.rows = 5  # title + plot rows + time axis; set_rows changes it
         self._key: tuple | None = None
         self._built: tuple[tuple, list[list[tuple[str, Style]]], list[Strip]] | None = None
+        self._base: Style | None = None  # the widget style the built strips were drawn under
 
     def set_rows(self, rows: int) -> None:
         if rows != self.rows:
@@ -170,8 +171,15 @@ class TimeChart(CachedComponentStyles):
         if height >= 3:
             lines.append([(" " * GUTTER + time_axis(self.end - self.start, cols), axis)])
         base = self.rich_style
-        strips = [Strip([Segment(text, style) for text, style in parts]).crop_extend(0, width, None).apply_style(base) for parts in lines]
-        self._built = (key, lines, strips)
+        # a new sample changes the title and the newest column: rows drawn the same keep their strip
+        old = self._built if self._built is not None and self._built[0][1:] == key[1:] and self._base == base else None
+        strips = [
+            old[2][y]
+            if old is not None and y < len(old[1]) and old[1][y] == parts
+            else Strip([Segment(t, st) for t, st in parts]).crop_extend(0, width, None).apply_style(base)
+            for y, parts in enumerate(lines)
+        ]
+        self._built, self._base = (key, lines, strips), base
         return lines, strips
 
     def render_line(self, y: int) -> Strip:
