@@ -62,13 +62,16 @@ def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]],
     if phase(entry, conts, progress).split()[0] in NO_ENDPOINT:
         return ""
     agent_host = urllib.parse.urlsplit(agent_url).hostname or "localhost"
+    published = [p["host_port"] for c in conts for p in c.get("ports") or [] if isinstance(p, dict) and p.get("host_port")]
     for source in (progress or {}, entry_state(entry)):
-        if source.get("endpoint"):
-            return reachable(str(source["endpoint"]), agent_host, listens(entry, progress))
-    for c in conts:  # an agent without `endpoint` in its states: the published port and the template's path
-        for p in c.get("ports") or []:
-            if isinstance(p, dict) and p.get("host_port"):
-                return f"http://{agent_host}:{p['host_port']}{entry.get('endpoint') or ''}"
+        url = str(source.get("endpoint") or "")
+        if not url:
+            continue
+        if source is not progress and published and urllib.parse.urlsplit(url).port not in published:
+            continue  # the catalog's state from before this launch (the template's port): the container's port wins
+        return reachable(url, agent_host, listens(entry, progress))
+    if published:  # an agent without `endpoint` in its states, or one not caught up: the published port and the template's path
+        return f"http://{agent_host}:{published[0]}{entry.get('endpoint') or ''}"
     return ""
 
 
