@@ -179,3 +179,38 @@ async def test_timestamps_and_search_against_a_real_agent(docker_engine, start_a
         assert "paused" in title(app)
         await pilot.press("e")
         await until(pilot, lambda: "following" in title(app), what="following")
+
+
+async def test_dropping_the_oldest_lines_trims_rows_without_a_redraw_and_keeps_search_and_view():
+    app, cl = streaming_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        screen, log = await open_logs(app, pilot, max_lines=300)
+        await pilot.press("slash", *"ERROR", "enter")  # three matches in the tail (a new search redraws)
+        await pilot.pause()
+        await pilot.press("pageup")  # paused, a page up
+        await pilot.pause()
+        assert not screen.follow
+        top_text = log.lines[int(log.scroll_y)].text
+        redraws = []
+        redraw = screen.redraw
+        screen.redraw = lambda: (redraws.append(1), redraw())[1]
+        for i in range(140):  # 340 lines > 300 + slack: the oldest go, the match at line 20 with them
+            cl.queue.put_nowait(LogLine(None, f"flood {i}" + (" ERROR late" if i == 70 else "")))
+        await until(pilot, lambda: screen.lines[-1].text == "flood 139", what="the flood")
+        await pilot.pause()
+        assert not redraws  # trimmed, not drawn again
+        assert len(screen.lines) <= 300 + screen.slack and screen.lines[0].text != "line 0"
+        assert len(log.lines) == len(screen.lines)  # no wrap: one row a line
+        assert [screen.lines[i].text for i in screen.matches] == ["line 120 ERROR boom", "line 180 ERROR boom", "flood 70 ERROR late"]
+        assert all(log.lines[screen.rows[i]].text == screen.lines[i].text for i in range(len(screen.lines)))
+        assert log.lines[int(log.scroll_y)].text == top_text  # paused: the same line stays at the top
+        await pilot.press("n")  # search still jumps to the right rows
+        await pilot.pause()
+        k = screen.match_at
+        assert visible(log, screen.rows[screen.matches[k]])
+        shown = [line.text for line in log.lines]
+        screen.redraw = redraw
+        redraw()  # a full redraw draws exactly what the trimmed log holds
+        await pilot.pause()
+        assert [line.text for line in log.lines] == shown
+        cl.queue.put_nowait(None)
