@@ -191,9 +191,19 @@ class History:
         items = list(self.samples)[-last:] if last else self.samples
         return [s.values.get(key) for s in items]
 
-    def points(self, key: str) -> list[tuple[float, float | None]]:
-        """(ts, value) pairs for a time-indexed chart: gaps between samples stay gaps."""
-        return [(s.ts, s.values.get(key)) for s in self.samples]
+    def points(self, key: str, since: float | None = None, at_least: int = 0) -> list[tuple[float, float | None]]:
+        """(ts, value) pairs for a time-indexed chart: gaps between samples stay gaps. ``since``: only the
+        samples from then on (and at least the last ``at_least``), read from the newest end: a card's
+        two-minute sparkline need not copy ten minutes of samples every frame."""
+        if since is None:
+            return [(s.ts, s.values.get(key)) for s in self.samples]
+        out: list[tuple[float, float | None]] = []
+        for s in reversed(self.samples):
+            if s.ts < since and len(out) >= at_least:
+                break
+            out.append((s.ts, s.values.get(key)))
+        out.reverse()
+        return out
 
     def seqs(self) -> list[int]:
         return [s.seq for s in self.samples]

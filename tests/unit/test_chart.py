@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from tui.widgets.chart import bucket, duration, time_axis
+import random
+
+from tui.client import AgentClient, History, Sample, Target
+from tui.widgets.chart import GAP_FACTOR, bucket, duration, sample_interval, time_axis
 from tui.widgets.history_charts import axis_rate
+from tui.widgets.machine_card import TREND_S, trend
+from tui.widgets.spark import spark_text
 
 
 def blank_runs(values: list) -> list[tuple[int, int]]:
@@ -56,3 +61,24 @@ def test_time_axis_labels_span_and_now():
 def test_labels_are_short():
     assert [duration(s) for s in (30, 300, 150, 3600, 5400, 86400, 7 * 86400)] == ["30s", "5m", "2m30s", "1h", "1h30m", "24h", "7d"]
     assert [axis_rate(v) for v in (0, 980, 1.3 * 1024**2, 52 * 1024**2, 3 * 1024**3)] == ["0B/s", "980B/s", "1.3M/s", "52M/s", "3.0G/s"]
+
+
+def test_the_card_sparkline_from_its_window_equals_the_one_from_the_whole_history():
+    rng = random.Random(7)
+    for interval, hole in ((1.0, None), (5.0, (40.0, 70.0)), (30.0, None), (1.0, (100.0, 125.0)), (60.0, (200.0, 400.0))):
+        h = History(maxlen=600)
+        t, seq = 1000.0, 0
+        while len(h.samples) < 600:
+            t += interval * rng.uniform(0.9, 1.1)
+            if hole and hole[0] <= (t - 1000.0) % 600 < hole[1]:
+                continue
+            seq += 1
+            h.samples.append(Sample(0, seq, t, {"gpu0.util": rng.choice([None, rng.uniform(0, 100)])}))
+        cl = AgentClient(Target("m", "http://m:8611", "t"))
+        cl.history = h
+        for now in (t, t + 2 * interval, t + 10 * interval):
+            for width in (8, 20, 47):
+                whole = h.points("gpu0.util")
+                full = spark_text(bucket(whole, now - TREND_S, now, width, sample_interval(whole)), width, 0.0, 100.0)
+                assert trend(cl, "gpu0.util", now, width) == full, (interval, hole, now, width)
+        assert GAP_FACTOR * interval < 600  # the window's margin stays inside the history kept

@@ -26,9 +26,12 @@ GUTTER = 8  # value-axis labels left of the plot
 BOLD, PLAIN, NOTE = Style(bold=True), Style(), Style(dim=True, italic=True)
 
 
+INTERVAL_TAIL = 32  # the last samples whose spacing gives a series' interval
+
+
 def sample_interval(points: Sequence[Point]) -> float:
     """The usual spacing of ``points`` (median of the last ones), 1 s when unknown."""
-    tail = [p[0] for p in points[-32:]]
+    tail = [p[0] for p in points[-INTERVAL_TAIL:]]
     diffs = [b - a for a, b in zip(tail, tail[1:], strict=False) if b > a]
     return median(diffs) if diffs else 1.0
 

@@ -10,7 +10,7 @@ from tui import client as c
 from tui import format as fmt
 from tui.alerts import Alert
 from tui.messages import OpenMachine
-from tui.widgets.chart import bucket
+from tui.widgets.chart import GAP_FACTOR, INTERVAL_TAIL, bucket, sample_interval
 from tui.widgets.conn_bar import ICONS, name_suffix, stale_text, state_text
 from tui.widgets.panel import TextPanel
 from tui.widgets.spark import spark_text
@@ -21,7 +21,13 @@ TREND_S = 120.0  # the card's sparklines: GPU utilisation over the last two minu
 
 def trend(client: c.AgentClient, key: str, now: float, width: int) -> str:
     """A one-row, time-indexed sparkline of a 0-100 % series ("" when there is no room)."""
-    return spark_text(bucket(client.history.points(key), now - TREND_S, now, width), width, 0.0, 100.0) if width >= 8 else ""
+    if width < 8:
+        return ""
+    # the samples bucket() would look at: the window, the gap it bridges before it, and the tail it takes
+    # the interval from (passed on, so it is the same one the whole history would give)
+    interval = sample_interval(client.history.points(key, since=now, at_least=INTERVAL_TAIL))
+    points = client.history.points(key, since=now - TREND_S - GAP_FACTOR * interval, at_least=INTERVAL_TAIL)
+    return spark_text(bucket(points, now - TREND_S, now, width, interval), width, 0.0, 100.0)
 
 
 def gpu_line(gpu: dict) -> str:
