@@ -104,6 +104,7 @@ class SparkdeckApp(App):
         self.config_path = config_path  # client.toml: the theme is kept there (None: tests, nothing saved)
         self._keyed_toasts: dict[str, Notification] = {}
         self._detail_names: dict[str, None] = {}  # installed detail screens, least recently used first
+        self._never_opened: set[str] = set()  # of those, the ones built ahead (prewarmed) and not opened since
         self._prewarming = False
         self._prewarm_broken = False  # one failure and it is not tried again
         self._card_focused_at = 0.0  # when an overview card last got the cursor (monotonic)
@@ -220,6 +221,8 @@ class SparkdeckApp(App):
         name = f"detail-{index}"
         if self.is_screen_installed(name) and self.get_screen(name).is_running:
             return
+        if sum(1 for n in self._detail_names if n not in self._never_opened) >= MAX_DETAIL_SCREENS:
+            return  # every screen kept is one the user opened: none is pushed out for a guess
         self._prewarming = True
         self.run_worker(self._prewarm(index), group="prewarm", exit_on_error=False)
 
@@ -232,7 +235,7 @@ class SparkdeckApp(App):
 
     async def _prewarm(self, index: int) -> None:
         try:
-            name = self._detail_screen(index)
+            name = self._detail_screen(index, opened=False)
             screen = self.get_screen(name)
             if screen.is_running or screen in self.screen_stack:
                 return
@@ -280,15 +283,20 @@ class SparkdeckApp(App):
         if view in screens:
             self.push_screen(screens[view]())
 
-    def _detail_screen(self, index: int) -> str:
+    def _detail_screen(self, index: int, opened: bool = True) -> str:
         """The detail screen of machine ``index``, composed once and kept (installed): opening it again
         is a resume, not a compose of its ~50 widgets, and its charts' range and loaded history survive."""
         name = f"detail-{index}"
         if not self.is_screen_installed(name):
             self._forget_detail_screens(keep=MAX_DETAIL_SCREENS - 1)
             self.install_screen(MachineScreen(index), name)
-        self._detail_names.pop(name, None)
-        self._detail_names[name] = None  # most recently used last
+            if not opened:  # built ahead of a `d` that may not come: first to go, not ahead of screens the user opened
+                self._detail_names = {name: None, **self._detail_names}
+                self._never_opened.add(name)
+        if opened:
+            self._never_opened.discard(name)
+            self._detail_names.pop(name, None)
+            self._detail_names[name] = None  # most recently used last
         return name
 
     def _forget_detail_screens(self, keep: int) -> None:
@@ -300,6 +308,7 @@ class SparkdeckApp(App):
             if screen is not None and screen in self.screen_stack:
                 continue
             del self._detail_names[name]
+            self._never_opened.discard(name)
             if screen is not None:
                 self.uninstall_screen(name)
                 if screen.is_running:

@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,19 @@ class Launcher:
         state["endpoint"] = self._endpoint(name, running[0] if running else None) if state["state"] in ENDPOINT_STATES else None
         return state
 
-    def _endpoint(self, name: str, entry: dict[str, Any] | None) -> str | None:
-        """The URL clients talk to (template ``endpoint`` path on the health or first port), as reached on this machine."""
+    def _endpoint(self, name: str, entry: dict[str, Any] | None, launched_url: str | None = None) -> str | None:
+        """The URL clients talk to (template ``endpoint`` path on the health or first port), as reached on this machine.
+        ``launched_url``: the health URL of this launch (its port may not be the template's), used before the
+        container's published ports are known."""
         t = self.catalog.get(name)
         if t is None or t.endpoint is None or not t.ports:
             return None
         key = t.health.port if t.health else next(iter(t.ports))
         where = _published(entry["ports"], key) if entry and entry.get("ports") else None
+        if where is None and launched_url and t.health:  # the health URL is on the same port as the endpoint (key)
+            parts = urllib.parse.urlsplit(launched_url)
+            if parts.hostname and parts.port:
+                where = parts.hostname, parts.port
         if where is None:
             bind = t.bind or LOOPBACK
             where = (LOOPBACK if bind in ("0.0.0.0", "::") else bind), t.ports[key]
@@ -168,7 +175,7 @@ class Launcher:
         }
         out = frame("model_state", name=name, **self.states[name])
         if state in ENDPOINT_STATES:
-            out["endpoint"] = self._endpoint(name, None)
+            out["endpoint"] = self._endpoint(name, None, self.states[name].get("url"))
         if any(key in out for key in CONTROL_ONLY):  # read-token streams get the exit code and the reason only
             self.broadcast(encode(out), encode({k: v for k, v in out.items() if k not in CONTROL_ONLY}))
         else:

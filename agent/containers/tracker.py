@@ -122,12 +122,15 @@ class ContainerTracker:
     # -- ContainerSource ------------------------------------------------------------
     def snapshot(self, gpus: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         self._last_gpus = gpus
+        # a reconnect's listing fills entries one container at a time (an inspect each) before the status
+        # turns "ok": until then a frame would list containers under "unavailable". The fit check and the
+        # guard (rows()) still count what is known meanwhile.
+        if self.status["state"] != "ok":
+            return [], self.status
         return self._rows(gpus, detail=False), self.status
 
     def _rows(self, gpus: list[dict[str, Any]], *, detail: bool) -> list[dict[str, Any]]:
-        # a reconnect's listing fills entries one container at a time (an inspect each) before the
-        # status turns "ok": until then a frame would list containers under "unavailable"
-        if not self.entries or self.status["state"] != "ok":
+        if not self.entries:
             return []
         gpu_mem, complete = gpu_memory_by_container(gpus, self.proc_root) if gpus else ({}, False)
         out = [self._row(cid, entry, gpu_mem, complete, detail) for cid, entry in self.entries.items()]

@@ -220,6 +220,25 @@ async def test_failures_come_back_as_clear_states(docker_engine, launcher_agent)
     assert "Traceback" not in agent.log() and agent.proc.poll() is None
 
 
+async def test_a_launch_on_another_port_names_that_port_in_its_frames(docker_engine, launcher_agent) -> None:
+    """The model_state frames of a launch with `port` carry that port in their endpoint (they named the template's)."""
+    agent = launcher_agent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert port != agent.ports["web_port"]
+    async with open_stream(agent) as ws:
+        await next_frame(ws, lambda f: f["type"] == "hello", 10, "hello")
+        r = _control(agent, "/models/sdtest-web/start", json={"port": port})
+        assert r.status_code == 202, r.text
+        try:
+            ready = await next_frame(ws, lambda f: f.get("type") == "model_state" and f["state"] in ("ready", "failed"), 60, "ready")
+            assert ready["state"] == "ready" and ready["endpoint"] == f"http://127.0.0.1:{port}/v1", ready
+            assert model_state(agent, "sdtest-web")["endpoint"] == ready["endpoint"]
+        finally:
+            _control(agent, "/models/sdtest-web/stop")
+
+
 def test_running_model_survives_an_agent_restart(docker_engine, launcher_agent, start_agent) -> None:
     """A new agent finds the model's container running: it says `running` (with the endpoint), not `idle`, and refuses a second launch."""
     agent = launcher_agent

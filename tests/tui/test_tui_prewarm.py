@@ -152,3 +152,30 @@ async def test_only_the_card_the_cursor_rests_on_is_prewarmed() -> None:
         await until(pilot, lambda: prewarmed(app, 2), 5, "the resting card's detail screen built")
         assert not app.is_screen_installed("detail-1")
         assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_prewarming_never_pushes_out_a_screen_the_user_opened() -> None:
+    app = app_for(many_clients(app_module.MAX_DETAIL_SCREENS + 2), "overview")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: prewarmed(app, 0), 5, "the first card's detail screen built")
+        await pilot.press("enter")  # open machine 0: now a screen the user opened
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen), 5, "detail 0")
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen), 5, "overview")
+        for i in range(1, app_module.MAX_DETAIL_SCREENS + 2):  # rest on every other card in turn
+            await pilot.press("down")
+            await until(pilot, lambda i=i: prewarmed(app, i), 5, f"card {i} prewarmed")
+        assert app.is_screen_installed("detail-0")  # the guesses went first
+        assert len([n for n in app._installed_screens if n.startswith("detail-")]) <= app_module.MAX_DETAIL_SCREENS
+    app = app_for(many_clients(app_module.MAX_DETAIL_SCREENS + 1), "overview")
+    async with app.run_test(size=SIZE) as pilot:
+        for i in range(app_module.MAX_DETAIL_SCREENS):  # the user opens four machines
+            app.current = i
+            app.action_view("detail")
+            await pilot.pause()
+        app.current = app_module.MAX_DETAIL_SCREENS
+        app.action_view("overview")
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen), 5, "overview")
+        await pilot.pause(1.5)  # the cursor rests on the fifth card
+        assert not app.is_screen_installed(f"detail-{app_module.MAX_DETAIL_SCREENS}")
+        assert all(app.is_screen_installed(f"detail-{i}") for i in range(app_module.MAX_DETAIL_SCREENS))

@@ -27,3 +27,9 @@ def test_the_model_state_frame_wins() -> None:
 def test_no_endpoint_when_nothing_answers() -> None:
     stopped = {**VLLM, "state": {"state": "stopped", "endpoint": "http://127.0.0.1:8000/v1"}}
     assert endpoint(AGENT, stopped, []) == ""
+
+
+def test_a_frame_naming_another_port_than_the_published_one_gives_way() -> None:
+    # older agents named the template's port in the model_state frames of a launch on another port
+    progress = {"state": "ready", "endpoint": "http://127.0.0.1:8000/v1", "listen": ["127.0.0.1:50355"]}
+    assert endpoint(AGENT, VLLM, [container(50355)], progress) == "http://spark-01.local:50355/v1"

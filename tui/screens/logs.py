@@ -252,6 +252,9 @@ class LogsScreen(BaseView):
             self.search_note = f"[$warning]no match for “{escape(self.pattern)}”[/]"
             self._show_title()
             return
+        if self.match_at < 0:  # none chosen yet, or the one chosen was dropped with the oldest lines
+            self._jump(0 if step > 0 else len(self.matches) - 1)
+            return
         k = self.match_at + step
         wrapped = "" if 0 <= k < len(self.matches) else (" (wrapped to the top)" if step > 0 else " (wrapped to the bottom)")
         self._jump(k % len(self.matches), wrapped)

@@ -67,8 +67,8 @@ def endpoint(agent_url: str, entry: dict[str, Any], conts: list[dict[str, Any]],
         url = str(source.get("endpoint") or "")
         if not url:
             continue
-        if source is not progress and published and urllib.parse.urlsplit(url).port not in published:
-            continue  # the catalog's state from before this launch (the template's port): the container's port wins
+        if published and urllib.parse.urlsplit(url).port not in published:
+            continue  # a state from before this launch, or an older agent naming the template's port: the container's wins
         return reachable(url, agent_host, listens(entry, progress))
     if published:  # an agent without `endpoint` in its states, or one not caught up: the published port and the template's path
         return f"http://{agent_host}:{published[0]}{entry.get('endpoint') or ''}"
