@@ -1,7 +1,7 @@
 """A container's logs: the last lines, then following live until the container stops.
 
 The screen keeps the lines it shows (bounded: ``max_lines`` plus a slack, then the oldest are
-dropped and the view is redrawn) so that `t` (timestamps), `w` (wrap) and `/` (search) can
+dropped together, their rows trimmed from the log without drawing the rest again) so that `t` (timestamps), `w` (wrap) and `/` (search) can
 redraw them. The title always says the real follow state: scrolling up pauses following and
 counts the lines that arrive meanwhile; `e` jumps to the end and follows again.
 """
@@ -45,7 +45,7 @@ class LogsScreen(BaseView):
         super().__init__()
         self.index, self.ref, self.name_, self.tail = index, ref, name, tail
         self.max_lines = max_lines
-        self.slack = max(1, max_lines // 10)  # redraw (to drop the oldest) once per `slack` lines, not on every line
+        self.slack = max(1, max_lines // 10)  # drop the oldest once per `slack` lines, not on every line
         self.lines: list[LogLine] = []
         self.rows: list[int] = []  # first row in the RichLog of each line in self.lines
         self.follow = True
@@ -124,7 +124,7 @@ class LogsScreen(BaseView):
 
     def _drop_oldest(self, log: RichLog, k: int) -> None:
         """Forget the oldest ``k`` lines and their rows, as RichLog's own ``max_lines`` trims (its row cache is
-        keyed from ``_start_line``): redrawing the 5,000 lines kept instead froze a chatty log ~1.4 s every 500 lines."""
+        keyed from ``_start_line``): redrawing the 5,000 lines kept instead stalled a chatty log ~0.5 s every 500 lines."""
         cut = self.rows[k] if k < len(self.rows) else len(log.lines)
         del self.lines[:k]
         self.rows = [r - cut for r in self.rows[k:]]
@@ -147,7 +147,7 @@ class LogsScreen(BaseView):
             self._redrawing = False
 
     def redraw(self) -> None:
-        """Draw every kept line again (after a toggle, a new search or dropping the oldest)."""
+        """Draw every kept line again (after a toggle or a new search)."""
         log = self.query_one(RichLog)
         self._redrawing = True
         try:
