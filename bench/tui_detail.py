@@ -1,6 +1,6 @@
 """Detail-screen figures from a headless Textual pilot (not a tmux terminal: wt-m1's bench measures that):
 CPU time to open the detail screen (a cold first open, reopens, and a first open after the overview
-built it off-stage on an idle tick; key press until idle) and the client's CPU at 1 Hz
+built it off-stage once the cursor rested on its card; key press until idle) and the client's CPU at 1 Hz
 on it, 160x48, from the snapshot fakes. Run: .venv/bin/python bench/tui_detail.py [frames]."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.helpers.tui import prewarmed, until  # noqa: E402
 from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, gpu_gb10, snapshot_frame, spark_client  # noqa: E402
 
 
@@ -31,14 +32,10 @@ async def main(frames: int) -> None:
             await pilot.press("o")
             await pilot.pause(0.3)
         print(f"detail open without the off-stage build, CPU ms (first: cold; then reopens): {opens}")
-        await pilot.press("o")
-        await pilot.pause(0.3)
     cl = spark_client()
     app = app_for([cl], "overview")
     async with app.run_test(size=(160, 48)) as pilot:
-        deadline = time.monotonic() + 5  # the overview builds the focused card's detail screen once the cursor rests
-        while not (app.is_screen_installed("detail-0") and app.get_screen("detail-0").is_running and not app._prewarming) and time.monotonic() < deadline:
-            await pilot.pause(0.05)
+        await until(pilot, lambda: prewarmed(app), 5, "the detail screen built off-stage")  # once the cursor rests on the card
         await pilot.pause(0.2)
         t0 = time.process_time()
         await pilot.press("d")

@@ -19,6 +19,12 @@ async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> 
         await pilot.pause(0.05)
 
 
+def prewarmed(app, index: int = 0) -> bool:
+    """Machine ``index``'s detail screen has been built off-stage (and the build is over)."""
+    name = f"detail-{index}"
+    return app.is_screen_installed(name) and app.get_screen(name).is_running and not app._prewarming
+
+
 async def select_model(app, pilot, name: str) -> ModelsScreen:
     """The Models screen, live, with the cursor on ``name`` (the catalog also holds the built-ins)."""
     screen = app.screen

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from textual.screen import Screen
 
-from tests.helpers.tui import until
+from tests.helpers.tui import prewarmed, until
 from tests.helpers.tui_fakes import app_for, gpu_gb10, snapshot_frame, spark_client
 from tui import app as app_module
 from tui.client import AgentClient, Target
@@ -38,11 +38,6 @@ def counting_layouts() -> Iterator[list[str]]:
         yield seen
     finally:
         Screen._refresh_layout = orig
-
-
-def prewarmed(app, index: int = 0) -> bool:
-    name = f"detail-{index}"
-    return app.is_screen_installed(name) and app.get_screen(name).is_running and not app._prewarming
 
 
 def cells(app) -> str:
