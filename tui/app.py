@@ -216,7 +216,8 @@ class SparkdeckApp(App):
         index = getattr(screen.focused, "index", self.current)
         if not isinstance(index, int) or not 0 <= index < len(self.clients) or self.clients[index].latest is None:
             return  # before the first snapshot the screen would be built twice (no GPUs known yet)
-        if time.monotonic() - self._card_focused_at < PREWARM_REST_S * 0.9:  # the cursor moves on: not one build per card passed
+        # the cursor moves on: not one build per card passed (0.9: the rest timer itself may fire a hair early)
+        if time.monotonic() - self._card_focused_at < PREWARM_REST_S * 0.9:
             return
         name = f"detail-{index}"
         if self.is_screen_installed(name) and self.get_screen(name).is_running:
