@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import pytest
+from textual.content import Content
 
 from tests.helpers.tui_fakes import CATALOG, CONTAINERS, NOW, SIZES, FakeLogsClient, app_for, gpu_gb10, hello, snapshot_frame
 from tui import serving
 from tui.client import Target
+from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
-from tui.widgets.throttle_panel import timeline
+from tui.widgets.throttle_panel import ThrottlePanel, timeline
 
 SERVING = {
     "kind": "vllm",
@@ -97,3 +99,50 @@ def test_machine_detail_thermal_and_throttle(snap_compare, size):
             await pilot.press("end")  # the timeline sits below the panels
 
     assert snap_compare(app, terminal_size=size, run_before=settle)
+
+
+def test_timeline_keeps_rows_asked_for():
+    rows = timeline([], NOW - 600, NOW, 10, keep=[(0, "sw_power_cap")])
+    assert rows == [("gpu0 sw_power_cap", "·" * 10, 0.0)]
+
+
+async def test_throttle_timeline_keeps_its_height_as_events_come_and_go():
+    """An event that ends, or leaves the window, changes the panel's cells, not its height (a height change lays
+    the whole screen out); a new range starts its rows again."""
+    cl = serving_client()
+    answers = [
+        [EVENTS[2]],  # one ongoing power cap
+        [EVENTS[2] | {"end": NOW - 30}],  # it ended
+        [],  # it left the window
+        [EVENTS[2]],  # another one
+    ]
+    shown: list[tuple[bool, int, str, str]] = []
+
+    async def throttle_events(seconds: float):
+        return answers[len(shown)], NOW - 600, NOW
+
+    cl.throttle_events = throttle_events
+    app = app_for([cl], "detail")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MachineScreen)
+        panel = screen.query_one("#throttle", ThrottlePanel)
+        layouts = []
+        real_layout = screen._refresh_layout
+        screen._refresh_layout = lambda *a, **k: (layouts.append(1), real_layout(*a, **k))[1]
+        for _ in answers:  # throttle_events answers the next one each time
+            await screen._load_events(600)
+            await pilot.pause()
+            if not shown:
+                layouts.clear()  # the first events show the panel: that one is a layout
+            shown.append(
+                (panel.display, panel.outer_size.height, Content.from_markup(panel.border_subtitle or "").plain.strip(), str(panel.render()).splitlines()[0])
+            )
+        assert [s[0] for s in shown] == [True] * 4
+        assert len({s[1] for s in shown}) == 1, shown  # one height throughout
+        assert [s[2] for s in shown] == ["1 ongoing", "", "", "1 ongoing"]
+        assert shown[2][3].startswith("gpu0 sw_power_cap") and "█" not in shown[2][3]  # the row stays, empty
+        assert layouts == []  # nothing below it was moved
+        await pilot.press("h")  # another range: rows and panel start again
+        await pilot.pause()
+        assert not panel.display and panel.seen == set()

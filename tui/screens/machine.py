@@ -159,14 +159,20 @@ class MachineScreen(BaseView):
             self._events_at = time.monotonic()
             self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S), exit_on_error=False, group="events", exclusive=True)
         throttle = self.query_one(ThrottlePanel)
-        throttle.display = bool(self._events and self._events[0])  # shown once there is something to show
-        if throttle.display:
+        # shown once there is something to show, then kept for this range (its rows too): coming and going
+        # with each event would lay the screen out every time
+        throttle.display = throttle.display or bool(self._events and self._events[0])
+        if throttle.display and self._events:  # a failed fetch keeps what is shown
             throttle.show(self._events)
 
     def action_range(self) -> None:
         self.range_index = (self.range_index + 1) % len(RANGES)
         self._stored, self._stored_at = None, 0.0
         self._events_at = -REFRESH_EVENTS_S  # the timeline follows the chart range
+        self._events = None
+        throttle = self.query_one(ThrottlePanel)
+        throttle.forget()
+        throttle.display = False  # until the new range's events say otherwise
         label = RANGES[self.range_index][0]
         self.sd.notify_replacing("chart-range", f"charts: {label}" + ("" if label == "live" else " (from the agent's history)"), timeout=2)  # h h h: one toast
         if self.live_view:

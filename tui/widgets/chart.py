@@ -173,7 +173,7 @@ class TimeChart(CachedComponentStyles):
             lines.append([(f"{label:>{GUTTER - 2}} ▕"[-GUTTER:], axis), (row, line)])
         if height >= 3:
             lines.append([(" " * GUTTER + time_axis(self.end - self.start, cols), axis)])
-        base = self.rich_style
+        base = self.visual_style.rich_style  # cached per style change; DOMNode.rich_style walks every ancestor per call
         # a new sample changes the title and the newest column: rows drawn the same keep their strip
         old = self._built if self._built is not None and self._built[0][1:] == key[1:] and self._base == base else None
         strips = [
@@ -187,7 +187,7 @@ class TimeChart(CachedComponentStyles):
 
     def render_line(self, y: int) -> Strip:
         strips = self._lines()[1]
-        return strips[y] if 0 <= y < len(strips) else Strip.blank(self.size.width, self.rich_style)
+        return strips[y] if 0 <= y < len(strips) else Strip.blank(self.size.width, self.visual_style.rich_style)
 
     def render(self) -> Text:
         """The chart as text (what render_line draws), for tests and debugging."""
