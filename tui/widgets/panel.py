@@ -13,11 +13,12 @@ frame that moves one GPU figure converts one line.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.text import Text
+from rich.text import Span, Text
 from textual.geometry import Region
 from textual.reactive import Reactive
 from textual.strip import Strip
@@ -26,12 +27,38 @@ from textual.style import Style as VisualStyle
 from tui.widgets.styles import CachedComponentStyles
 
 
+def split_lines(text: Text) -> list[Text]:
+    """``text.split("\\n", allow_blank=True)``, the same lines and spans, in half the time: Rich's split goes
+    through ``divide`` (a bisect per span over every piece, separators included), and splitting a card's text
+    was a fifth of a card's rebuild with ten machines."""
+    plain = text.plain
+    if "\n" not in plain:
+        return [text.copy()]
+    starts = [0]
+    at = plain.find("\n")
+    while at != -1:
+        starts.append(at + 1)
+        at = plain.find("\n", at + 1)
+    ends = [s - 1 for s in starts[1:]] + [len(plain)]
+    style, justify, overflow = text.style, text.justify, text.overflow
+    lines = [Text(plain[a:b], style=style, justify=justify, overflow=overflow) for a, b in zip(starts, ends, strict=True)]
+    count = len(lines)
+    for span in text.spans:
+        i = bisect_right(starts, span.start) - 1
+        while i < count and starts[i] < span.end:
+            a, b = max(span.start, starts[i]), min(span.end, ends[i])
+            if b > a:  # Rich keeps no empty piece of a span
+                lines[i].spans.append(Span(a - starts[i], b - starts[i], span.style))
+            i += 1
+    return lines
+
+
 def wrap_lines(text: Text, console: Console, width: int) -> list[Text]:
     """``text`` as the lines a ``width``-wide panel shows, each without trailing spaces (Rich keeps the space at
     a wrap point, Textual's own render drops it: the same cells either way). Only lines that are too long go
     through Rich's wrap: a card's lines are built to fit, and wrapping them all was most of a rebuild."""
     out: list[Text] = []
-    for line in text.split("\n", allow_blank=True):
+    for line in split_lines(text):
         if "\t" not in line.plain and cell_len(line.plain) <= width:
             out.append(line)
         else:

@@ -1,0 +1,41 @@
+"""TextPanel's line split: the same lines, spans and attributes as Rich's ``Text.split("\\n", allow_blank=True)``."""
+
+from __future__ import annotations
+
+import random
+
+from rich.style import Style
+from rich.text import Span, Text
+
+from tui.widgets.panel import split_lines
+
+STYLES: list[str | Style] = ["dim", "bold", Style(color="red"), Style(bold=True, italic=True), ""]
+
+
+def random_text(rng: random.Random) -> Text:
+    plain = "".join(rng.choice("ab \n") for _ in range(rng.randint(0, 40)))
+    text = Text(plain, style=rng.choice(["", "dim"]), justify=rng.choice([None, "left"]), overflow=rng.choice([None, "fold"]))
+    for _ in range(rng.randint(0, 8)):  # spans anywhere: across newlines, on them, empty, at either end
+        a = rng.randint(0, len(plain))
+        text.spans.append(Span(a, rng.randint(a, len(plain)), rng.choice(STYLES)))
+    return text
+
+
+def described(lines: list[Text]) -> list[tuple]:
+    return [(line.plain, line.spans, line.style, line.justify, line.overflow) for line in lines]
+
+
+def test_split_lines_is_richs_split():
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = random_text(rng)
+        assert described(split_lines(text)) == described(list(text.split("\n", allow_blank=True))), repr(text)
+
+
+def test_split_lines_cases():
+    card = Text.assemble(("GPU0 ", "dim"), ("66%\n", "bold"), ("Mem ", "dim"), "1.0 GiB\n")
+    assert [t.plain for t in split_lines(card)] == ["GPU0 66%", "Mem 1.0 GiB", ""]
+    assert split_lines(card)[0].spans == [Span(0, 5, "dim"), Span(5, 8, "bold")]
+    one = Text("no newline", "dim")
+    copy = split_lines(one)[0]
+    assert copy == one and copy is not one  # a copy, as Rich's: wrap_lines strips its lines in place
