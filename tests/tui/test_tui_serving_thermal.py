@@ -130,8 +130,15 @@ async def test_throttle_timeline_keeps_its_height_as_events_come_and_go():
         layouts = []
         real_layout = screen._refresh_layout
         screen._refresh_layout = lambda *a, **k: (layouts.append(1), real_layout(*a, **k))[1]
+        updates = []
+        real_update = screen.update_view
+        screen.update_view = lambda: (updates.append(1), real_update())[1]
         for _ in answers:  # throttle_events answers the next one each time
             await screen._load_events(600)
+            if shown:  # shown and live: drawn with the next frame, not by a whole update of its own
+                assert updates == []
+                screen.machine_changed(0)  # the next frame
+            updates.clear()
             await pilot.pause()
             if not shown:
                 layouts.clear()  # the first events show the panel: that one is a layout

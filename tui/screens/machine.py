@@ -193,8 +193,11 @@ class MachineScreen(BaseView):
             self._events = await self.client.throttle_events(seconds)
         except Exception:  # an agent without /api/v1/events (older) or history off: no timeline, no noise
             self._events = None
-        if self.live_view and self._events:
-            self.update_view()
+        if not (self.live_view and self._events):
+            return
+        if self.query_one(ThrottlePanel).display and self.client.state == c.LIVE and not self.client.stale:
+            return  # the next frame, within a second, draws it in the same pass as the rest: not a pass (and a whole update) of its own
+        self.update_view()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width >= 140, "-wide")
