@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.content import Content
 
+from tests.helpers.tui import until
 from tests.helpers.tui_fakes import CATALOG, CONTAINERS, NOW, SIZES, FakeLogsClient, app_for, gpu_gb10, hello, snapshot_frame
 from tui import serving
 from tui.client import Target
@@ -119,7 +120,7 @@ async def test_throttle_timeline_keeps_its_height_as_events_come_and_go():
     shown: list[tuple[bool, int, str, str]] = []
 
     async def throttle_events(seconds: float):
-        return answers[len(shown)], NOW - 600, NOW
+        return answers[min(len(shown), len(answers) - 1)], NOW - 600, NOW  # then the last one, again
 
     cl.throttle_events = throttle_events
     app = app_for([cl], "detail")
@@ -150,6 +151,31 @@ async def test_throttle_timeline_keeps_its_height_as_events_come_and_go():
         assert [s[2] for s in shown] == ["1 ongoing", "", "", "1 ongoing"]
         assert shown[2][3].startswith("gpu0 sw_power_cap") and "█" not in shown[2][3]  # the row stays, empty
         assert layouts == []  # nothing below it was moved
-        await pilot.press("h")  # another range: rows and panel start again
+        assert panel.seen == {(0, "sw_power_cap")}
+        answers.append([EVENTS[1]])  # the new range's own events
+        await pilot.press("h")  # another range: rows and panel start again (its events may already be in)
+        await until(pilot, lambda: panel.display and panel.data is not None and panel.data[0] == [EVENTS[1]], 5, what="the new range's timeline")
         await pilot.pause()
-        assert not panel.display and panel.seen == set()
+        assert panel.seen == {(0, "hw_thermal_slowdown")}
+        assert [line.split()[1] for line in str(panel.render()).splitlines()[:-1]] == ["hw_thermal_slowdown"]
+
+        # the agent stops answering: the timeline goes rather than standing still
+        async def failing(seconds: float):
+            raise OSError("connection refused")
+
+        cl.throttle_events = failing
+        await screen._load_events(600)
+        screen.machine_changed(0)
+        await pilot.pause()
+        assert not panel.display
+
+
+def test_throttle_rows_with_time_in_the_window_come_first_when_more_than_fit():
+    from tui.widgets.throttle_panel import MAX_ROWS, active_first
+
+    kept = {(g, "sw_power_cap") for g in range(MAX_ROWS + 1)}
+    rows = timeline([{"gpu": 9, "reason": "hw_slowdown", "start": NOW - 60, "end": None}], NOW - 600, NOW, 10, keep=kept)
+    assert rows[-1][0] == "gpu9 hw_slowdown"  # by GPU: past what fits
+    shown = active_first(rows)
+    assert shown[0][0] == "gpu9 hw_slowdown" and [r[0] for r in shown[1:]] == [r[0] for r in rows[:-1]]
+    assert active_first(rows[:MAX_ROWS]) == rows[:MAX_ROWS]  # all fit: the order stays

@@ -161,22 +161,27 @@ class MachineScreen(BaseView):
         throttle = self.query_one(ThrottlePanel)
         # shown once there is something to show, then kept for this range (its rows too): coming and going
         # with each event would lay the screen out every time
-        throttle.display = throttle.display or bool(self._events and self._events[0])
-        if throttle.display and self._events:  # a failed fetch keeps what is shown
+        # a failed fetch hides it (its "now" would stand still and an "ongoing" stay forever)
+        throttle.display = self._events is not None and (throttle.display or bool(self._events[0]))
+        if throttle.display and self._events:
             throttle.show(self._events)
 
     def action_range(self) -> None:
         self.range_index = (self.range_index + 1) % len(RANGES)
         self._stored, self._stored_at = None, 0.0
-        self._events_at = -REFRESH_EVENTS_S  # the timeline follows the chart range
-        self._events = None
-        throttle = self.query_one(ThrottlePanel)
-        throttle.forget()
-        throttle.display = False  # until the new range's events say otherwise
+        self._reset_timeline()
         label = RANGES[self.range_index][0]
         self.sd.notify_replacing("chart-range", f"charts: {label}" + ("" if label == "live" else " (from the agent's history)"), timeout=2)  # h h h: one toast
         if self.live_view:
             self.update_view()
+
+    def _reset_timeline(self) -> None:
+        """Another range: the timeline follows it, its rows start again, hidden until its events say otherwise."""
+        self._events_at = -REFRESH_EVENTS_S
+        self._events = None
+        throttle = self.query_one(ThrottlePanel)
+        throttle.forget()
+        throttle.display = False
 
     async def _load_stored(self, indices: list[int], seconds: float) -> None:
         names = [s.stored for i in indices for s in gpu_series(i)] + [s.stored for s in HOST_SERIES]
@@ -185,6 +190,7 @@ class MachineScreen(BaseView):
         except Exception as exc:  # an old agent without /api/v1/history, or the network: say so, keep live charts
             self.notify(f"history unavailable: {exc}", severity="warning", timeout=4)
             self.range_index, self._stored = 0, None
+            self._reset_timeline()  # back to live: not the stored range's rows
         if self.live_view:
             self.update_view()
 

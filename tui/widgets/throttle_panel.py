@@ -41,6 +41,11 @@ def timeline(events: list[dict[str, Any]], start: float, end: float, cells: int,
     return [(f"gpu{gpu} {reason}", "".join(r[0]), r[1]) for (gpu, reason), r in sorted(rows.items())]
 
 
+def active_first(rows: list[tuple[str, str, float]]) -> list[tuple[str, str, float]]:
+    """More rows than fit: those with time in the window first, kept empty ones last (in order otherwise)."""
+    return sorted(rows, key=lambda r: r[2] == 0) if len(rows) > MAX_ROWS else rows
+
+
 class ThrottlePanel(TextPanel):
     """Shows ``(events, start, end)`` from GET /api/v1/events?kind=throttle."""
 
@@ -60,6 +65,7 @@ class ThrottlePanel(TextPanel):
         cells = max(width - LABEL_W - 9, 10)
         self.seen.update((e["gpu"], e["reason"]) for e in events if e["start"] <= end and (e.get("end") is None or e["end"] >= start))
         rows = timeline(events, start, end, cells, self.seen)
+        rows = active_first(rows)
         for label, bar, secs in rows[:MAX_ROWS]:
             t.append(label[: LABEL_W - 1].ljust(LABEL_W), "dim")
             t.append(bar, f"bold {self.app.current_theme.warning}")
@@ -71,5 +77,7 @@ class ThrottlePanel(TextPanel):
             "time".ljust(LABEL_W) + f"-{fmt.duration(end - start)}".ljust(max(cells - 3, 1)) + "now", "dim"
         )  # a label, not spaces: wrapping strips leading blanks
         # in the border, not a line: a line that comes and goes would lay the screen out each time
-        set_border_text(self, subtitle=Text(f" {ongoing} ongoing ", f"bold {self.app.current_theme.warning}") if ongoing else "")
+        set_border_text(
+            self, subtitle=Text.assemble((f" {ongoing} ongoing ", f"bold {self.app.current_theme.warning}")) if ongoing else ""
+        )  # a span: compared with the theme
         return t
