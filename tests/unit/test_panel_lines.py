@@ -1,13 +1,16 @@
-"""TextPanel's line split: the same lines, spans and attributes as Rich's ``Text.split("\\n", allow_blank=True)``."""
+"""TextPanel's line split (the same lines, spans and attributes as Rich's ``Text.split("\\n", allow_blank=True)``) and its line strips."""
 
 from __future__ import annotations
 
 import random
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
+from textual.strip import Strip
 
 from tui.widgets.panel import split_lines
+from tui.widgets.styles import line_strip
 
 STYLES: list[str | Style] = ["dim", "bold", Style(color="red"), Style(bold=True, italic=True), ""]
 
@@ -39,3 +42,23 @@ def test_split_lines_cases():
     one = Text("no newline", "dim")
     copy = split_lines(one)[0]
     assert copy == one and copy is not one  # a copy, as Rich's: wrap_lines strips its lines in place
+
+
+def test_line_strip_is_the_three_strips_it_replaces():
+    """One Strip, the same segments (styled, cut or padded) as ``Strip(s).apply_style(base).extend_cell_length(w, pad)``
+    (TextPanel) and ``Strip(s).crop_extend(0, w, None).apply_style(base)`` (TimeChart), wide characters included."""
+    rng = random.Random(11)
+    bases = [None, Style(), Style(color="white", bgcolor="black"), Style(dim=True)]
+    for _ in range(2000):
+        segs = [
+            Segment(rng.choice(["ab", "é", "宽", " ", "x" * rng.randint(1, 9)]), rng.choice([None, Style(bold=True), Style(color="red")]))
+            for _ in range(rng.randint(0, 6))
+        ]
+        width, base, pad = rng.randint(1, 30), rng.choice(bases), rng.choice([None, Style(reverse=False)])
+        if Strip(segs).cell_length <= width:  # a panel's lines are wrapped to fit; a chart's may not
+            panel = Strip(segs).apply_style(base) if base is not None else Strip(segs)
+            assert list(line_strip(segs, width, base, pad)) == list(panel.extend_cell_length(width, pad))
+        if base is not None:
+            chart = Strip(segs).crop_extend(0, width, None).apply_style(base)
+            got = line_strip(segs, width, base, base or None)
+            assert list(got) == list(chart) and got.cell_length == chart.cell_length == width

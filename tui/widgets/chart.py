@@ -18,7 +18,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 
 from tui.widgets.spark import spark_rows
-from tui.widgets.styles import CachedComponentStyles
+from tui.widgets.styles import CachedComponentStyles, line_strip
 
 Point = tuple[float, float | None]  # (unix time, value; None: the metric was n/a)
 GAP_FACTOR = 3.0  # samples further apart than this many intervals are drawn with a gap between
@@ -179,7 +179,7 @@ class TimeChart(CachedComponentStyles):
         strips = [
             old[2][y]
             if old is not None and y < len(old[1]) and old[1][y] == parts
-            else Strip([Segment(t, st) for t, st in parts]).crop_extend(0, width, None).apply_style(base)
+            else line_strip([Segment(t, st) for t, st in parts], width, base, base or None)
             for y, parts in enumerate(lines)
         ]
         self._built, self._base = (key, lines, strips), base

@@ -24,7 +24,7 @@ from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 
-from tui.widgets.styles import CachedComponentStyles
+from tui.widgets.styles import CachedComponentStyles, line_strip
 
 
 def split_lines(text: Text) -> list[Text]:
@@ -144,6 +144,5 @@ class TextPanel(CachedComponentStyles):
             # Rich's own segments under the panel's style: what Visual.to_strips draws for a line that fits (the
             # snapshots compare it cell by cell), without a Content conversion and re-wrap per line, a third of the cost
             pad = (style + VisualStyle(reverse=False)).rich_style
-            segments = list(self._wrapped[y].render(self.app.console))
-            strip = self._strips[y] = Strip(segments).apply_style(style.rich_style).extend_cell_length(width, pad)
+            strip = self._strips[y] = line_strip(self._wrapped[y].render(self.app.console), width, style.rich_style, pad)
         return strip

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 
@@ -28,3 +32,16 @@ def set_border_text(widget: Widget, *, title: str | Text | None = None, subtitle
         shown["title"] = widget.border_title = title
     if subtitle is not None and shown.get("subtitle") != subtitle:
         shown["subtitle"] = widget.border_subtitle = subtitle
+
+
+def line_strip(segments: Iterable[Segment], width: int, base: Style | None, pad: Style | None) -> Strip:
+    """``Strip(segments).apply_style(base)`` fitted to ``width`` cells (cut, or padded with ``pad``), built as one Strip:
+    each Strip makes seven caches, and the three a line took (its segments, styled, padded) were most of what drawing a
+    changed line cost — and the garbage collections those allocations set off."""
+    segs = list(Segment.apply_style(segments, base))
+    length = Segment.get_line_length(segs)
+    if length > width:  # rare: a line wider than the widget
+        return Strip(segs, length).crop(0, width)
+    if length < width:
+        segs.append(Segment(" " * (width - length), pad))
+    return Strip(segs, width)
