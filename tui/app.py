@@ -38,7 +38,7 @@ from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.processes import ProcessesScreen
-from tui.widgets.metric import Metric
+from tui.widgets.figures import Figures
 
 TICK_S = 1.0  # ages and countdowns move on, and the fleet overview's batched cards are painted, once a tick
 # detail screens kept composed (least recently opened go first): a reopen is a resume, not a compose
@@ -354,10 +354,8 @@ class SparkdeckApp(App):
     def action_why_na(self) -> None:
         """The reason of the focused n/a field; without one, every n/a reason on the screen."""
         focused = self.focused
-        if isinstance(focused, Metric) and focused.tooltip:
-            reasons = [str(focused.tooltip)]
-        else:
-            reasons = [str(m.tooltip) for m in self.screen.query(Metric) if m.tooltip]
+        one = focused.focused_reason() if isinstance(focused, Figures) else None
+        reasons = [one] if one else [r for figures in self.screen.query(Figures) for r in figures.reasons()]
         message = "\n".join(reasons) if reasons else "nothing on this screen reads n/a"
         self.notify_replacing("why-na", message, title="why n/a", timeout=10)
 

@@ -19,8 +19,8 @@ from tui.screens.logs import LogsScreen
 from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.processes import ProcessesScreen
+from tui.widgets.figures import Figures
 from tui.widgets.machine_card import MachineCard
-from tui.widgets.metric import Metric
 
 
 def footer_keys(app) -> list[tuple[str, str]]:
@@ -186,16 +186,50 @@ async def test_a_says_why_the_focused_field_reads_na():
     app = app_for([spark_client()], "detail")
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
-        na = [m for m in app.screen.query(Metric) if m.tooltip]
-        assert na, "the GB10 fixture has n/a fields (power limit, fan)"
-        na[0].focus()
+        figures = app.screen.query_one(Figures)
+        na = figures.na_keys()
+        assert len(na) >= 2, "the GB10 fixture has n/a fields (power limit, fan)"
+        figures.focus()
+        await pilot.pause()
+        assert figures.cursor == na[0]
         await pilot.press("a")
         await until(pilot, lambda: any(n.title == "why n/a" for n in app._notifications), what="the n/a toast")
         toasts = [n for n in app._notifications if n.title == "why n/a"]
-        assert [str(n.message) for n in toasts] == [str(na[0].tooltip)] and "not available on this machine" in toasts[0].message
+        assert [str(n.message) for n in toasts] == [figures.reason(na[0])] and "not available on this machine" in toasts[0].message
         await pilot.press("a", "a")
         await pilot.pause()
         assert len([n for n in app._notifications if n.title == "why n/a"]) == 1  # replaced, not stacked
+
+        await pilot.press("tab")  # the next n/a field, highlighted, and `a` names it
+        assert app.focused is figures and figures.cursor == na[1]
+        row = next(y for y, row in enumerate(figures.cells(figures.size.width)) if na[1] in [k for k, _, _ in row])
+        focus_bg = figures._cell_styles()[1].bgcolor
+        assert any(seg.style and seg.style.bgcolor == focus_bg for seg in figures.render_line(row))
+        await pilot.press("a")
+        await until(
+            pilot, lambda: [str(n.message) for n in app._notifications if n.title == "why n/a"] == [figures.reason(na[1])], what="the second field's reason"
+        )
+        await pilot.press("shift+tab")
+        assert figures.cursor == na[0]
+        for _ in na[1:]:
+            await pilot.press("tab")
+        await pilot.press("tab")  # past the last n/a field: focus moves on, and `a` lists every reason on the screen
+        assert app.focused is not figures
+        await pilot.press("a")
+        await until(pilot, lambda: [str(n.message) for n in app._notifications if n.title == "why n/a"] == ["\n".join(figures.reasons())], what="every reason")
+
+
+async def test_hovering_an_na_field_shows_its_reason():
+    app = app_for([spark_client()], "detail")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        figures = app.screen.query_one(Figures)
+        cells = {key: (x, y) for y, row in enumerate(figures.cells(figures.size.width)) for key, x, _ in row}
+        key = figures.na_keys()[0]
+        await pilot.hover(figures, offset=cells[key])
+        assert figures.tooltip == figures.reason(key)
+        await pilot.hover(figures, offset=cells["utilization_gpu_percent"])
+        assert figures.tooltip is None
 
 
 async def test_h_toasts_replace_each_other():

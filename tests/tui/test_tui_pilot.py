@@ -51,13 +51,12 @@ async def test_detail_fills_in_with_na_reasons_and_history(start_agent):
         await until(pilot, lambda: len(client.history) >= 3, what="history")
         await pilot.pause(0.3)
         panel = app.screen.query_one(GpuPanel)
-        limit = panel.metrics["power_limit_w"]
-        await until(pilot, lambda: "n/a" in str(limit.render()), what="GPU figures")
-        assert "n/a" in str(limit.render()) and limit.has_class("-na")
-        assert "Not Supported" in str(limit.tooltip)  # the reason, on hover
-        assert "unified" in str(panel.metrics["memory"].render())
-        util = panel.metrics["utilization_gpu_percent"]
-        assert "%" in str(util.render()) and util.tooltip is None
+        figures = panel.figures
+        await until(pilot, lambda: "power_limit_w" in figures.shown, what="GPU figures")
+        assert figures.text("power_limit_w") == "Limit n/a" and figures.is_na("power_limit_w")
+        assert "Not Supported" in str(figures.reason("power_limit_w"))  # the reason, on hover and on `a`
+        assert "unified" in figures.text("memory")
+        assert "%" in figures.text("utilization_gpu_percent") and figures.reason("utilization_gpu_percent") is None
         assert "total" in plain(app.screen.query_one(CpuPanel))
         assert "live" in plain(app.screen.query_one("#conn", ConnBar))
         assert app.ui_updates <= client.frames  # collapsed, never more refreshes than frames

@@ -87,7 +87,7 @@ async def test_a_frame_after_the_prewarm_is_shown_on_open() -> None:
 
 
 def gpu_text(screen: Screen) -> str:
-    return "\n".join(str(w.render()) for w in screen.query("GpuPanel Metric"))
+    return "\n".join(str(w.render()) for w in screen.query("GpuPanel Figures"))
 
 
 def many_clients(n: int) -> list[AgentClient]:

@@ -8,8 +8,8 @@ from textual.widgets import Static
 
 from tui import format as fmt
 from tui.client import AgentClient
+from tui.widgets.figures import Figures
 from tui.widgets.history_charts import Window, chart_for, gpu_series
-from tui.widgets.metric import Metric
 from tui.widgets.styles import set_border_text
 
 FIELDS = [  # (key in the GPU dict, label)
@@ -49,12 +49,23 @@ def field_value(gpu: dict, key: str) -> str | None:
     return str(v)
 
 
+def figure_values(gpu: dict) -> dict[str, tuple[str | None, str | None]]:
+    """Key -> (shown value, or None for n/a; the reason an n/a field gives) for every figure of a GPU."""
+    reasons = gpu.get("na_reasons") or {}
+    error = gpu.get("error") if gpu.get("status") == "error" else None
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for key in [k for k, _ in FIELDS] + ["memory"]:
+        value = field_value(gpu, key) if gpu.get("status") != "error" else None
+        reason = reasons.get(key) or error
+        if key == "memory" and value is None:
+            reason = reason or reasons.get("memory.used_bytes") or "memory not reported"
+        out[key] = (value, reason)
+    return out
+
+
 class GpuPanel(Vertical):
     DEFAULT_CSS = """
     GpuPanel { height: auto; border: round $primary; padding: 0 1; }
-    GpuPanel > .gpu--fields { layout: grid; grid-size: 4; grid-rows: 1; grid-gutter: 0 1; height: auto; }
-    GpuPanel > .gpu--fields > Metric { width: 100%; }
-    GpuPanel.-wide > .gpu--fields { grid-size: 5; }
     GpuPanel > .gpu--note { color: $warning; height: 1; }
     GpuPanel > .gpu--charts { layout: grid; grid-size: 1; grid-rows: auto; grid-gutter: 0 2; height: auto; }
     GpuPanel.-wide > .gpu--charts { grid-size: 3; }
@@ -63,17 +74,14 @@ class GpuPanel(Vertical):
     def __init__(self, index: int, **kw):
         super().__init__(**kw)
         self.gpu_index = index
-        self.metrics = {key: Metric(label) for key, label in FIELDS}
-        self.metrics["memory"] = Metric("Memory", classes="gpu--mem")
+        self.figures = Figures(FIELDS, [("memory", "Memory")])
         self.series = gpu_series(index)
         self.charts = [chart_for(s) for s in self.series]
         self._pending: tuple | None = None
         self._composed = False
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="gpu--fields"):
-            yield from (m for k, m in self.metrics.items() if k != "memory")
-        yield self.metrics["memory"]
+        yield self.figures
         yield Static("", classes="gpu--note")  # one row, always there: a throttle note coming and going moves nothing below
         with Vertical(classes="gpu--charts"):
             yield from self.charts
@@ -90,20 +98,15 @@ class GpuPanel(Vertical):
             return
         self._pending = None
         set_border_text(self, title=f"GPU {gpu['index']}  {gpu.get('name') or ''}")
-        self.set_class((self.size.width or width) >= 100, "-wide")  # five figures a row when the panel itself is wide
+        wide = (self.size.width or width) >= 100
+        self.set_class(wide, "-wide")  # five figures a row, three charts, when the panel itself is wide
         note = self.query_one(".gpu--note", Static)
         throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
         text = f"error: {gpu.get('error') or 'unknown'}" if gpu.get("status") == "error" else (f"throttle: {', '.join(throttle)}" if throttle else "")
         if getattr(note, "_last", None) != text:  # the row is reserved: a change repaints it, it never re-lays out
             note._last = text  # type: ignore[attr-defined]
             note.update(text, layout=False)  # height 1 whatever it says: a repaint, not a layout of the screen
-        reasons = gpu.get("na_reasons") or {}
-        for key, metric in self.metrics.items():
-            value = field_value(gpu, key) if gpu.get("status") != "error" else None
-            reason = reasons.get(key) or (gpu.get("error") if gpu.get("status") == "error" else None)
-            if key == "memory" and value is None:
-                reason = reason or reasons.get("memory.used_bytes") or "memory not reported"
-            metric.show(value, reason)
+        self.figures.show(figure_values(gpu), columns=5 if wide else 4)
         current = [fmt.pct(gpu.get("utilization_gpu_percent")), fmt.num(gpu.get("power_w"), " W"), fmt.num(gpu.get("temperature_c"), " °C")]
         power_hi = gpu.get("power_limit_w")  # else the chart scales to the highest power shown
         for series, chart, now in zip(self.series, self.charts, current, strict=False):
