@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from tui.client import AgentClient, History, Sample, Target
-from tui.widgets.chart import GAP_FACTOR, bucket, duration, sample_interval, time_axis
+from tui.widgets.chart import GAP_FACTOR, Buckets, anchored, bucket, duration, sample_interval, time_axis
 from tui.widgets.history_charts import axis_rate
 from tui.widgets.machine_card import TREND_S, trend
 from tui.widgets.spark import spark_text
@@ -82,3 +84,53 @@ def test_the_card_sparkline_from_its_window_equals_the_one_from_the_whole_histor
                 full = spark_text(bucket(whole, now - TREND_S, now, width, sample_interval(whole)), width, 0.0, 100.0)
                 assert trend(cl, "gpu0.util", now, width) == full, (interval, hole, now, width)
         assert GAP_FACTOR * interval < 600  # the window's margin stays inside the history kept
+
+
+def test_anchored_windows_keep_their_columns_until_now_crosses_one():
+    span, cols = 300.0, 45
+    step = span / cols
+    for now in [1_000_000.0 + 0.37 * i for i in range(200)]:
+        start, end = anchored(now - span, now, cols)
+        assert end - start == pytest.approx(span) and end - step - 1e-6 <= now < end  # the last column holds now
+        assert (end / step) == pytest.approx(round(end / step))  # on a boundary of wall time
+    a = anchored(1_000_000.1 - span, 1_000_000.1, cols)
+    assert anchored(a[1] - step / 2 - span, a[1] - step / 2, cols) == a  # within one column: the same window
+
+
+def test_kept_buckets_equal_bucketing_everything_every_frame():
+    """Frames of a live chart: samples appended (some n/a, some holes), now moving on, a resize, a reconnect's
+    backfill changing samples in the middle: what Buckets keeps is what bucket() over all samples gives."""
+    rng = random.Random(5)
+    for _ in range(40):
+        kept, points, now, cols = Buckets(), [], 50_000.0, rng.choice([10, 45, 150])
+        for _frame in range(120):
+            now += rng.choice([0.2, 1.0, 1.0, 1.0, 3.0, 25.0])
+            points.append((now - rng.random() * 0.1, None if rng.random() < 0.1 else rng.uniform(0, 100)))
+            if rng.random() < 0.03:
+                cols = rng.choice([10, 45, 150])
+            if rng.random() < 0.03 and len(points) > 5:  # a late sample inserted at its place
+                i = rng.randrange(1, len(points) - 1)
+                points.insert(i, ((points[i - 1][0] + points[i][0]) / 2, 42.0))
+            start, end = anchored(now - 300.0, now, cols)
+            assert kept.values(points, start, end, cols, now) == bucket(points, start, end, cols, now=now)
+
+
+def test_a_new_sample_changes_the_newest_column_only_until_the_plot_moves_a_column():
+    """With the window on wall-time columns, frames within a column draw every older column the same (one
+    changed cell a plot row at most) and the plot moves once a column; a window ending at now moved every
+    column's samples a little with each frame."""
+    rng = random.Random(3)
+    span, cols, t0 = 300.0, 45, 70_000.0
+    points = [(t0 - 300 + i, rng.uniform(0, 100)) for i in range(300)]
+    frames = []
+    for i in range(1, 30):
+        now = t0 + i
+        points.append((now, rng.uniform(0, 100)))
+        start, end = anchored(now - span, now, cols)
+        frames.append((end, bucket(points, start, end, cols, now=now)))
+    for (end_a, a), (end_b, b) in zip(frames, frames[1:], strict=False):
+        if end_a == end_b:
+            assert a[:-1] == b[:-1]
+        else:
+            assert a[1:-1] == b[:-2]  # shifted by one column: the same complete columns, one place left
+    assert len({end for end, _ in frames}) == 5  # 29 s at 6.7 s a column

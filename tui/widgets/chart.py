@@ -1,14 +1,16 @@
 """Time-indexed charts: x is wall time, so an outage is a gap, with a value axis and a time axis.
 
-A chart spans ``[end - span, end]`` across its plot columns; each column holds the highest
-sample that falls in it. Columns narrower than the sample interval are bridged between two
+A chart spans ``span`` seconds across its plot columns, up to the column of wall time that holds now
+(``anchored``); each column holds the highest sample that falls in it. Columns narrower than the sample interval are bridged between two
 samples that are close together (at most ``GAP_FACTOR`` intervals apart), so only a real hole in
 the data — an agent restart, a lost link, a 25 s pause — leaves blank columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 from statistics import median
 
 from rich.segment import Segment
@@ -36,14 +38,24 @@ def sample_interval(points: Sequence[Point]) -> float:
     return median(diffs) if diffs else 1.0
 
 
-def bucket(points: Sequence[Point], start: float, end: float, cols: int, interval: float | None = None) -> list[float | None]:
-    """One value per column (the column's highest sample), None where there is no data."""
+def bucket(points: Sequence[Point], start: float, end: float, cols: int, interval: float | None = None, now: float | None = None) -> list[float | None]:
+    """One value per column (the column's highest sample), None where there is no data; the last sample is carried
+    to the right edge unless the data stopped (more than its gap before ``now``, by default ``end``)."""
     if cols <= 0 or end <= start:
         return []
-    step = (end - start) / cols
-    out: list[float | None] = [None] * cols
     gap_s = GAP_FACTOR * (interval or sample_interval(points))
-    prev: tuple[int, float, float | None] | None = None  # (column, ts, value) of the last point seen
+    out: list[float | None] = [None] * cols
+    prev = _fold(points, start, (end - start) / cols, end, gap_s, out, None)
+    _to_now(out, prev, end if now is None else now, gap_s)
+    return out
+
+
+_Prev = tuple[int, float, float | None] | None  # (column, ts, value) of the last point seen
+
+
+def _fold(points: Iterable[Point], start: float, step: float, end: float, gap_s: float, out: list[float | None], prev: _Prev) -> _Prev:
+    """Put ``points`` (in time order, after ``prev``) into their columns; returns the last point seen."""
+    cols = len(out)
     for ts, v in points:
         if ts < start - gap_s or ts > end:
             continue
@@ -56,10 +68,51 @@ def bucket(points: Sequence[Point], start: float, end: float, cols: int, interva
                 if out[j] is None:
                     out[j] = prev[2]
         prev = (k, ts, v)
-    if prev is not None and prev[2] is not None and end - prev[1] <= gap_s:  # up to now, unless the data stopped
-        for j in range(max(0, prev[0] + 1), cols):
+    return prev
+
+
+def _to_now(out: list[float | None], prev: _Prev, now: float, gap_s: float) -> None:
+    if prev is not None and prev[2] is not None and now - prev[1] <= gap_s:  # up to now, unless the data stopped
+        for j in range(max(0, prev[0] + 1), len(out)):
             out[j] = prev[2]
-    return out
+
+
+def anchored(start: float, end: float, cols: int) -> tuple[float, float]:
+    """The window moved forward to the next column boundary of wall time: a column then always holds the
+    same seconds, so a sample changes the newest column only and the plot shifts once a column, instead of
+    every column's samples moving a little with each frame."""
+    if cols <= 0 or end <= start:
+        return start, end
+    step = (end - start) / cols
+    edge = (math.floor(end / step) + 1) * step
+    return edge - (end - start), edge
+
+
+class Buckets:
+    """``bucket()`` kept between frames: while the window stays on its columns and the samples only grow at the
+    end, a frame goes through its new samples only (it bucketed the whole history, nine charts a frame)."""
+
+    def __init__(self) -> None:
+        self._kept: tuple | None = None  # ((start, end, cols, gap_s), samples seen, the last one, columns before _to_now, last point seen)
+
+    def values(self, points: Sequence[Point], start: float, end: float, cols: int, now: float) -> list[float | None]:
+        """``bucket(points, start, end, cols)``, the last sample carried to the right edge if ``now`` (the
+        window's end may lie up to a column ahead of it, see ``anchored``) is within the gap it bridges."""
+        if cols <= 0 or end <= start or not points:
+            self._kept = None
+            return bucket(points, start, end, cols, now=now)
+        gap_s = GAP_FACTOR * sample_interval(points)
+        key = (start, end, cols, gap_s)
+        kept = self._kept
+        if kept is not None and kept[0] == key and len(points) >= kept[1] and points[kept[1] - 1] == kept[2]:
+            out, prev = kept[3], _fold(islice(points, kept[1], None), start, (end - start) / cols, end, gap_s, kept[3], kept[4])
+        else:  # another window, a resize, or samples that changed in the middle (a reconnect's backfill): all of them
+            out = [None] * cols
+            prev = _fold(points, start, (end - start) / cols, end, gap_s, out, None)
+        self._kept = (key, len(points), points[-1], out, prev)
+        done = out.copy()
+        _to_now(done, prev, now, gap_s)
+        return done
 
 
 def duration(seconds: float) -> str:
@@ -108,13 +161,14 @@ class TimeChart(CachedComponentStyles):
         self.fmt_value = fmt_value  # axis labels, e.g. "100%", "2.0M/s"
         self.lo, self.fixed_hi = lo, hi  # hi None: scale to the highest value shown
         self.points: Sequence[Point] = ()
-        self.start = self.end = 0.0
+        self.start = self.end = self.now = 0.0
         self.current = "n/a"
         self.hi = hi or 1.0
         self.rows = 5  # title + plot rows + time axis; set_rows changes it
         self._key: tuple | None = None
         self._built: tuple[tuple, list[list[tuple[str, Style]]], list[Strip]] | None = None
         self._base: Style | None = None  # the widget style the built strips were drawn under
+        self._buckets = Buckets()
 
     def set_rows(self, rows: int) -> None:
         if rows != self.rows:
@@ -127,6 +181,8 @@ class TimeChart(CachedComponentStyles):
     def show(self, points: Sequence[Point], start: float, end: float, current: str, hi: float | None = None) -> None:
         """New data; repaints only when what it would draw changed (same samples, same column: nothing)."""
         cols = max(1, self.size.width - GUTTER)
+        self.now = end
+        start, end = anchored(start, end, cols)
         step = (end - start) / cols if end > start else 1.0
         last = points[-1] if points else None
         key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi)
@@ -157,7 +213,7 @@ class TimeChart(CachedComponentStyles):
         if self._built is not None and self._built[0] == key:
             return self._built[1], self._built[2]
         cols = max(1, width - GUTTER)
-        values = bucket(self.points, self.start, self.end, cols)
+        values = self._buckets.values(self.points, self.start, self.end, cols, self.now)
         seen = [v for v in values if v is not None]
         hi = self.fixed_hi if self.fixed_hi is not None else max(seen or [1.0]) * 1.1 or 1.0
         self.hi = hi = max(hi, self.lo + 1e-9)
