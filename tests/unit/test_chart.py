@@ -98,12 +98,14 @@ def test_anchored_windows_keep_their_columns_until_now_crosses_one():
 
 
 def test_kept_buckets_equal_bucketing_everything_every_frame():
-    """Frames of a live chart: samples appended (some n/a, some holes), now moving on, a resize, a reconnect's
-    backfill changing samples in the middle: what Buckets keeps is what bucket() over all samples gives."""
+    """Frames of a live chart: samples appended (some n/a, some holes), a full history dropping its oldest (some
+    inside the window when the bound is short), now moving on, a resize, a late sample inserted in the middle:
+    what Buckets keeps is what bucket() over all samples gives."""
     rng = random.Random(5)
-    for _ in range(40):
+    for run in range(60):
         kept, points, now, cols = Buckets(), [], 50_000.0, rng.choice([10, 45, 150])
-        for _frame in range(120):
+        bound = rng.choice([40, 250, 600])  # a full history drops its oldest samples as new ones come
+        for _frame in range(400 if run % 4 == 0 else 120):
             now += rng.choice([0.2, 1.0, 1.0, 1.0, 3.0, 25.0])
             points.append((now - rng.random() * 0.1, None if rng.random() < 0.1 else rng.uniform(0, 100)))
             if rng.random() < 0.03:
@@ -111,8 +113,9 @@ def test_kept_buckets_equal_bucketing_everything_every_frame():
             if rng.random() < 0.03 and len(points) > 5:  # a late sample inserted at its place
                 i = rng.randrange(1, len(points) - 1)
                 points.insert(i, ((points[i - 1][0] + points[i][0]) / 2, 42.0))
+            del points[: max(0, len(points) - bound)]
             start, end = anchored(now - 300.0, now, cols)
-            assert kept.values(points, start, end, cols, now) == bucket(points, start, end, cols, now=now)
+            assert kept.values(list(points), start, end, cols, now) == bucket(points, start, end, cols, now=now)
 
 
 def test_a_new_sample_changes_the_newest_column_only_until_the_plot_moves_a_column():

@@ -90,10 +90,11 @@ def anchored(start: float, end: float, cols: int) -> tuple[float, float]:
 
 class Buckets:
     """``bucket()`` kept between frames: while the window stays on its columns and the samples only grow at the
-    end, a frame goes through its new samples only (it bucketed the whole history, nine charts a frame)."""
+    end (and fall off the front of a full history, before the window), a frame goes through its new samples
+    only (it bucketed the whole history, nine charts a frame)."""
 
     def __init__(self) -> None:
-        self._kept: tuple | None = None  # ((start, end, cols, gap_s), samples seen, the last one, columns before _to_now, last point seen)
+        self._kept: tuple | None = None  # ((start, end, cols, gap_s), the samples, columns before _to_now, last point seen)
 
     def values(self, points: Sequence[Point], start: float, end: float, cols: int, now: float) -> list[float | None]:
         """``bucket(points, start, end, cols)``, the last sample carried to the right edge if ``now`` (the
@@ -104,15 +105,31 @@ class Buckets:
         gap_s = GAP_FACTOR * sample_interval(points)
         key = (start, end, cols, gap_s)
         kept = self._kept
-        if kept is not None and kept[0] == key and len(points) >= kept[1] and points[kept[1] - 1] == kept[2]:
-            out, prev = kept[3], _fold(islice(points, kept[1], None), start, (end - start) / cols, end, gap_s, kept[3], kept[4])
+        new = self._new_since(kept[1], points, start - gap_s) if kept is not None and kept[0] == key else None
+        if kept is not None and new is not None:
+            out, prev = kept[2], _fold(islice(points, new, None), start, (end - start) / cols, end, gap_s, kept[2], kept[3])
         else:  # another window, a resize, or samples that changed in the middle (a reconnect's backfill): all of them
             out = [None] * cols
             prev = _fold(points, start, (end - start) / cols, end, gap_s, out, None)
-        self._kept = (key, len(points), points[-1], out, prev)
+        self._kept = (key, points, out, prev)
         done = out.copy()
         _to_now(done, prev, now, gap_s)
         return done
+
+    @staticmethod
+    def _new_since(old: Sequence[Point], points: Sequence[Point], before: float) -> int | None:
+        """Where the samples ``old`` did not have start in ``points``, if ``points`` is ``old`` less some of its
+        first samples (all older than ``before``: they were never in a column) plus new ones; None otherwise."""
+        last = old[-1]
+        i = len(points) - 1
+        while i >= 0 and points[i][0] > last[0]:  # back over the new samples
+            i -= 1
+        dropped = len(old) - 1 - i
+        if i < 0 or points[i] != last or dropped < 0 or old[dropped] != points[0]:
+            return None  # a sample inserted or changed: the count from the end no longer lines up
+        if dropped and points[0][0] > before:
+            return None  # what fell off the front may have been drawn
+        return i + 1
 
 
 def duration(seconds: float) -> str:
