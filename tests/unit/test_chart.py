@@ -81,8 +81,11 @@ def test_the_card_sparkline_from_its_window_equals_the_one_from_the_whole_histor
         for now in (t, t + 2 * interval, t + 10 * interval):
             for width in (8, 20, 47):
                 whole = h.points("gpu0.util")
-                full = spark_text(bucket(whole, now - TREND_S, now, width, sample_interval(whole)), width, 0.0, 100.0)
+                start, end = anchored(now - TREND_S, now, width)
+                full = spark_text(bucket(whole, start, end, width, sample_interval(whole), now=now), width, 0.0, 100.0)
                 assert trend(cl, "gpu0.util", now, width) == full, (interval, hole, now, width)
+                kept = Buckets()  # and frame after frame, as a card keeps them
+                assert trend(cl, "gpu0.util", now - interval, width, kept) and trend(cl, "gpu0.util", now, width, kept) == full
         assert GAP_FACTOR * interval < 600  # the window's margin stays inside the history kept
 
 

@@ -127,8 +127,8 @@ class Buckets:
         dropped = len(old) - 1 - i
         if i < 0 or points[i] != last or dropped < 0 or old[dropped] != points[0]:
             return None  # a sample inserted or changed: the count from the end no longer lines up
-        if dropped and points[0][0] > before:
-            return None  # what fell off the front may have been drawn
+        if dropped and not old[dropped - 1][0] < before:
+            return None  # what fell off the front may have been drawn (_fold skips only what is older than ``before``)
         return i + 1
 
 

@@ -10,7 +10,7 @@ from tui import client as c
 from tui import format as fmt
 from tui.alerts import Alert
 from tui.messages import OpenMachine
-from tui.widgets.chart import GAP_FACTOR, INTERVAL_TAIL, bucket, sample_interval
+from tui.widgets.chart import GAP_FACTOR, INTERVAL_TAIL, Buckets, anchored, bucket, sample_interval
 from tui.widgets.conn_bar import ICONS, name_suffix, stale_text, state_text
 from tui.widgets.panel import TextPanel
 from tui.widgets.spark import spark_text
@@ -19,15 +19,18 @@ from tui.widgets.styles import set_border_text
 TREND_S = 120.0  # the card's sparklines: GPU utilisation over the last two minutes, by wall time (gaps stay gaps)
 
 
-def trend(client: c.AgentClient, key: str, now: float, width: int) -> str:
-    """A one-row, time-indexed sparkline of a 0-100 % series ("" when there is no room)."""
+def trend(client: c.AgentClient, key: str, now: float, width: int, kept: Buckets | None = None) -> str:
+    """A one-row, time-indexed sparkline of a 0-100 % series ("" when there is no room), on wall-time columns
+    as the detail screen's charts are; ``kept``: the card's buckets from its last frame."""
     if width < 8:
         return ""
+    start, end = anchored(now - TREND_S, now, width)
     # the samples bucket() would look at: the window, the gap it bridges before it, and the tail it takes
-    # the interval from (passed on, so it is the same one the whole history would give)
+    # the interval from (so it is the same one the whole history would give)
     interval = sample_interval(client.history.points(key, since=now, at_least=INTERVAL_TAIL))
-    points = client.history.points(key, since=now - TREND_S - GAP_FACTOR * interval, at_least=INTERVAL_TAIL)
-    return spark_text(bucket(points, now - TREND_S, now, width, interval), width, 0.0, 100.0)
+    points = client.history.points(key, since=start - GAP_FACTOR * interval, at_least=INTERVAL_TAIL)
+    values = kept.values(points, start, end, width, now) if kept is not None else bucket(points, start, end, width, interval, now=now)
+    return spark_text(values, width, 0.0, 100.0)
 
 
 def gpu_line(gpu: dict) -> str:
@@ -75,6 +78,7 @@ class MachineCard(TextPanel, can_focus=True):
         self.index = index
         self.clock = clock
         self._trends: dict[str, tuple[tuple, str]] = {}  # series -> (what it was drawn from, the sparkline)
+        self._buckets: dict[str, Buckets] = {}  # series -> its columns, kept from frame to frame
         self._trend_steps: list[float] = []
         self._built_clock: tuple | None = None  # _clock_key of the last build
 
@@ -107,7 +111,7 @@ class MachineCard(TextPanel, can_focus=True):
         kept = self._trends.get(key)
         if kept is not None and kept[0] == said:
             return kept[1]
-        drawn = trend(cl, key, now, width)
+        drawn = trend(cl, key, now, width, self._buckets.setdefault(key, Buckets()))
         self._trends[key] = (said, drawn)
         return drawn
 
