@@ -230,6 +230,22 @@ async def test_hovering_an_na_field_shows_its_reason():
         assert figures.tooltip == figures.reason(key)
         await pilot.hover(figures, offset=cells["utilization_gpu_percent"])
         assert figures.tooltip is None
+        await pilot.hover(figures, offset=cells[key])
+        figures.show({**figures.shown, key: ("12 W", None)})  # the field under the mouse gets a value: no reason left to show
+        assert figures.tooltip is None
+
+
+async def test_figures_redraw_at_a_new_column_count():
+    app = app_for([spark_client()], "detail")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        figures = app.screen.query_one(Figures)
+        columns = figures.columns
+        figures.show(dict(figures.shown), columns=9 - columns)  # 4 <-> 5 a row: another height, drawn at once
+        await pilot.pause()
+        assert figures.size.height == figures.row_count
+        drawn = [figures.render_line(y).text for y in range(figures.row_count)]
+        assert all(line.strip() for line in drawn) and "Memory" in drawn[-1], drawn
 
 
 async def test_h_toasts_replace_each_other():

@@ -79,6 +79,7 @@ class Figures(CachedComponentStyles):
         self._lines: list[list[tuple[str, Style]]] = []  # per row: (text, style) parts, to find the rows that changed
         self._strips: dict[int, Strip] = {}
         self._strip_key: tuple | None = None  # (width, visual style) the strips were drawn for
+        self._hover: str | None = None  # the field under the mouse
 
     # -- data --------------------------------------------------------------------------------------
     def show(self, values: dict[str, tuple[str | None, str | None]], columns: int | None = None) -> None:
@@ -91,8 +92,10 @@ class Figures(CachedComponentStyles):
         self.can_focus = bool(na)  # `tab` reaches the n/a fields; `a` then says why (the tooltip needs a mouse)
         if self.cursor not in na:
             self.cursor = na[0] if na else None
+        if self._hover is not None:  # the field under the mouse may have come back, or gone n/a
+            self.tooltip = self.reason(self._hover)
         if self.row_count != rows_before:
-            self._lines, self._strips = [], {}
+            self._lines, self._strips, self._strip_key = [], {}, None  # drawn again at the new height
             self.refresh(layout=True)
             return
         self._redraw()
@@ -241,8 +244,8 @@ class Figures(CachedComponentStyles):
         self._redraw()
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
-        key = self.field_at(event.x, event.y)
-        self.tooltip = self.reason(key) if key else None
+        self._hover = self.field_at(event.x, event.y)
+        self.tooltip = self.reason(self._hover) if self._hover else None
 
     def on_leave(self) -> None:
-        self.tooltip = None
+        self._hover = self.tooltip = None
