@@ -116,3 +116,27 @@ async def test_reopening_the_detail_screen_reuses_it_and_keeps_the_range():
         await pilot.press("o")
         await pilot.pause()
         assert not first.live_view  # off the stack: frames do not refresh it
+
+
+async def test_a_chart_shown_before_it_has_a_width_draws_the_window_of_its_real_width():
+    """A GPU panel mounted for a new GPU shows its charts before layout (width 0): the window must be put on
+    the columns of the width it is drawn at, not of one column (that ended it up to the whole span ahead)."""
+    from textual.app import App
+
+    from tui.widgets.chart import anchored, bucket
+    from tui.widgets.spark import spark_rows
+
+    points = [(NOW - 299 + i, 40.0 + (i % 50)) for i in range(300)]
+    chart = TimeChart("util", lambda v: f"{v:.0f}%")
+    chart.show(points, NOW - 300, NOW, "89%")  # not mounted: no width yet
+
+    class One(App):
+        def compose(self):
+            yield chart
+
+    async with One().run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        cols = chart.size.width - GUTTER
+        start, end = anchored(NOW - 300, NOW, cols)
+        expect = spark_rows(bucket(points, start, end, cols, now=NOW), cols, 0.0, 100.0, chart.size.height - 2)
+        assert [plot_row(chart, r) for r in range(1, chart.size.height - 1)] == expect

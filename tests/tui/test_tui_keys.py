@@ -182,33 +182,39 @@ async def test_slash_filters_the_overview_and_the_models():
         assert table.row_count == everything
 
 
+async def focused_figures(app, pilot) -> tuple[Figures, list[str]]:
+    """The detail screen's GPU figures, focused, and their n/a fields."""
+    await pilot.pause()
+    figures = app.screen.query_one(Figures)
+    figures.focus()
+    await pilot.pause()
+    return figures, figures.na_keys()
+
+
+def why_na(app) -> list[str]:
+    """The messages of the "why n/a" toasts on screen."""
+    return [str(n.message) for n in app._notifications if n.title == "why n/a"]
+
+
 async def test_a_says_why_the_focused_field_reads_na():
     app = app_for([spark_client()], "detail")
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        figures = app.screen.query_one(Figures)
-        na = figures.na_keys()
+        figures, na = await focused_figures(app, pilot)
         assert len(na) >= 2, "the GB10 fixture has n/a fields (power limit, fan)"
-        figures.focus()
-        await pilot.pause()
         assert figures.cursor == na[0]
         await pilot.press("a")
-        await until(pilot, lambda: any(n.title == "why n/a" for n in app._notifications), what="the n/a toast")
+        await until(pilot, lambda: bool(why_na(app)), what="the n/a toast")
         toasts = [n for n in app._notifications if n.title == "why n/a"]
         assert [str(n.message) for n in toasts] == [figures.reason(na[0])] and "not available on this machine" in toasts[0].message
         await pilot.press("a", "a")
         await pilot.pause()
-        assert len([n for n in app._notifications if n.title == "why n/a"]) == 1  # replaced, not stacked
+        assert len(why_na(app)) == 1  # replaced, not stacked
 
         await pilot.press("tab")  # the next n/a field, highlighted, and `a` names it
         assert app.focused is figures and figures.cursor == na[1]
-        row = next(y for y, row in enumerate(figures.cells(figures.size.width)) if na[1] in [k for k, _, _ in row])
-        focus_bg = figures._cell_styles()[1].bgcolor
-        assert any(seg.style and seg.style.bgcolor == focus_bg for seg in figures.render_line(row))
+        assert highlighted(figures) == {na[1]}
         await pilot.press("a")
-        await until(
-            pilot, lambda: [str(n.message) for n in app._notifications if n.title == "why n/a"] == [figures.reason(na[1])], what="the second field's reason"
-        )
+        await until(pilot, lambda: why_na(app) == [figures.reason(na[1])], what="the second field's reason")
         await pilot.press("shift+tab")
         assert figures.cursor == na[0]
         for _ in na[1:]:
@@ -216,7 +222,43 @@ async def test_a_says_why_the_focused_field_reads_na():
         await pilot.press("tab")  # past the last n/a field: focus moves on, and `a` lists every reason on the screen
         assert app.focused is not figures
         await pilot.press("a")
-        await until(pilot, lambda: [str(n.message) for n in app._notifications if n.title == "why n/a"] == ["\n".join(figures.reasons())], what="every reason")
+        await until(pilot, lambda: why_na(app) == ["\n".join(figures.reasons())], what="every reason")
+
+
+def highlighted(figures: Figures) -> set[str]:
+    """The fields drawn with the cursor's background."""
+    focus_bg = figures._cell_styles()[1].bgcolor
+    out = set()
+    for y, row in enumerate(figures.cells(figures.size.width)):
+        x = 0
+        for seg in figures.render_line(y):
+            if seg.style and seg.style.bgcolor == focus_bg:
+                out |= {key for key, x0, w in row if x0 <= x < x0 + w}
+            x += seg.cell_length
+    return out
+
+
+async def test_tab_enters_the_figures_at_the_first_na_field_shift_tab_at_the_last_and_a_click_picks_one():
+    app = app_for([spark_client()], "detail")
+    async with app.run_test(size=(160, 48)) as pilot:
+        figures, na = await focused_figures(app, pilot)
+        assert highlighted(figures) == {na[0]}
+        for _ in na:  # through every n/a field, and out
+            await pilot.press("tab")
+        assert app.focused is not figures and highlighted(figures) == set()  # the highlight goes with the focus
+        await pilot.press("shift+tab")  # back in from behind: at the last one
+        assert app.focused is figures and figures.cursor == na[-1] and highlighted(figures) == {na[-1]}
+        await pilot.press("shift+tab")
+        for _ in na[:-1]:
+            await pilot.press("shift+tab")
+        assert app.focused is not figures
+        await pilot.press("tab")  # in again from the front: at the first one
+        assert app.focused is figures and figures.cursor == na[0]
+        cells = {key: (x, y) for y, row in enumerate(figures.cells(figures.size.width)) for key, x, _ in row}
+        await pilot.click(figures, offset=cells[na[-1]])
+        assert figures.cursor == na[-1] and highlighted(figures) == {na[-1]}
+        await pilot.press("a")
+        await until(pilot, lambda: why_na(app) == [figures.reason(na[-1])], what="the clicked field's reason")
 
 
 async def test_hovering_an_na_field_shows_its_reason():

@@ -84,9 +84,22 @@ def test_the_card_sparkline_from_its_window_equals_the_one_from_the_whole_histor
                 start, end = anchored(now - TREND_S, now, width)
                 full = spark_text(bucket(whole, start, end, width, sample_interval(whole), now=now), width, 0.0, 100.0)
                 assert trend(cl, "gpu0.util", now, width) == full, (interval, hole, now, width)
-                kept = Buckets()  # and frame after frame, as a card keeps them
-                assert trend(cl, "gpu0.util", now - interval, width, kept) and trend(cl, "gpu0.util", now, width, kept) == full
         assert GAP_FACTOR * interval < 600  # the window's margin stays inside the history kept
+
+
+def test_the_card_sparkline_kept_frame_after_frame_equals_the_one_drawn_afresh():
+    rng = random.Random(9)
+    for width in (8, 20, 47):
+        h, cl, kept = History(maxlen=120), AgentClient(Target("m", "http://m:8611", "t")), Buckets()
+        cl.history = h
+        t = 5000.0
+        for seq in range(1, 400):
+            t += rng.choice([1.0, 1.0, 1.0, 5.0, 30.0])
+            h.samples.append(Sample(0, seq, t, {"gpu0.util": rng.choice([None, rng.uniform(0, 100)])}))
+            while len(h.samples) > h.maxlen:
+                h.samples.popleft()
+            now = t + rng.random()
+            assert trend(cl, "gpu0.util", now, width, kept) == trend(cl, "gpu0.util", now, width), (width, seq)
 
 
 def test_anchored_windows_keep_their_columns_until_now_crosses_one():
@@ -101,24 +114,34 @@ def test_anchored_windows_keep_their_columns_until_now_crosses_one():
 
 
 def test_kept_buckets_equal_bucketing_everything_every_frame():
-    """Frames of a live chart: samples appended (some n/a, some holes), a full history dropping its oldest (some
-    inside the window when the bound is short), now moving on, a resize, a late sample inserted in the middle:
-    what Buckets keeps is what bucket() over all samples gives."""
+    """Frames of a live chart: samples appended (some n/a, some holes), frames with no new sample while now moves
+    on, a full history dropping its oldest (some inside the window when the bound is short), a resize, a late
+    sample inserted in the middle, and the list handed over being the whole history or only the window's part of
+    it (as ``window_points`` reads it): what Buckets keeps is what bucket() over all samples gives."""
     rng = random.Random(5)
     for run in range(60):
         kept, points, now, cols = Buckets(), [], 50_000.0, rng.choice([10, 45, 150])
         bound = rng.choice([40, 250, 600])  # a full history drops its oldest samples as new ones come
+        windowed = run % 2 == 1
         for _frame in range(400 if run % 4 == 0 else 120):
             now += rng.choice([0.2, 1.0, 1.0, 1.0, 3.0, 25.0])
-            points.append((now - rng.random() * 0.1, None if rng.random() < 0.1 else rng.uniform(0, 100)))
+            if rng.random() < 0.85:  # else a frame with nothing new (now moves on)
+                points.append((now - rng.random() * 0.1, None if rng.random() < 0.1 else rng.uniform(0, 100)))
             if rng.random() < 0.03:
                 cols = rng.choice([10, 45, 150])
             if rng.random() < 0.03 and len(points) > 5:  # a late sample inserted at its place
                 i = rng.randrange(1, len(points) - 1)
                 points.insert(i, ((points[i - 1][0] + points[i][0]) / 2, 42.0))
             del points[: max(0, len(points) - bound)]
+            if not points:
+                continue
             start, end = anchored(now - 300.0, now, cols)
-            assert kept.values(list(points), start, end, cols, now) == bucket(points, start, end, cols, now=now)
+            given = list(points)
+            if windowed:  # the window, the gap before it, the interval's tail: what window_points hands over
+                since = now - 300.0 - GAP_FACTOR * sample_interval(points)
+                first = next((i for i, p in enumerate(points) if p[0] >= since), len(points))
+                given = points[max(0, min(first, len(points) - 32)) :]
+            assert kept.values(given, start, end, cols, now) == bucket(points, start, end, cols, now=now)
 
 
 def test_a_new_sample_changes_the_newest_column_only_until_the_plot_moves_a_column():

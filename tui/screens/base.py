@@ -23,6 +23,15 @@ class BaseView(Screen):
     view = "base"
     index: int | None = None
     ready = False  # composed and mounted: update_view may query children
+    focus_move = 1  # the way focus last moved (tab 1, shift+tab -1): a widget with stops inside enters at its far end
+
+    def focus_next(self, selector="*"):
+        self.focus_move = 1
+        return super().focus_next(selector)
+
+    def focus_previous(self, selector="*"):
+        self.focus_move = -1
+        return super().focus_previous(selector)
 
     @property
     def sd(self) -> SparkdeckApp:

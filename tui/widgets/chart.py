@@ -1,8 +1,8 @@
 """Time-indexed charts: x is wall time, so an outage is a gap, with a value axis and a time axis.
 
 A chart spans ``span`` seconds across its plot columns, up to the column of wall time that holds now
-(``anchored``); each column holds the highest sample that falls in it. Columns narrower than the sample interval are bridged between two
-samples that are close together (at most ``GAP_FACTOR`` intervals apart), so only a real hole in
+(``anchored``); each column holds the highest sample that falls in it. Columns narrower than the
+sample interval are bridged between two samples that are close together (at most ``GAP_FACTOR`` intervals apart), so only a real hole in
 the data — an agent restart, a lost link, a 25 s pause — leaves blank columns.
 """
 
@@ -12,15 +12,18 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from statistics import median
+from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.geometry import Region
 from textual.strip import Strip
 
 from tui.widgets.spark import spark_rows
-from tui.widgets.styles import CachedComponentStyles, line_strip
+
+if TYPE_CHECKING:
+    from tui.client import History
+from tui.widgets.styles import CachedComponentStyles, line_strip, repaint_changed
 
 Point = tuple[float, float | None]  # (unix time, value; None: the metric was n/a)
 GAP_FACTOR = 3.0  # samples further apart than this many intervals are drawn with a gap between
@@ -36,6 +39,14 @@ def sample_interval(points: Sequence[Point]) -> float:
     tail = [p[0] for p in points[-INTERVAL_TAIL:]]
     diffs = [b - a for a, b in zip(tail, tail[1:], strict=False) if b > a]
     return median(diffs) if diffs else 1.0
+
+
+def window_points(history: History, key: str, start: float, now: float) -> list[Point]:
+    """The samples of ``key`` that ``bucket()`` looks at for a window from ``start`` to ``now``: the window, the
+    gap it bridges before it, and the tail its interval comes from (so the interval is the one the whole history
+    gives), read from the newest end instead of copying every sample held, each chart each frame."""
+    interval = sample_interval(history.points(key, since=now, at_least=INTERVAL_TAIL))
+    return history.points(key, since=start - GAP_FACTOR * interval, at_least=INTERVAL_TAIL)
 
 
 def bucket(points: Sequence[Point], start: float, end: float, cols: int, interval: float | None = None, now: float | None = None) -> list[float | None]:
@@ -94,10 +105,11 @@ class Buckets:
     only (it bucketed the whole history, nine charts a frame)."""
 
     def __init__(self) -> None:
-        self._kept: tuple | None = None  # ((start, end, cols, gap_s), the samples, columns before _to_now, last point seen)
+        # ((start, end, cols, gap_s), the samples — a list the caller hands over and does not change —, columns before _to_now, last point seen)
+        self._kept: tuple | None = None
 
     def values(self, points: Sequence[Point], start: float, end: float, cols: int, now: float) -> list[float | None]:
-        """``bucket(points, start, end, cols)``, the last sample carried to the right edge if ``now`` (the
+        """``bucket(points, start, end, cols, now=now)``: the last sample carried to the right edge if ``now`` (the
         window's end may lie up to a column ahead of it, see ``anchored``) is within the gap it bridges."""
         if cols <= 0 or end <= start or not points:
             self._kept = None
@@ -127,7 +139,7 @@ class Buckets:
         dropped = len(old) - 1 - i
         if i < 0 or points[i] != last or dropped < 0 or old[dropped] != points[0]:
             return None  # a sample inserted or changed: the count from the end no longer lines up
-        if dropped and not old[dropped - 1][0] < before:
+        if dropped and not all(p[0] < before for p in islice(old, dropped)):
             return None  # what fell off the front may have been drawn (_fold skips only what is older than ``before``)
         return i + 1
 
@@ -161,8 +173,8 @@ def time_axis(span: float, cols: int) -> str:
 class TimeChart(CachedComponentStyles):
     """A labelled chart: title row (label and current value), plot rows with a value axis, a time axis.
 
-    Drawn with the line API from strips built once per change: a frame that adds a sample costs one
-    bucketing and ``rows`` strips, not a Rich text layout; a frame that changes nothing drawn costs nothing.
+    Drawn with the line API from strips built once per change: a frame that adds a sample folds that sample
+    into its column (``Buckets``) and rebuilds the rows that differ; a frame that changes nothing drawn costs nothing.
     """
 
     DEFAULT_CSS = """
@@ -178,7 +190,7 @@ class TimeChart(CachedComponentStyles):
         self.fmt_value = fmt_value  # axis labels, e.g. "100%", "2.0M/s"
         self.lo, self.fixed_hi = lo, hi  # hi None: scale to the highest value shown
         self.points: Sequence[Point] = ()
-        self.start = self.end = self.now = 0.0
+        self.start = self.end = 0.0  # the span asked for, ending at now; drawn on the columns ``anchored`` gives
         self.current = "n/a"
         self.hi = hi or 1.0
         self.rows = 5  # title + plot rows + time axis; set_rows changes it
@@ -198,11 +210,9 @@ class TimeChart(CachedComponentStyles):
     def show(self, points: Sequence[Point], start: float, end: float, current: str, hi: float | None = None) -> None:
         """New data; repaints only when what it would draw changed (same samples, same column: nothing)."""
         cols = max(1, self.size.width - GUTTER)
-        self.now = end
-        start, end = anchored(start, end, cols)
         step = (end - start) / cols if end > start else 1.0
         last = points[-1] if points else None
-        key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi)
+        key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi)  # a new column: the plot moves
         if key == self._key:
             return
         self._key = key
@@ -220,9 +230,7 @@ class TimeChart(CachedComponentStyles):
         if len(old) != len(lines) or self._built is None or before[0][1:] != self._built[0][1:]:  # not the same size or theme: all of it
             self.refresh()
             return
-        changed = [y for y, (a, b) in enumerate(zip(old, lines, strict=False)) if a != b]
-        if changed:
-            self.refresh(*(Region(0, y, self.size.width, 1) for y in changed))
+        repaint_changed(self, old, lines)
 
     def _lines(self) -> tuple[list[list[tuple[str, Style]]], list[Strip]]:
         width, height = self.size.width, self.size.height
@@ -230,7 +238,8 @@ class TimeChart(CachedComponentStyles):
         if self._built is not None and self._built[0] == key:
             return self._built[1], self._built[2]
         cols = max(1, width - GUTTER)
-        values = self._buckets.values(self.points, self.start, self.end, cols, self.now)
+        start, end = anchored(self.start, self.end, cols)  # here, where the width is known (a show can come before layout)
+        values = self._buckets.values(self.points, start, end, cols, self.end)
         seen = [v for v in values if v is not None]
         hi = self.fixed_hi if self.fixed_hi is not None else max(seen or [1.0]) * 1.1 or 1.0
         self.hi = hi = max(hi, self.lo + 1e-9)

@@ -19,12 +19,11 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Region
 from textual.strip import Strip
-from textual.style import Style as VisualStyle
+from textual.widget import Widget
 
 from tui.format import NA
-from tui.widgets.styles import CachedComponentStyles, line_strip
+from tui.widgets.styles import panel_strip, repaint_changed
 
 GUTTER = 1  # cells between columns
 PAD_RIGHT = 2  # each field keeps two blank cells on its right
@@ -56,7 +55,7 @@ def fit(text: str, width: int) -> str:
     return out
 
 
-class Figures(CachedComponentStyles):
+class Figures(Widget):
     DEFAULT_CSS = """
     Figures { height: auto; }
     Figures > .figures--na { color: $text-muted; }
@@ -80,6 +79,8 @@ class Figures(CachedComponentStyles):
         self._strips: dict[int, Strip] = {}
         self._strip_key: tuple | None = None  # (width, visual style) the strips were drawn for
         self._hover: str | None = None  # the field under the mouse
+        self._cell_key: tuple | None = None  # (theme, visual style) _cell was worked out for
+        self._cell: tuple[Style, Style] = (NULL, NULL)
 
     # -- data --------------------------------------------------------------------------------------
     def show(self, values: dict[str, tuple[str | None, str | None]], columns: int | None = None) -> None:
@@ -93,7 +94,7 @@ class Figures(CachedComponentStyles):
         if self.cursor not in na:
             self.cursor = na[0] if na else None
         if self._hover is not None:  # the field under the mouse may have come back, or gone n/a
-            self.tooltip = self.reason(self._hover)
+            self._set_tooltip(self.reason(self._hover))
         if self.row_count != rows_before:
             self._lines, self._strips, self._strip_key = [], {}, None  # drawn again at the new height
             self.refresh(layout=True)
@@ -117,10 +118,16 @@ class Figures(CachedComponentStyles):
         return [r for k in self.na_keys() if (r := self.reason(k))]
 
     def focused_reason(self) -> str | None:
-        return self.reason(self.cursor) if self.has_focus and self.cursor else None
+        return self.reason(self.cursor) if self.focused and self.cursor else None
+
+    @property
+    def focused(self) -> bool:
+        """Whether the screen's focus is here: ``has_focus`` is set after this widget's own on_focus / on_blur
+        run (Textual's handler is the base class's), so drawing from it there would draw the old state."""
+        return self.is_attached and self.screen.focused is self
 
     def text(self, key: str) -> str:
-        """A field as drawn: "Label value" (tests and the prewarm check read it)."""
+        """A field as drawn: "Label value" (for tests)."""
         value = self.shown.get(key, (None, None))[0]
         return f"{self.labels[key]} {NA if self.is_na(key) else value}"
 
@@ -149,6 +156,7 @@ class Figures(CachedComponentStyles):
     # -- drawing -------------------------------------------------------------------------------------
     def _build(self, width: int) -> list[list[tuple[str, Style]]]:
         na_style, focus_style = self._cell_styles()
+        focused = self.focused
         lines = []
         for row in self.cells(width):
             parts: list[tuple[str, Style]] = []
@@ -158,10 +166,10 @@ class Figures(CachedComponentStyles):
                     parts.append((" " * (x - at), NULL))
                 na = self.is_na(key)
                 cell = na_style if na else NULL
-                if na and key == self.cursor and self.has_focus:
+                if na and key == self.cursor and focused:
                     cell = cell + focus_style
                 value = NA if na else str(self.shown.get(key, (None, None))[0])
-                label, shown = fit(f"{self.labels[key]} ", w - PAD_RIGHT), ""
+                label = fit(f"{self.labels[key]} ", w - PAD_RIGHT)
                 shown = fit(value, w - PAD_RIGHT - cell_len(label))
                 used = cell_len(label) + cell_len(shown)
                 parts += [(label, cell + DIM), (shown, cell + (ITALIC if na else BOLD)), (" " * (w - used), cell)]
@@ -174,11 +182,15 @@ class Figures(CachedComponentStyles):
         background: ``$text-muted`` is an ``auto`` colour (contrast text at 60 %), the cursor ``$accent`` at 30 %.
         A stale screen's text-opacity then dims the whole line once (the component style would carry it too,
         and a figure would be dimmed twice)."""
+        key = (self.app.theme, self.visual_style)
+        if self._cell_key == key:
+            return self._cell
         background = self.background_colors[1]
         na = self.get_component_styles("figures--na")
         color = background.get_contrast_text(na.color.a) if na.auto_color else na.color
         cursor = background + self.get_component_styles("figures--focus").background
-        return Style(color=(background + color).rich_color), Style(bgcolor=cursor.rich_color)
+        self._cell_key, self._cell = key, (Style(color=(background + color).rich_color), Style(bgcolor=cursor.rich_color))
+        return self._cell
 
     def _redraw(self) -> None:
         width = self.content_size.width
@@ -191,20 +203,12 @@ class Figures(CachedComponentStyles):
             self._strips.clear()
             self.refresh()
             return
-        changed = [y for y, (a, b) in enumerate(zip(old, lines, strict=True)) if a != b]
-        for y in changed:
-            self._strips.pop(y, None)
-        if changed:
-            self.refresh(*(Region(0, y, self.size.width, 1) for y in changed))
-
-    def on_resize(self) -> None:
-        self._lines, self._strips = [], {}
-        self._redraw()
+        repaint_changed(self, old, lines, self._strips)
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         style = self.visual_style
-        key = (width, style)
+        key = (width, style, self.app.theme)
         if key != self._strip_key:  # a new width, class or theme redraws every row
             self._strip_key, self._strips = key, {}
             self._lines = self._build(width)
@@ -212,9 +216,7 @@ class Figures(CachedComponentStyles):
         if strip is None:
             if y >= len(self._lines):
                 return Strip.blank(width, style.rich_style)
-            text = Text.assemble(*self._lines[y])
-            pad = (style + VisualStyle(reverse=False)).rich_style
-            strip = self._strips[y] = line_strip(text.render(self.app.console), width, style.rich_style, pad)
+            strip = self._strips[y] = panel_strip(Text.assemble(*self._lines[y]).render(self.app.console), width, style)
         return strip
 
     def render(self) -> Text:
@@ -238,14 +240,29 @@ class Figures(CachedComponentStyles):
         self._move(-1)
 
     def on_focus(self) -> None:
+        """``shift+tab`` comes in at the last n/a field, ``tab`` (or a programmatic focus) at the first."""
+        na = self.na_keys()
+        if na:
+            self.cursor = na[-1] if getattr(self.screen, "focus_move", 1) < 0 else na[0]
         self._redraw()
+
+    def on_click(self, event: events.Click) -> None:
+        key = self.field_at(event.x, event.y)
+        if key in self.na_keys():  # the clicked n/a field is the one `a` explains
+            self.cursor = key
+            self._redraw()
 
     def on_blur(self) -> None:
         self._redraw()
 
+    def _set_tooltip(self, text: str | None) -> None:
+        if text != self.tooltip:  # the setter moves a showing tooltip to the mouse again: only on a change
+            self.tooltip = text
+
     def on_mouse_move(self, event: events.MouseMove) -> None:
         self._hover = self.field_at(event.x, event.y)
-        self.tooltip = self.reason(self._hover) if self._hover else None
+        self._set_tooltip(self.reason(self._hover) if self._hover else None)
 
     def on_leave(self) -> None:
-        self._hover = self.tooltip = None
+        self._hover = None
+        self._set_tooltip(None)

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 
 from tui.client import AgentClient
-from tui.widgets.chart import Point, TimeChart
+from tui.widgets.chart import Point, TimeChart, window_points
 
 LIVE_SPAN_S = 300.0  # the live range: the client's own history, backfilled on connect
 
@@ -76,7 +76,7 @@ class Window:
     def points(self, client: AgentClient, series: Series) -> Sequence[Point]:
         if self.stored is not None:
             return self.stored.get(series.stored) or []
-        return client.history.points(series.live)
+        return window_points(client.history, series.live, self.start, self.end)
 
 
 def chart_for(series: Series, **kw) -> TimeChart:

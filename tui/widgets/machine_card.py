@@ -10,7 +10,7 @@ from tui import client as c
 from tui import format as fmt
 from tui.alerts import Alert
 from tui.messages import OpenMachine
-from tui.widgets.chart import GAP_FACTOR, INTERVAL_TAIL, Buckets, anchored, bucket, sample_interval
+from tui.widgets.chart import Buckets, anchored, bucket, window_points
 from tui.widgets.conn_bar import ICONS, name_suffix, stale_text, state_text
 from tui.widgets.panel import TextPanel
 from tui.widgets.spark import spark_text
@@ -25,11 +25,8 @@ def trend(client: c.AgentClient, key: str, now: float, width: int, kept: Buckets
     if width < 8:
         return ""
     start, end = anchored(now - TREND_S, now, width)
-    # the samples bucket() would look at: the window, the gap it bridges before it, and the tail it takes
-    # the interval from (so it is the same one the whole history would give)
-    interval = sample_interval(client.history.points(key, since=now, at_least=INTERVAL_TAIL))
-    points = client.history.points(key, since=start - GAP_FACTOR * interval, at_least=INTERVAL_TAIL)
-    values = kept.values(points, start, end, width, now) if kept is not None else bucket(points, start, end, width, interval, now=now)
+    points = window_points(client.history, key, start, now)
+    values = kept.values(points, start, end, width, now) if kept is not None else bucket(points, start, end, width, now=now)
     return spark_text(values, width, 0.0, 100.0)
 
 

@@ -19,12 +19,11 @@ from typing import Any
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Span, Text
-from textual.geometry import Region
 from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 
-from tui.widgets.styles import CachedComponentStyles, line_strip
+from tui.widgets.styles import CachedComponentStyles, panel_strip, repaint_changed
 
 
 def split_lines(text: Text) -> list[Text]:
@@ -110,11 +109,7 @@ class TextPanel(CachedComponentStyles):
             self._strips.clear()
             self.refresh(layout=True)
         elif same_width and len(old) == len(wrapped):  # repaint only the lines that changed (a card's GPU line, not its border)
-            changed = [y for y, (a, b) in enumerate(zip(old, wrapped, strict=False)) if a != b]
-            for y in changed:
-                self._strips.pop(y, None)
-            if changed:  # refresh() with no region would repaint it all
-                self.refresh(*(Region(0, y, width, 1) for y in changed))
+            repaint_changed(self, old, wrapped, self._strips)
         else:
             self._strips.clear()
             self.refresh()
@@ -143,6 +138,5 @@ class TextPanel(CachedComponentStyles):
                 return Strip.blank(width, style.rich_style)
             # Rich's own segments under the panel's style: what Visual.to_strips draws for a line that fits (the
             # snapshots compare it cell by cell), without a Content conversion and re-wrap per line, a third of the cost
-            pad = (style + VisualStyle(reverse=False)).rich_style
-            strip = self._strips[y] = line_strip(self._wrapped[y].render(self.app.console), width, style.rich_style, pad)
+            strip = self._strips[y] = panel_strip(self._wrapped[y].render(self.app.console), width, style)
         return strip

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
+from textual.style import Style as VisualStyle
 from textual.widget import Widget
 
 
@@ -45,3 +47,19 @@ def line_strip(segments: Iterable[Segment], width: int, base: Style | None, pad:
     if length < width:
         segs.append(Segment(" " * (width - length), pad))
     return Strip(segs, width)
+
+
+def panel_strip(segments: Iterable[Segment], width: int, style: VisualStyle) -> Strip:
+    """A line drawn under a widget's own style, padded as Textual pads a line of content (never reversed)."""
+    return line_strip(segments, width, style.rich_style, (style + VisualStyle(reverse=False)).rich_style)
+
+
+def repaint_changed(widget: Widget, old: Sequence[object], new: Sequence[object], strips: dict[int, Strip] | None = None) -> None:
+    """Repaint the rows whose content differs between ``old`` and ``new`` (as many of each), dropping their kept
+    strips: ``refresh()`` with no region would repaint the whole widget, border and all."""
+    changed = [y for y, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+    for y in changed:
+        if strips is not None:
+            strips.pop(y, None)
+    if changed:
+        widget.refresh(*(Region(0, y, widget.size.width, 1) for y in changed))
