@@ -155,7 +155,10 @@ async def test_overview_with_several_agents_and_one_bad_token(start_agent):
 
 async def test_chart_range_reads_the_agent_history(start_agent):
     agent = start_agent("--simulate", "h100", "--interval", "0.2")
-    await stored_samples(agent, "gpu0.power_w")  # awaited, not slept: the event loop stays free
+    for metric in ("gpu0.power_w", "cpu.percent", "memory.percent", "net.rx_bytes_s", "disk.write_bytes_s"):
+        # awaited, not slept: the event loop stays free; every series the test reads (a rate is first
+        # stored with the agent's second sample, so the first rows can hold power and not net or disk)
+        await stored_samples(agent, metric)
     app = SparkdeckApp([Target("spark", agent.url, agent.read_token)])
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MachineScreen) and app.screen.query(GpuPanel), what="GPU panel")
