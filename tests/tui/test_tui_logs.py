@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 import pytest
-from textual.widgets import RichLog, Static
+from textual.widgets import Input, RichLog, Static
 
 from tests.helpers.tui import until
 from tests.helpers.tui_fakes import FakeLogsClient, app_for, clock, hello
@@ -173,9 +173,14 @@ async def test_timestamps_and_search_against_a_real_agent(docker_engine, start_a
         assert all(entry.ts and entry.ts[:4].isdigit() for entry in screen.lines)  # the agent sends the engine's time
         await pilot.press("t")
         await until(pilot, lambda: any(line.text[:4].isdigit() and "tick-" in line.text for line in log.lines), what="timestamps shown")
+        needle = screen.lines[3].text.strip()  # a line that is there (tick-3 unless the stream began later)
         await pilot.press("slash")
-        await pilot.press(*"tick-3", "enter")
-        await until(pilot, lambda: "“tick-3” match" in title(app), what="a match")
+        await until(pilot, lambda: screen.query_one("#search", Input).has_focus, what="the search box")
+        await pilot.press(*needle, "enter")
+        try:
+            await until(pilot, lambda: f"“{needle}” match" in title(app), what="a match in the title")
+        except AssertionError as exc:  # say what the title and the lines were, should it ever time out again
+            raise AssertionError(f"{exc}; title {title(app)!r}; lines {[e.text for e in screen.lines[:8]]}") from None
         assert "paused" in title(app)
         await pilot.press("e")
         await until(pilot, lambda: "following" in title(app), what="following")
