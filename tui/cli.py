@@ -295,10 +295,13 @@ def cmd_dashboard(argv: list[str]) -> int:
     for p in opened:
         for note in p.notes:
             print(note, file=sys.stderr)
+    from tui import gc_policy
     from tui.app import SparkdeckApp
 
     try:
-        SparkdeckApp([p.target for p in opened], rules=rules, config_path=client_path()).run()
+        app = SparkdeckApp([p.target for p in opened], rules=rules, config_path=client_path())
+        gc_policy.tune()  # after the imports and the app's construction: all of it lives until the process ends
+        app.run()
     finally:
         for p in opened:  # tear the SSH tunnels down on exit
             p.close()
