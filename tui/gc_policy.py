@@ -4,9 +4,10 @@ Textual's compositor leaves most strips it draws in a reference cycle of their o
 single cut caches ``[self]`` in the strip's own cache), so reference counting never frees them: with ten
 machines on the overview, ~50 strips a second (~700 objects with their caches) wait for the collector.
 At CPython's default young-generation threshold (700 allocations) the collector ran ~1.6 times a second,
-a second-generation pass every ~5 s and a full pass (35 ms over the import baseline) every minute or so:
-7 % of the overview's CPU (bench/README.md, "Client"). With a 10,000 threshold a young collection comes
-every ~8 s and takes the strips with it, and the older generations almost never run.
+a second-generation pass every ~7 s and a full pass (35 ms over the import baseline) about once a minute:
+~7 % of the overview's CPU by the collector's own clock (bench/README.md, "Client"). With a 10,000 threshold a young collection comes
+every ~8 s and takes the strips with it; the older generations keep their own thresholds (one of
+theirs per ten of the next younger), so they run ten times less often too.
 
 Everything alive before the app starts (Python's, Textual's and Rich's modules, the configuration) lives as
 long as the process: ``freeze`` moves it out of the collector's walk, so a full collection, when one comes,
@@ -20,12 +21,9 @@ import gc
 YOUNG_THRESHOLD = 10_000
 """Allocations (less deallocations) between young-generation collections; CPython's default is 700."""
 
-OLDER_THRESHOLDS = (20, 20)
-"""Young collections per second-generation one, and second-generation ones per full one (default 10, 10)."""
-
 
 def tune() -> None:
-    """Collect once, freeze what survives (it lives as long as the process), and raise the thresholds."""
+    """Collect once, freeze what survives (it lives as long as the process), and raise the young threshold."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
