@@ -102,6 +102,22 @@ def test_machine_detail_thermal_and_throttle(snap_compare, size):
     assert snap_compare(app, terminal_size=size, run_before=settle)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_throttle_panel_is_as_tall_as_its_lines(size):
+    """Shown before its first layout the panel is built at a guessed width (its rows wrap there), then at its
+    real width, then again when the scroll bar takes two columns: it ends as tall as the lines it draws — it
+    kept the height measured from the text of the width before, two blank rows inside its border at 80x24."""
+    app = app_for([serving_client()], "detail")
+    async with app.run_test(size=size) as pilot:
+        panel = app.screen.query_one("#throttle", ThrottlePanel)
+        await until(pilot, lambda: panel.display and panel.data is not None, 5, what="the timeline")
+        for _ in range(5):  # the layouts that follow: shown, real width, the scroll bar
+            await pilot.pause()
+        drawn = str(panel.render()).splitlines()
+        assert len(drawn) == 3  # two event rows and the time axis
+        assert panel.content_size.height == len(drawn), (panel.content_size, drawn)
+
+
 def test_timeline_keeps_rows_asked_for():
     rows = timeline([], NOW - 600, NOW, 10, keep=[(0, "sw_power_cap")])
     assert rows == [("gpu0 sw_power_cap", "·" * 10, 0.0)]

@@ -100,6 +100,7 @@ class TextPanel(CachedComponentStyles):
         self._built_width = width
         if not self.is_mounted:
             self._lines = self._text.plain.count("\n") + 1
+            self._wrapped = []
             self.refresh()
             return
         wrapped = wrap_lines(self._text, self.app.console, width)
@@ -107,12 +108,28 @@ class TextPanel(CachedComponentStyles):
         if len(wrapped) != self._lines:  # a new height: the screen is laid out again
             self._lines = len(wrapped)
             self._strips.clear()
+            # Textual keys the widget's box-model cache on this count, and counts a layout request only when none is
+            # pending: a new height asked for while an earlier request waited was laid out at the height cached before
+            self._layout_updates += 1
             self.refresh(layout=True)
         elif same_width and len(old) == len(wrapped):  # repaint only the lines that changed (a card's GPU line, not its border)
             repaint_changed(self, old, wrapped, self._strips)
         else:
             self._strips.clear()
             self.refresh()
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        """The lines drawn at the width the text was built for; at another width, what Textual measures of that
+        text (a resize rebuilds it). Either way ``_lines`` is what the layout gave the panel, so a rebuild that
+        draws another count lays the screen out again: a text built at one width and measured at another (a
+        panel shown before its first layout, then a scroll bar taking two columns) kept the old height, rows
+        left blank inside the border."""
+        if width == self._built_width and self._wrapped:
+            height = len(self._wrapped)
+        else:
+            height = super().get_content_height(container, viewport, width)
+        self._lines = height
+        return height
 
     def on_resize(self) -> None:
         if self.data is not None and self.content_size.width != self._built_width:
