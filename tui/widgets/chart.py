@@ -2,8 +2,9 @@
 
 A chart spans ``span`` seconds across its plot columns, up to the column of wall time that holds now
 (``anchored``); each column holds the highest sample that falls in it. Columns narrower than the
-sample interval are bridged between two samples that are close together (at most ``GAP_FACTOR`` intervals apart), so only a real hole in
-the data — an agent restart, a lost link, a 25 s pause — leaves blank columns.
+sample interval are bridged between two samples that are close together (at most ``GAP_FACTOR``
+intervals apart), so only a real hole in the data — an agent restart, a lost link, a 25 s pause —
+leaves blank columns.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from rich.text import Text
 from textual.strip import Strip
 
 from tui.widgets.spark import spark_rows
+from tui.widgets.styles import CachedComponentStyles, line_strip, repaint_changed
 
 if TYPE_CHECKING:
     from tui.client import History
-from tui.widgets.styles import CachedComponentStyles, line_strip, repaint_changed
 
 Point = tuple[float, float | None]  # (unix time, value; None: the metric was n/a)
 GAP_FACTOR = 3.0  # samples further apart than this many intervals are drawn with a gap between
