@@ -58,8 +58,8 @@ def repaint_changed(widget: Widget, old: Sequence[object], new: Sequence[object]
     """Repaint the rows whose content differs between ``old`` and ``new`` (as many of each), dropping their kept
     strips: ``refresh()`` with no region would repaint the whole widget, border and all."""
     changed = [y for y, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
-    for y in changed:
-        if strips is not None:
+    if strips is not None:
+        for y in changed:
             strips.pop(y, None)
     if changed:
         widget.refresh(*(Region(0, y, widget.size.width, 1) for y in changed))
