@@ -23,87 +23,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench import start_containers, stop_containers  # noqa: E402
 from tests.helpers.agent import RunningAgent, launch_agent  # noqa: E402
+from tests.helpers.terminal import COLS, ROWS, Pane, client_env  # noqa: E402
 
-COLS, ROWS = 160, 48
-SETTLE_S = 5.0
 TARGETS = {"detail_over_btop_max": 1.0, "containers_over_btop_max": 1.5, "overview_over_btop_max": 2.0}
 NO_ENGINE = {"SPARKDECK_DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user+system) of a process and its live descendants."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-class Pane:
-    """One detached tmux session of COLS x ROWS running one command."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str]):
-        self.name = name
-        self.socket = f"sdclientbench-{os.getpid()}-{name}"  # a server per pane: a killed last session takes its server down
-        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
-        self._tmux("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), *env_args, subprocess.list2cmdline(command))
-        self.pid = int(self._tmux("list-panes", "-t", name, "-F", "#{pane_pid}").split()[0])
-
-    def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
-
-    def keys(self, *keys: str) -> None:
-        self._tmux("send-keys", "-t", self.name, *keys)
-
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", self.name)
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.screen():
-                return True
-            time.sleep(0.5)
-        return False
-
-    def measure(self, seconds: float) -> dict:
-        time.sleep(SETTLE_S)
-        c0, t0 = tree_cpu_s(self.pid), time.monotonic()
-        time.sleep(seconds)
-        c1, t1 = tree_cpu_s(self.pid), time.monotonic()
-        rss = sum(p.memory_info().rss for p in [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)])
-        return {"cpu_percent_of_one_core": round(100 * (c1 - c0) / (t1 - t0), 2), "seconds": round(t1 - t0, 1), "rss_mb": round(rss / 2**20, 1)}
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-session", "-t", self.name], capture_output=True)
-
-
-def client_env(home: Path, agents: list[RunningAgent]) -> dict[str, str]:
-    """A temporary XDG_CONFIG_HOME whose hosts.toml names each agent with its control token."""
-    cfg = home / "config"
-    (cfg / "sparkdeck").mkdir(parents=True, exist_ok=True)
-    lines = [f'[hosts.bench{i}]\nurl = "{a.url}"\ntoken = "{a.control_token}"\n' for i, a in enumerate(agents)]
-    (cfg / "sparkdeck" / "hosts.toml").write_text("\n".join(lines))
-    os.chmod(cfg / "sparkdeck" / "hosts.toml", 0o600)
-    return {"XDG_CONFIG_HOME": str(cfg), "TERM": "xterm-256color", "COLORTERM": "truecolor"}
 
 
 def btop_env(home: Path) -> dict[str, str]:

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from textual import constants
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
@@ -109,6 +111,18 @@ class SparkdeckApp(App):
         self._prewarm_broken = False  # one failure and it is not tried again
         self._card_focused_at = 0.0  # when an overview card last got the cursor (monotonic)
         self._prewarm_timer: Timer | None = None
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this platform, except on Linux and macOS: its input thread, which woke ten times a
+        second, then sleeps until a key arrives (tui/driver.py). $TEXTUAL_DRIVER still wins."""
+        from textual.drivers.linux_driver import LinuxDriver  # here: it imports termios, which Windows lacks
+
+        default = super().get_driver_class()
+        if constants.DRIVER is None and default is LinuxDriver:
+            from tui.driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return default
 
     # -- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
