@@ -8,6 +8,7 @@ import asyncio
 import os
 import pty
 import queue
+import select
 import threading
 import time
 import tty
@@ -89,13 +90,17 @@ def test_a_lone_escape_becomes_the_escape_key(quiet):
     assert quiet.next_key() == "q"
 
 
-def test_setting_the_exit_event_stops_the_thread_at_once(quiet):
+def test_setting_the_exit_event_stops_the_thread_at_once_and_a_new_thread_reads_on(quiet):
     time.sleep(0.2)  # asleep in select, with nothing to read and no deadline
     quiet.driver.exit_event.set()
     quiet.thread.join(2)
     assert not quiet.thread.is_alive()
-    quiet.driver.exit_event.clear()  # as disable_input does before a resume starts a new thread
-    assert not quiet.driver.exit_event.is_set()
+    quiet.driver.exit_event.clear()  # as disable_input does; a resume (after ctrl+z) starts a new thread
+    assert select.select([quiet.driver.exit_event.fileno()], [], [], 0)[0] == []  # the stop's wake-up drained: no spin
+    quiet.thread = threading.Thread(target=quiet.driver.run_input_thread, daemon=True)
+    quiet.thread.start()
+    quiet.type(b"r")
+    assert quiet.next_key() == "r"
 
 
 def test_the_thread_sleeps_between_keys(quiet):
