@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ INCOMPATIBLE = "incompatible"
 STOPPED = "stopped"
 
 HISTORY_LEN = 600  # samples kept per machine for charts
+COLUMNS_KEPT = 32  # series a History keeps ready as (ts, value) lists, the most recently read first kept
 AGENT_ALERTS_KEPT = 50  # agent alert frames kept per machine
 GUARD_EVENTS_KEPT = 20  # memory guard frames kept per machine (alerts show the latest few)
 
@@ -155,6 +157,11 @@ class History:
         self.epoch = 0
         self.version = 0  # counts the samples added: a drawing made from these samples is current while it stays the same
         self._seqs: set[tuple[int, int]] = set()
+        # What the charts read, kept ready: every chart on screen asked for its window each frame, and building it
+        # went through every sample held (nine charts on the detail screen, 300+ samples each: a fifth of a frame)
+        self._ts: list[float] = []  # the samples' times, in order
+        self._descents = 0  # neighbours whose time goes back (a clock step): while 0, a window's start is a bisect
+        self._columns: dict[str, list[tuple[float, float | None]]] = {}  # key -> (ts, value) per sample, read last is last
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -173,6 +180,11 @@ class History:
         sample = Sample(self.epoch, seq, float(snap.get("ts", 0.0)), sample_metrics(snap))
         if not self.samples or (self.samples[-1].epoch, self.samples[-1].seq) < key:
             self.samples.append(sample)
+            if self._ts and sample.ts < self._ts[-1]:
+                self._descents += 1
+            self._ts.append(sample.ts)
+            for name, column in self._columns.items():
+                column.append((sample.ts, sample.values.get(name)))
         else:
             i = len(self.samples)
             while i > 0 and (self.samples[i - 1].epoch, self.samples[i - 1].seq) > key:
@@ -180,12 +192,32 @@ class History:
             if i == 0 and len(self.samples) >= self.maxlen:
                 return False  # older than everything we keep
             self.samples.insert(i, sample)
+            self._reindex()  # a late sample in the middle (a replay overlapping live frames): rare
         self._seqs.add(key)
         self.version += 1
         while len(self.samples) > self.maxlen:
             old = self.samples.popleft()
             self._seqs.discard((old.epoch, old.seq))
+            if len(self._ts) > 1 and self._ts[1] < self._ts[0]:
+                self._descents -= 1
+            del self._ts[0]
+            for column in self._columns.values():
+                del column[0]
         return True
+
+    def _reindex(self) -> None:
+        self._ts = [s.ts for s in self.samples]
+        self._descents = sum(1 for a, b in zip(self._ts, self._ts[1:], strict=False) if b < a)
+        self._columns.clear()
+
+    def _column(self, key: str) -> list[tuple[float, float | None]]:
+        column = self._columns.pop(key, None)
+        if column is None:
+            column = [(s.ts, s.values.get(key)) for s in self.samples]
+            while len(self._columns) >= COLUMNS_KEPT:  # bounded: the series read longest ago goes
+                del self._columns[next(iter(self._columns))]
+        self._columns[key] = column  # last: read most recently
+        return column
 
     def series(self, key: str, last: int | None = None) -> list[float | None]:
         items = list(self.samples)[-last:] if last else self.samples
@@ -195,8 +227,15 @@ class History:
         """(ts, value) pairs for a time-indexed chart: gaps between samples stay gaps. ``since``: only the
         samples from then on (and at least the last ``at_least``), read from the newest end: a card's
         two-minute sparkline need not copy ten minutes of samples every frame."""
+        column = self._column(key)
         if since is None:
-            return [(s.ts, s.values.get(key)) for s in self.samples]
+            return column.copy()
+        if not self._descents:  # times in order: the window is a slice
+            return column[max(0, min(bisect_left(self._ts, since), len(column) - at_least)) :]
+        return self._points_scan(key, since, at_least)
+
+    def _points_scan(self, key: str, since: float, at_least: int = 0) -> list[tuple[float, float | None]]:
+        """``points`` by walking the samples from the newest (while a clock step has times out of order)."""
         out: list[tuple[float, float | None]] = []
         for s in reversed(self.samples):
             if s.ts < since and len(out) >= at_least:
