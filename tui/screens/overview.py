@@ -75,7 +75,8 @@ class OverviewScreen(TableFilter, BaseView):
     def update_title(self) -> None:
         live = sum(1 for cl in self.sd.clients if cl.state == c.LIVE)
         alerts = sum(len(a) for a in self.sd.alerts)
-        hidden = sum(1 for i in range(len(self.sd.clients)) if not self._card_matches(i))
+        # every machine's frame asks for the title: the filter is matched against each card only when there is one
+        hidden = sum(1 for i in range(len(self.sd.clients)) if not self._card_matches(i)) if self.filter_text else 0
         title = (
             f"[b]sparkdeck[/b]  {live}/{len(self.sd.clients)} live  "
             + (f"[$error]{alerts} alert(s)[/]" if alerts else "[dim]no alerts[/dim]")
