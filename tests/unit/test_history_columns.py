@@ -12,20 +12,18 @@ KEYS = ["cpu", "mem", "gpu0.util", "gpu0.power", "gpu1.temp"]
 
 
 def walk(history: History, key: str, since: float | None, at_least: int) -> list[tuple[float, float | None]]:
-    """``History.points`` as it was: every sample, read from the newest end."""
+    """``History.points`` as it was, every sample read from the newest end (the History keeps that walk for
+    times out of order)."""
     if since is None:
         return [(s.ts, s.values.get(key)) for s in history.samples]
-    out: list[tuple[float, float | None]] = []
-    for s in reversed(history.samples):
-        if s.ts < since and len(out) >= at_least:
-            break
-        out.append((s.ts, s.values.get(key)))
-    out.reverse()
-    return out
+    return history._points_scan(key, since, at_least)
 
 
 def frame(seq: int, ts: float, rng: random.Random) -> dict:
-    gpus = [{"index": i, "utilization_gpu_percent": rng.choice([None, rng.randint(0, 100)]), "power_w": rng.random() * 90, "temperature_c": 40 + i} for i in range(rng.choice([1, 2]))]
+    gpus = [
+        {"index": i, "utilization_gpu_percent": rng.choice([None, rng.randint(0, 100)]), "power_w": rng.random() * 90, "temperature_c": 40 + i}
+        for i in range(rng.choice([1, 2]))
+    ]
     return {"seq": seq, "ts": ts, "host": {"cpu": {"percent": rng.random() * 100}, "memory": {"percent": 50.0}}, "gpus": gpus}
 
 
