@@ -1,16 +1,18 @@
-"""TextPanel's line split (the same lines, spans and attributes as Rich's ``Text.split("\\n", allow_blank=True)``) and its line strips."""
+"""TextPanel's line split (the same lines, spans and attributes as Rich's ``Text.split("\\n", allow_blank=True)``), its line
+segments (the same as Rich's ``Text.render`` under the widget's style) and its line strips."""
 
 from __future__ import annotations
 
 import random
 
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 from textual.strip import Strip
 
 from tui.widgets.panel import split_lines
-from tui.widgets.styles import line_strip
+from tui.widgets.styles import line_strip, text_segments
 
 STYLES: list[str | Style] = ["dim", "bold", Style(color="red"), Style(bold=True, italic=True), ""]
 
@@ -62,3 +64,33 @@ def test_line_strip_is_the_three_strips_it_replaces():
             chart = Strip(segs).crop_extend(0, width, None).apply_style(base)
             got = line_strip(segs, width, base, base or None)
             assert list(got) == list(chart) and got.cell_length == chart.cell_length == width
+
+
+def appended_text(rng: random.Random) -> Text:
+    """A line as panels build theirs: styled pieces appended one after another (spans that never overlap)."""
+    text = Text(style=rng.choice(["", "dim", Style(color="blue")]))
+    for _ in range(rng.randint(0, 8)):
+        text.append(rng.choice(["GPU0 ", "66%", " ", "", "宽", "n/a"]), rng.choice([*STYLES, None]))
+    return text
+
+
+def test_text_segments_are_richs_render_under_the_widget_style():
+    """The same segments as ``Segment.apply_style(text.render(console), under)`` — for appended lines through the fast
+    path, with one memo kept across lines as a panel keeps it, and for nested or out-of-order spans through Rich."""
+    console = Console()
+    rng = random.Random(5)
+    unders = [None, Style.null(), Style(color="white", bgcolor="black"), Style(dim=True)]
+    for under in unders:
+        memo: dict = {}
+        for _ in range(1500):
+            text = appended_text(rng) if rng.random() < 0.7 else random_text(rng)
+            expected = list(Segment.apply_style(text.render(console), under))
+            assert text_segments(text, console, under, memo) == expected, (repr(text), under)
+            assert text_segments(text, console, under) == expected
+
+
+def test_text_segments_memo_is_bounded():
+    console, memo = Console(), {}
+    for i in range(2000):  # a style made afresh for every line, each one different
+        text_segments(Text.assemble(("x", Style(color=f"#{i:06x}"))), console, Style(bold=True), memo)
+        assert len(memo) <= 257

@@ -23,7 +23,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.format import NA
-from tui.widgets.styles import panel_strip, repaint_changed
+from tui.widgets.styles import repaint_changed, text_strip
 
 GUTTER = 1  # cells between columns
 PAD_RIGHT = 2  # each field keeps two blank cells on its right
@@ -78,6 +78,7 @@ class Figures(Widget):
         self._lines: list[list[tuple[str, Style]]] = []  # per row: (text, style) parts, to find the rows that changed
         self._strips: dict[int, Strip] = {}
         self._strip_key: tuple | None = None  # (width, visual style) the strips were drawn for
+        self._styles_memo: dict = {}  # the rows' styles under that visual style (see text_segments)
         self._hover: str | None = None  # the field under the mouse
         self._cell_key: tuple | None = None  # (theme, visual style) _cell was worked out for
         self._cell: tuple[Style, Style] = (NULL, NULL)
@@ -210,13 +211,13 @@ class Figures(Widget):
         style = self.visual_style
         key = (width, style, self.app.theme)
         if key != self._strip_key:  # a new width, class or theme redraws every row
-            self._strip_key, self._strips = key, {}
+            self._strip_key, self._strips, self._styles_memo = key, {}, {}
             self._lines = self._build(width)
         strip = self._strips.get(y)
         if strip is None:
             if y >= len(self._lines):
                 return Strip.blank(width, style.rich_style)
-            strip = self._strips[y] = panel_strip(Text.assemble(*self._lines[y]).render(self.app.console), width, style)
+            strip = self._strips[y] = text_strip(Text.assemble(*self._lines[y]), self.app.console, width, style, self._styles_memo)
         return strip
 
     def render(self) -> Text:

@@ -23,7 +23,7 @@ from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 
-from tui.widgets.styles import CachedComponentStyles, panel_strip, repaint_changed
+from tui.widgets.styles import CachedComponentStyles, repaint_changed, text_strip
 
 
 def split_lines(text: Text) -> list[Text]:
@@ -83,6 +83,7 @@ class TextPanel(CachedComponentStyles):
         self._wrapped: list[Text] = []  # the text as wrapped at _built_width, to find the lines that changed
         self._strips: dict[int, Strip] = {}  # line -> its strip, dropped when the line or the panel's style changes
         self._strip_style: VisualStyle | None = None
+        self._styles_memo: dict = {}  # the lines' styles under _strip_style (see text_segments)
         if self.TITLE:
             self.border_title = self.TITLE
 
@@ -148,6 +149,7 @@ class TextPanel(CachedComponentStyles):
         style = self.visual_style
         if style is not self._strip_style:  # a class or theme change restyles every line
             self._strips.clear()
+            self._styles_memo.clear()
             self._strip_style = style
         strip = self._strips.get(y)
         if strip is None:
@@ -155,5 +157,5 @@ class TextPanel(CachedComponentStyles):
                 return Strip.blank(width, style.rich_style)
             # Rich's own segments under the panel's style: what Visual.to_strips draws for a line that fits (the
             # snapshots compare it cell by cell), without a Content conversion and re-wrap per line, a third of the cost
-            strip = self._strips[y] = panel_strip(self._wrapped[y].render(self.app.console), width, style)
+            strip = self._strips[y] = text_strip(self._wrapped[y], self.app.console, width, style, self._styles_memo)
         return strip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -49,9 +50,53 @@ def line_strip(segments: Iterable[Segment], width: int, base: Style | None, pad:
     return Strip(segs, width)
 
 
-def panel_strip(segments: Iterable[Segment], width: int, style: VisualStyle) -> Strip:
-    """A line drawn under a widget's own style, padded as Textual pads a line of content (never reversed)."""
-    return line_strip(segments, width, style.rich_style, (style + VisualStyle(reverse=False)).rich_style)
+def text_segments(text: Text, console: Console, under: Style | None = None, memo: dict | None = None) -> list[Segment]:
+    """``list(Segment.apply_style(text.render(console), under))`` for a line whose spans follow one another without
+    overlapping — as appending styled pieces makes them, every line of a panel —, without Rich's span stack (a sort
+    and a stack walk per line) and, with ``memo`` (a dict the caller keeps while ``under`` stays the same), without
+    adding the same styles again for every piece of every line: together half of drawing a changed panel line.
+    Any other line goes through Rich."""
+    plain, spans = text.plain, text.spans
+    if not spans:
+        return [Segment(plain, under + None if under else None)]
+    at = 0
+    for span in spans:
+        if span.start < at or span.end < span.start:  # nested or out of order: Rich combines every span open
+            return list(Segment.apply_style(text.render(console), under))
+        at = span.end
+    if at > len(plain):
+        return list(Segment.apply_style(text.render(console), under))
+    if memo is None:
+        memo = {}
+    elif len(memo) > 256:  # bounded: styles made afresh per frame (equal ones share a key) cannot pile up
+        memo.clear()
+    null = Style.null()
+    base = memo.get((text.style,))
+    if base is None:
+        inner = console.get_style(text.style, default=null)
+        base = memo[(text.style,)] = under + inner if under else inner
+    out: list[Segment] = []
+    at = 0
+    for span in spans:
+        if span.start > at:
+            out.append(Segment(plain[at : span.start], base))
+        if span.end > span.start:
+            key = (text.style, span.style)
+            style = memo.get(key)
+            if style is None:
+                inner = console.get_style(text.style, default=null) + console.get_style(span.style, default=null)
+                style = memo[key] = under + inner if under else inner
+            out.append(Segment(plain[span.start : span.end], style))
+        at = span.end
+    if at < len(plain):
+        out.append(Segment(plain[at:], base))
+    return out
+
+
+def text_strip(text: Text, console: Console, width: int, style: VisualStyle, memo: dict | None = None) -> Strip:
+    """A line of text drawn under a widget's own style, padded as Textual pads a line of content (never reversed);
+    ``memo``: see ``text_segments``."""
+    return line_strip(text_segments(text, console, style.rich_style, memo), width, None, (style + VisualStyle(reverse=False)).rich_style)
 
 
 def repaint_changed(widget: Widget, old: Sequence[object], new: Sequence[object], strips: dict[int, Strip] | None = None) -> None:
