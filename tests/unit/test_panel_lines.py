@@ -68,7 +68,8 @@ def test_line_strip_is_the_three_strips_it_replaces():
 
 def appended_text(rng: random.Random) -> Text:
     """A line as panels build theirs: styled pieces appended one after another (spans that never overlap)."""
-    text = Text(style=rng.choice(["", "dim", Style(color="blue")]))
+    bases: list[str | Style] = ["", "dim", Style(color="blue")]
+    text = Text(style=rng.choice(bases))
     for _ in range(rng.randint(0, 8)):
         text.append(rng.choice(["GPU0 ", "66%", " ", "", "宽", "n/a"]), rng.choice([*STYLES, None]))
     return text
@@ -90,7 +91,7 @@ def test_text_segments_are_richs_render_under_the_widget_style():
 
 
 def test_text_segments_memo_is_bounded():
-    console, memo = Console(), {}
+    console, memo = Console(), dict[tuple, Style]()
     for i in range(2000):  # a style made afresh for every line, each one different
         text_segments(Text.assemble(("x", Style(color=f"#{i:06x}"))), console, Style(bold=True), memo)
         assert len(memo) <= 257
