@@ -152,17 +152,28 @@ class SparkdeckApp(App):
         if kind == "guard":  # a toast for each action, not collapsed like the refreshes
             self.post_message(GuardActed(index))
         if not self._pending[index]:
+            batching = self._batching()  # first: should it raise, the next frame tries again
             self._pending[index] = True
-            self.post_message(MachineChanged(index))
+            if batching:  # the card waits for the tick's pass either way: no message a frame (ten a second)
+                self._batch_card(index)
+            else:
+                self.post_message(MachineChanged(index))
+
+    def _batching(self) -> bool:
+        """The fleet overview is on top: changed cards are painted together on the tick."""
+        view = self.top_view()
+        return len(self.clients) > 1 and view is not None and view.view == "overview"
+
+    def _batch_card(self, index: int) -> None:
+        if not self._batch and time.monotonic() - self._last_flush >= TICK_S:  # after a quiet spell: at once
+            self.call_next(self._flush_batch)
+        # else the next tick flushes it, in the same pass as the ages it moves
+        self._batch.add(index)
 
     def on_machine_changed(self, message: MachineChanged) -> None:
         index = message.index
-        view = self.top_view()
-        if len(self.clients) > 1 and view is not None and view.view == "overview":
-            if not self._batch and time.monotonic() - self._last_flush >= TICK_S:  # after a quiet spell: at once
-                self.call_next(self._flush_batch)
-            # else the next tick flushes it, in the same pass as the ages it moves
-            self._batch.add(index)
+        if self._batching():  # posted before the overview came back on top
+            self._batch_card(index)
             return
         wait = self._last_refresh[index] + self.min_refresh_s - time.monotonic()
         if wait > 0:  # refreshed very recently: once more when the interval is up; frames collapse meanwhile

@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from tests.helpers.tui import until
 from tests.helpers.tui_fakes import CONTAINERS, GiB, app_for, container, fleet, gpu_gb10, snapshot_frame, spark_client
 from tui.app import SparkdeckApp
+from tui.messages import MachineChanged
 from tui.screens.containers import ContainersScreen
 from tui.screens.overview import OverviewScreen
 from tui.widgets.containers_table import ContainersTable
@@ -255,6 +256,15 @@ async def test_the_fleet_overview_paints_changed_cards_together_at_most_once_a_t
             flush()
 
         app._flush_batch = counted
+        messages: list[int] = []
+        post = app.post_message
+
+        def counted_post(message):
+            if isinstance(message, MachineChanged):
+                messages.append(message.index)
+            return post(message)
+
+        app.post_message = counted_post
         app._tick_timer.pause()  # ticked by hand below: a real tick between two frames would make a third, legitimate pass
         before = app.ui_updates
         for cl in clients:  # three agents' frames land at different moments within one second
@@ -264,6 +274,7 @@ async def test_the_fleet_overview_paints_changed_cards_together_at_most_once_a_t
         await until(pilot, lambda: app.ui_updates >= before + 3, timeout=5, what="all three cards refreshed")
         assert 1 <= len(flushes) <= 2 and sorted(i for f in flushes for i in f) == [0, 1, 2]  # not one pass per agent
         assert not app._pending[0] and not app._batch
+        assert messages == []  # a frame on the overview goes straight to the batch: no message per frame
 
 
 async def test_the_detail_screen_repaints_changed_chart_rows_and_no_whole_panel_and_never_goes_stale():
