@@ -12,6 +12,7 @@ from tui import serving
 from tui.client import Target
 from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
+from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.throttle_panel import ThrottlePanel, timeline
 
 SERVING = {
@@ -105,9 +106,12 @@ def test_machine_detail_thermal_and_throttle(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_throttle_panel_is_as_tall_as_its_lines(size):
     """Shown before its first layout the panel is built at a guessed width (its rows wrap there), then at its
-    real width, then again when the scroll bar takes two columns: it ends as tall as the lines it draws — it
+    real width, then again when a scroll bar takes two columns: it ends as tall as the lines it draws — it
     kept the height measured from the text of the width before, two blank rows inside its border at 80x24."""
     app = app_for([serving_client()], "detail")
+    # the detail screen keeps its scroll bar's columns now; a panel must not rely on that: here the bar takes its
+    # two columns when the timeline makes the screen scroll, as it did before
+    app.CSS = "#detail { scrollbar-gutter: auto; }"  # type: ignore[misc]
     async with app.run_test(size=size) as pilot:
         panel = app.screen.query_one("#throttle", ThrottlePanel)
         await until(pilot, lambda: panel.display and panel.data is not None, 5, what="the timeline")
@@ -196,3 +200,36 @@ def test_throttle_rows_with_time_in_the_window_come_first_when_more_than_fit():
     shown = active_first(rows)
     assert shown[0][0] == "gpu9 hw_slowdown" and [r[0] for r in shown[1:]] == [r[0] for r in rows[:-1]]
     assert active_first(rows[:MAX_ROWS]) == rows[:MAX_ROWS]  # all fit: the order stays
+
+
+async def test_the_timeline_appearing_past_the_screens_height_moves_no_panel_sideways():
+    """At 160x53 the detail screen fits until the timeline appears; then the scroll bar shows. Its columns are kept
+    from the start (scrollbar-gutter: stable), so no panel changes width: two layouts, not four (a panel's width
+    changing re-wraps it and lays the screen out again, ~20 ms each here), and nothing jumps sideways."""
+    cl = serving_client()
+    answer: list[list] = [[]]
+
+    async def throttle_events(seconds: float):
+        return answer[0], NOW - 600, NOW
+
+    cl.throttle_events = throttle_events
+    app = app_for([cl], "detail")
+    async with app.run_test(size=(160, 53)) as pilot:
+        for _ in range(5):
+            await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MachineScreen)
+        scroll = screen.query_one("#detail")
+        assert not scroll.show_vertical_scrollbar  # it fits
+        widths = [panel.size.width for panel in screen.query(CpuPanel)]
+        layouts: list[int] = []
+        real_layout = screen._refresh_layout
+        screen._refresh_layout = lambda *a, **k: (layouts.append(1), real_layout(*a, **k))[1]
+        answer[0] = EVENTS
+        await screen._load_events(600)
+        screen.machine_changed(0)
+        for _ in range(6):
+            await pilot.pause()
+        assert screen.query_one("#throttle", ThrottlePanel).display and scroll.show_vertical_scrollbar
+        assert [panel.size.width for panel in screen.query(CpuPanel)] == widths
+        assert len(layouts) <= 2, layouts
