@@ -163,3 +163,26 @@ def test_a_new_sample_changes_the_newest_column_only_until_the_plot_moves_a_colu
         else:
             assert a[1:-1] == b[:-2]  # shifted by one column: the same complete columns, one place left
     assert len({end for end, _ in frames}) == 5  # 29 s at 6.7 s a column
+
+
+def test_spark_rows_are_the_cells_each_level_fills():
+    """Every row of every column as the plain definition gives it: full blocks below the level, the partial block at
+    it, blanks above (the bottom row shows the lowest block for a zero), a blank column for a gap."""
+    from tui.widgets.spark import BLOCKS, spark_rows
+
+    def cell(level: int | None, r: int) -> str:
+        if level is None:
+            return " "
+        part = level - r * 8
+        return "█" if part >= 8 else (BLOCKS[part - 1] if part > 0 else (" " if r else BLOCKS[0]))
+
+    rng = random.Random(4)
+    for _ in range(500):
+        rows, width = rng.randint(2, 8), rng.randint(1, 40)
+        lo, hi = rng.choice([(0.0, 100.0), (20.0, 100.0), (0.0, 1.0), (5.0, 5.0)])
+        values = [rng.choice([None, rng.uniform(lo - 10, hi + 10)]) for _ in range(rng.randint(0, 50))]
+        vals = values[-width:]
+        span = (hi - lo) or 1.0
+        levels = [None if v is None else int((min(hi, max(lo, v)) - lo) / span * rows * 8 + 0.5) for v in vals]
+        expected = [" " * (width - len(vals)) + "".join(cell(level, r) for level in levels) for r in range(rows - 1, -1, -1)]
+        assert spark_rows(values, width, lo, hi, rows) == expected
