@@ -95,3 +95,29 @@ def test_text_segments_memo_is_bounded():
     for i in range(2000):  # a style made afresh for every line, each one different
         text_segments(Text.assemble(("x", Style(color=f"#{i:06x}"))), console, Style(bold=True), memo)
         assert len(memo) <= 257
+
+
+def test_wrap_lines_wraps_a_long_line_once_while_it_stays_the_same(monkeypatch):
+    """A card's long line (an engine error) was wrapped again every frame: now its wrap is kept while it does not
+    change — the same lines as wrapping afresh, Rich's wrap called once, and only this call's lines kept."""
+    from rich.console import Console as RichConsole
+
+    from tui.widgets.panel import wrap_lines
+
+    console = RichConsole()
+    long = "Containers unavailable: no Docker engine socket at /nonexistent/docker.sock"
+
+    def card(cpu: int, tail: str = long) -> Text:
+        return Text.assemble(("GPU0 ", "dim"), f"{cpu}%\n", (tail, "dim"), "\nno alerts")
+
+    calls: list[str] = []
+    real_wrap = Text.wrap
+    monkeypatch.setattr(Text, "wrap", lambda self, *a, **k: (calls.append(self.plain), real_wrap(self, *a, **k))[1])
+    kept: dict = {}
+    for cpu in (3, 4, 5):
+        got = wrap_lines(card(cpu), console, 40, kept)
+        fresh = wrap_lines(card(cpu), console, 40)
+        assert described(got) == described(fresh)
+    assert calls.count(long) == 1 + 3  # once with the kept wraps, three times without
+    wrap_lines(card(6, long + " (retrying)"), console, 40, kept)
+    assert len(kept) == 1 and next(iter(kept))[0].endswith("(retrying)")  # the old line's wrap is gone

@@ -52,18 +52,30 @@ def split_lines(text: Text) -> list[Text]:
     return lines
 
 
-def wrap_lines(text: Text, console: Console, width: int) -> list[Text]:
+def wrap_lines(text: Text, console: Console, width: int, kept: dict | None = None) -> list[Text]:
     """``text`` as the lines a ``width``-wide panel shows, each without trailing spaces (Rich keeps the space at
     a wrap point, Textual's own render drops it: the same cells either way). Only lines that are too long go
-    through Rich's wrap: a card's lines are built to fit, and wrapping them all was most of a rebuild."""
+    through Rich's wrap: a card's lines are built to fit, and wrapping them all was most of a rebuild.
+    ``kept``: the wraps of the last call (the caller keeps the dict; it is left holding this call's), so a long
+    line that did not change is not wrapped again every frame (a card's "no Docker engine socket at …" line)."""
     out: list[Text] = []
+    wrapped: dict = {}
     for line in split_lines(text):
         if "\t" not in line.plain and cell_len(line.plain) <= width:
+            line.rstrip()
             out.append(line)
-        else:
-            out.extend(line.wrap(console, width))
-    for line in out:
-        line.rstrip()
+            continue
+        key = (line.plain, tuple(line.spans), line.style, width)
+        lines = kept.get(key) if kept is not None else None
+        if lines is None:
+            lines = line.wrap(console, width)
+            for part in lines:
+                part.rstrip()
+        wrapped[key] = lines
+        out.extend(lines)
+    if kept is not None:
+        kept.clear()
+        kept.update(wrapped)
     return out
 
 
@@ -81,6 +93,7 @@ class TextPanel(CachedComponentStyles):
         self._built_width = -1
         self._lines = 1
         self._wrapped: list[Text] = []  # the text as wrapped at _built_width, to find the lines that changed
+        self._wraps: dict = {}  # the long lines' wraps of the last rebuild (see wrap_lines)
         self._strips: dict[int, Strip] = {}  # line -> its strip, dropped when the line or the panel's style changes
         self._strip_style: VisualStyle | None = None
         self._styles_memo: dict = {}  # the lines' styles under _strip_style (see text_segments)
@@ -104,7 +117,7 @@ class TextPanel(CachedComponentStyles):
             self._wrapped = []
             self.refresh()
             return
-        wrapped = wrap_lines(self._text, self.app.console, width)
+        wrapped = wrap_lines(self._text, self.app.console, width, self._wraps)
         old, self._wrapped = self._wrapped, wrapped
         if len(wrapped) != self._lines:  # a new height: the screen is laid out again
             self._lines = len(wrapped)
