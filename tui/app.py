@@ -113,8 +113,8 @@ class SparkdeckApp(App):
         self._prewarm_timer: Timer | None = None
 
     def get_driver_class(self) -> type[Driver]:
-        """Textual's driver for this platform, except on Linux and macOS: its input thread, which woke ten times a
-        second, then sleeps until a key arrives (tui/driver.py). $TEXTUAL_DRIVER still wins."""
+        """Textual's driver for this platform; on Linux and macOS its subclass whose input thread sleeps until a key
+        arrives instead of waking ten times a second (tui/driver.py). $TEXTUAL_DRIVER still wins."""
         from textual.drivers.linux_driver import LinuxDriver  # here: it imports termios, which Windows lacks
 
         default = super().get_driver_class()

@@ -45,6 +45,8 @@ class WakingEvent(threading.Event):
             os.write(self._write_fd, b"\0")
         except BlockingIOError:  # full: a wake-up is already pending
             pass
+        except OSError:  # closed with the driver: nothing left to wake
+            pass
 
     def clear(self) -> None:
         super().clear()
@@ -54,15 +56,14 @@ class WakingEvent(threading.Event):
         try:
             while os.read(self._read_fd, 512):
                 pass
-        except BlockingIOError:
+        except OSError:  # empty (BlockingIOError), or closed
             pass
 
     def close(self) -> None:
-        for fd in (self._read_fd, self._write_fd):
-            try:
+        fds, self._read_fd, self._write_fd = (self._read_fd, self._write_fd), -1, -1  # once: a number may be reused
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def parse_timeout(parser: XTermParser) -> float | None:
@@ -101,12 +102,13 @@ class QuietLinuxDriver(LinuxDriver):
                 for key, _mask in selector.select(parse_timeout(parser)):
                     if key.fd != fileno:
                         continue  # the exit event's pipe: the loop's test sees it
-                    data = decode(os.read(fileno, 1024 * 4))
-                    if not data:  # end of input (stdin not a terminal): stop reading it rather than spin on it
+                    raw = os.read(fileno, 1024 * 4)
+                    if not raw:  # end of input (stdin not a terminal): stop reading it rather than spin on it
                         selector.unregister(fileno)
                         reading = False
                         break
-                    for event in parser.feed(data):
+                    data = decode(raw)  # "" for the first bytes of a character split across reads: the rest follows
+                    for event in parser.feed(data) if data else ():
                         self.process_message(event)
                 for event in parser.tick():
                     self.process_message(event)

@@ -82,6 +82,16 @@ def test_keys_typed_into_the_terminal_arrive(quiet):
     assert quiet.next_key() == "up"
 
 
+def test_a_character_split_across_reads_arrives_and_reading_goes_on(quiet):
+    """The decoder holds the first byte of "é" and gives "" for it: that is not the end of input."""
+    quiet.type("é".encode()[:1])
+    time.sleep(0.2)  # read on its own
+    quiet.type("é".encode()[1:])
+    assert quiet.next_key() == "é"
+    quiet.type(b"a")
+    assert quiet.next_key() == "a"
+
+
 def test_a_lone_escape_becomes_the_escape_key(quiet):
     """Only the parser's deadline tells Escape from the start of a sequence: the thread must wake for it."""
     quiet.type(b"\x1b")
@@ -135,6 +145,8 @@ def test_the_exit_events_pipe_never_blocks_the_setter():
             os.read(event.fileno(), 1)  # drained
     finally:
         event.close()
+    event.close()  # twice: the second closes nothing (the numbers may belong to another file by then)
+    event.set()  # and a stop after the driver closed wakes nothing, quietly
 
 
 def test_the_app_runs_on_the_quiet_driver_unless_textual_driver_says_otherwise(monkeypatch):
