@@ -61,11 +61,9 @@ def text_segments(text: Text, console: Console, under: Style | None = None, memo
         return [Segment(plain, under + None if under else None)]
     at = 0
     for span in spans:
-        if span.start < at or span.end < span.start:  # nested or out of order: Rich combines every span open
-            return list(Segment.apply_style(text.render(console), under))
+        if span.start < at or span.end < span.start or span.end > len(plain):  # nested, out of order or past the end:
+            return list(Segment.apply_style(text.render(console), under))  # Rich combines every span open
         at = span.end
-    if at > len(plain):
-        return list(Segment.apply_style(text.render(console), under))
     if memo is None:
         memo = {}
     elif len(memo) > 256:  # bounded: styles made afresh per frame (equal ones share a key) cannot pile up
