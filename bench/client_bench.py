@@ -30,10 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench import start_containers, stop_containers  # noqa: E402
 from tests.helpers.agent import RunningAgent, launch_agent  # noqa: E402
-from tests.helpers.terminal import COLS, ROWS, Pane, client_env  # noqa: E402
+from tests.helpers.terminal import COLS, NO_ENGINE, ROWS, Pane, client_env  # noqa: E402
 
 TARGETS = {"detail_over_btop_max": 1.0, "containers_over_btop_max": 1.5, "overview_over_btop_max": 2.0}
-NO_ENGINE = {"SPARKDECK_DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
 
 def btop_env(home: Path) -> dict[str, str]:

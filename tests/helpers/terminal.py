@@ -14,6 +14,13 @@ from tests.helpers.agent import RunningAgent
 
 COLS, ROWS = 160, 48
 SETTLE_S = 5.0
+NO_ENGINE = {"SPARKDECK_DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # an agent that polls no Docker engine
+
+
+def thread_wakeups(pid: int, tid: int) -> int:
+    """Voluntary context switches of thread ``tid`` of ``pid`` so far: one each time it slept and was woken."""
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return int(next(x for x in f if x.startswith("voluntary_ctxt_switches")).split()[1])
 
 
 def tree_cpu_s(pid: int) -> float:

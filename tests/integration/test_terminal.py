@@ -13,9 +13,7 @@ import psutil
 import pytest
 
 from tests.helpers.agent import launch_agent
-from tests.helpers.terminal import Pane, client_env
-
-NO_ENGINE = {"SPARKDECK_DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+from tests.helpers.terminal import NO_ENGINE, Pane, client_env, thread_wakeups
 
 
 @pytest.fixture
@@ -33,13 +31,12 @@ def client_process(pane: Pane) -> psutil.Process:
 
 
 def wakeups(pid: int) -> dict[int, int]:
-    """Voluntary context switches per thread of ``pid``: one each time a thread slept and was woken."""
+    """``thread_wakeups`` of every thread of ``pid``."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                out[int(tid)] = int(next(x for x in f if x.startswith("voluntary_ctxt_switches")).split()[1])
-        except (FileNotFoundError, ProcessLookupError):
+            out[int(tid)] = thread_wakeups(pid, int(tid))
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
     return out
 

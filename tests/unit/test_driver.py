@@ -17,15 +17,14 @@ import pytest
 from textual import constants, events
 from textual.drivers.linux_driver import LinuxDriver
 
+from tests.helpers.terminal import thread_wakeups
 from tui.app import SparkdeckApp
 from tui.driver import QuietLinuxDriver, WakingEvent
 
 
 def wakeups(thread: threading.Thread) -> int:
-    """The voluntary context switches of ``thread`` so far: one per time it went to sleep and was woken."""
-    with open(f"/proc/self/task/{thread.native_id}/status") as f:
-        line = next(x for x in f if x.startswith("voluntary_ctxt_switches"))
-    return int(line.split()[1])
+    assert thread.native_id is not None
+    return thread_wakeups(os.getpid(), thread.native_id)
 
 
 class InputThread:
