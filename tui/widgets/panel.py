@@ -23,6 +23,7 @@ from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 
+from tui.widgets.framed import FramedLines
 from tui.widgets.styles import CachedComponentStyles, repaint_changed, text_strip
 
 
@@ -88,6 +89,7 @@ class TextPanel(CachedComponentStyles):
 
     def __init__(self, **kw):
         super().__init__(**kw)
+        self._styles_cache = FramedLines()  # a changed row between the border's edges, without Textual re-deriving them
         self.data: Any = None
         self._text = Text("no data", "dim")
         self._built_width = -1
