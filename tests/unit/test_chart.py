@@ -186,3 +186,25 @@ def test_spark_rows_are_the_cells_each_level_fills():
         levels = [None if v is None else int((min(hi, max(lo, v)) - lo) / span * rows * 8 + 0.5) for v in vals]
         expected = [" " * (width - len(vals)) + "".join(cell(level, r) for level in levels) for r in range(rows - 1, -1, -1)]
         assert spark_rows(values, width, lo, hi, rows) == expected
+
+
+def test_spark_text_is_the_block_each_value_rounds_to_whatever_it_drew_before():
+    """One row: each value's block on its scale, a blank for a gap, blanks before too few values; the same with the
+    cells it remembers from earlier lines (repeated values, other scales, more values than it keeps)."""
+    from tui.widgets import spark
+    from tui.widgets.spark import BLOCKS, spark_text
+
+    rng = random.Random(9)
+    pool = [rng.uniform(-20, 120) for _ in range(40)] + [float(v) for v in range(0, 101)] + [0.0, -0.0, 1.0, 100.0]
+    for i in range(3000):
+        width = rng.randint(0, 40)
+        lo, hi = rng.choice([(0.0, 100.0), (20.0, 100.0), (0.0, 1.0), (5.0, 5.0), (rng.uniform(0, 50), 100.0)])
+        values = [rng.choice([None, rng.choice(pool), rng.uniform(lo - 10, hi + 10)]) for _ in range(rng.randint(0, 50))]
+        if i % 500 == 0:
+            spark._CELLS.clear()
+        vals = values[-width:] if width > 0 else []
+        span = (hi - lo) or 1.0
+        blocks = [" " if v is None else BLOCKS[int((min(hi, max(lo, v)) - lo) / span * (len(BLOCKS) - 1) + 0.5)] for v in vals]
+        assert spark_text(values, width, lo, hi) == (" " * (width - len(vals)) + "".join(blocks) if width > 0 else "")
+    # bounded: a full memo is cleared before a line adds its values (at most 40 here), and so are the scales
+    assert all(len(cells) <= spark.CELLS_KEPT + 1 + 40 for cells in spark._CELLS.values()) and len(spark._CELLS) <= 65

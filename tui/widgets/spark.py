@@ -11,16 +11,30 @@ def spark_text(values: Sequence[float | None], width: int, lo: float, hi: float)
     """The last ``width`` values as block characters; a gap (None) is a blank cell."""
     if width <= 0:
         return ""
-    vals = list(values)[-width:]
+    cells = _cells(lo, hi)  # a card's sparkline is redrawn every frame, and most of its values were drawn before
+    get = cells.get
     span = (hi - lo) or 1.0
     out = []
-    for v in vals:
-        if v is None:
-            out.append(" ")
-            continue
-        level = int((min(hi, max(lo, v)) - lo) / span * (len(BLOCKS) - 1) + 0.5)
-        out.append(BLOCKS[level])
+    for v in list(values)[-width:]:
+        cell = get(v)
+        if cell is None:
+            cell = cells[v] = BLOCKS[int((min(hi, max(lo, v)) - lo) / span * (len(BLOCKS) - 1) + 0.5)]
+        out.append(cell)
     return " " * (width - len(out)) + "".join(out)
+
+
+_CELLS: dict[tuple[float, float], dict] = {}
+CELLS_KEPT = 512  # values remembered per scale (utilisation: ~100 values; memory or power: any)
+
+
+def _cells(lo: float, hi: float) -> dict:
+    """value -> its cell on the scale lo..hi, None -> a blank; bounded: cleared when it outgrows CELLS_KEPT."""
+    cells = _CELLS.get((lo, hi))
+    if cells is None or len(cells) > CELLS_KEPT:
+        if len(_CELLS) > 64:  # scales too (a chart's scale follows its data)
+            _CELLS.clear()
+        cells = _CELLS[(lo, hi)] = {None: " "}
+    return cells
 
 
 def spark_rows(values: Sequence[float | None], width: int, lo: float, hi: float, rows: int) -> list[str]:
