@@ -207,4 +207,4 @@ def test_spark_text_is_the_block_each_value_rounds_to_whatever_it_drew_before():
         blocks = [" " if v is None else BLOCKS[int((min(hi, max(lo, v)) - lo) / span * (len(BLOCKS) - 1) + 0.5)] for v in vals]
         assert spark_text(values, width, lo, hi) == (" " * (width - len(vals)) + "".join(blocks) if width > 0 else "")
     # bounded: a full memo is cleared before a line adds its values (at most 40 here), and so are the scales
-    assert all(len(cells) <= spark.CELLS_KEPT + 1 + 40 for cells in spark._CELLS.values()) and len(spark._CELLS) <= 65
+    assert all(len(cells) <= spark.CELLS_KEPT + 40 for cells in spark._CELLS.values()) and len(spark._CELLS) <= 65

@@ -16,6 +16,9 @@ def spark_text(values: Sequence[float | None], width: int, lo: float, hi: float)
     span = (hi - lo) or 1.0
     out = []
     for v in list(values)[-width:]:
+        if v is None:
+            out.append(" ")
+            continue
         cell = get(v)
         if cell is None:
             cell = cells[v] = BLOCKS[int((min(hi, max(lo, v)) - lo) / span * (len(BLOCKS) - 1) + 0.5)]
@@ -23,17 +26,17 @@ def spark_text(values: Sequence[float | None], width: int, lo: float, hi: float)
     return " " * (width - len(out)) + "".join(out)
 
 
-_CELLS: dict[tuple[float, float], dict] = {}
+_CELLS: dict[tuple[float, float], dict[float, str]] = {}
 CELLS_KEPT = 512  # values remembered per scale (utilisation: ~100 values; memory or power: any)
 
 
-def _cells(lo: float, hi: float) -> dict:
-    """value -> its cell on the scale lo..hi, None -> a blank; bounded: cleared when it outgrows CELLS_KEPT."""
+def _cells(lo: float, hi: float) -> dict[float, str]:
+    """value -> its cell on the scale lo..hi; bounded: cleared when it outgrows CELLS_KEPT."""
     cells = _CELLS.get((lo, hi))
     if cells is None or len(cells) > CELLS_KEPT:
         if len(_CELLS) > 64:  # scales too (a chart's scale follows its data)
             _CELLS.clear()
-        cells = _CELLS[(lo, hi)] = {None: " "}
+        cells = _CELLS[(lo, hi)] = {}
     return cells
 
 
