@@ -90,6 +90,7 @@ class SparkdeckApp(App):
         self.clients = clients if clients is not None else [AgentClient(t, clock=clock) for t in targets]
         for client, label in zip(self.clients, unique_labels([cl.target.name for cl in self.clients]), strict=False):
             client.on_change = self._client_changed
+            client.hold = self._batching  # the fleet overview paints on the tick: its frames can wait for it
             client.label = label
         self.alerts: list[list[Alert]] = [self._alerts_for(c) for c in self.clients]
         self._pending = [False] * len(self.clients)
@@ -219,6 +220,8 @@ class SparkdeckApp(App):
             view.machine_changed(message.index)
 
     def _tick(self) -> None:
+        for client in self.clients:  # the snapshots held since the last tick (fleet overview), before its pass
+            client.release()
         if self._batch:
             self._flush_batch()
         view = self.top_view()

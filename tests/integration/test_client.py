@@ -355,3 +355,106 @@ async def test_an_undigestible_frame_reconnects_instead_of_ending_the_client():
         await cl.close()
         await asyncio.wait_for(task, 10)
         server.close()
+
+
+# ---- held snapshots (the fleet overview handles them on its tick) --------------------------
+
+
+def wire(frame: dict) -> str:
+    """A frame as the agent sends it (compact JSON, type and v first)."""
+    from agent.protocol import encode
+
+    return encode(frame)
+
+
+async def test_held_snapshots_wait_for_release_in_order_and_stay_bounded(start_agent):
+    agent = start_agent("--simulate", "gb10", "--interval", "0.1")
+    cl = AgentClient(Target("a", agent.url, agent.read_token))
+    holding = [False]
+    cl.hold = lambda: holding[0]
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_until(lambda: cl.state == c.LIVE and cl.latest is not None)
+        holding[0] = True
+        await wait_until(lambda: len(cl._held) >= 5, what="snapshots held")  # this agent's frames begin as HELD_PREFIX says
+        frames, last = cl.frames, cl.last_seq
+        held = [json.loads(raw)["seq"] for raw in cl._held]
+        assert held == list(range(held[0], held[0] + len(held))) and held[0] > last  # in order, none handled yet
+        cl.release()
+        assert cl._held == [] and cl.frames >= frames + len(held) and cl.last_seq >= held[-1]
+        # never released (a stalled tick): at most HELD_MAX wait; past that they are handled as they come
+        sizes = []
+        start = cl.frames
+        for _ in range(40):
+            sizes.append(len(cl._held))
+            await asyncio.sleep(0.1)
+        assert max(sizes) == c.HELD_MAX and cl.frames > start
+        seqs = cl.history.seqs()
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # held or not, the history is in order
+        holding[0] = False
+        await wait_until(lambda: cl._held == [], what="the next frame releases the held ones")
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_any_other_frame_and_the_socket_closing_release_the_held_snapshots_first():
+    async def handler(ws):
+        await ws.send(wire(hello()))
+        await ws.send(wire(snap(1)))
+        await ws.send(wire(snap(2)))
+        await ws.send(wire({"type": "alert", "v": 1, "id": 7, "state": "firing", "message": "GPU hot"}))
+        await ws.send(wire(snap(3)))
+        await asyncio.sleep(0.5)
+        await ws.close()
+
+    server = await scripted_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"), backoff=Backoff(base_s=5, cap_s=5))
+    cl.hold = lambda: True
+    kinds: list[tuple[str, int | None]] = []
+    cl.on_change = lambda client, kind: kinds.append((kind, client.last_seq))
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_until(lambda: 7 in cl.agent_alerts, what="the alert")
+        assert cl.last_seq == 2 and [k for k in kinds if k[0] in ("snapshot", "alert")] == [("snapshot", 1), ("snapshot", 2), ("alert", 2)]
+        assert len(cl._held) <= 1  # snap(3) waits for a release, or for the socket to close
+        await wait_until(lambda: cl.state == c.RECONNECTING, what="the socket closed")
+        assert cl.last_seq == 3 and cl._held == []  # what came before the close is shown
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()
+
+
+async def test_a_held_frame_that_cannot_be_digested_reconnects_as_one_that_came_would():
+    attempts = []
+
+    async def handler(ws):
+        attempts.append(ws)
+        await ws.send(wire(hello()))
+        if len(attempts) == 1:
+            await ws.send(wire({**snap(1), "seq": "not-a-number"}))
+            await asyncio.sleep(0.3)  # the client's tick releases it meanwhile
+            await ws.send(wire(snap(2)))
+        else:
+            await ws.send(json.dumps(snap(1)))  # not compact: never held
+        await ws.wait_closed()
+
+    server = await scripted_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"), backoff=Backoff(base_s=0.05, cap_s=0.1))
+    cl.hold = lambda: True
+    reasons = []
+    cl.on_change = lambda client, kind: reasons.append(client.reason)
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_until(lambda: len(cl._held) == 1, what="the bad frame held")
+        cl.release()  # as the app's tick does: it must not raise there
+        await wait_until(lambda: cl.latest is not None and cl.state == c.LIVE)
+        assert len(attempts) == 2 and cl.last_seq == 1
+        assert any(r.startswith("client error: ValueError") for r in reasons)
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()

@@ -8,6 +8,7 @@ goes rebuilds the table with the cursor still on its container.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -371,3 +372,29 @@ async def test_opening_a_screen_composes_its_footer_once_per_change_of_keys_not_
     finally:
         FitFooter.compose = compose
     assert composed.count("MachineScreen") <= 2, composed  # mounted, then the bindings once known (it was four)
+
+
+async def test_the_overview_holds_snapshots_for_its_tick_and_paints_them_in_that_pass():
+    """On the fleet overview a client's snapshots wait for the tick (tui/client.py, held frames); the tick handles them
+    before its pass, so a held frame is painted by the tick after it came, not one later. Other screens hold none."""
+    from agent.protocol import encode
+    from tui.screens.machine import MachineScreen
+
+    app = app_for(fleet(), "overview")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await pilot.pause()
+        app._tick_timer.pause()
+        spark = app.clients[0]
+        assert spark.hold is not None and spark.hold()
+        card = next(card for card in app.screen.query(MachineCard) if card.index == 0)
+        gpu = {**gpu_gb10(spark.last_seq + 1), "utilization_gpu_percent": 13.0}
+        spark._held.append(encode(snapshot_frame(spark.last_seq + 1, "spark-01", [gpu], CONTAINERS)))
+        assert not any("13%" in line.plain for line in card._wrapped)
+        app._last_flush, app._batch = time.monotonic(), {1}  # mid-stream: a pass a second ago, another card waiting
+        app._tick()
+        await pilot.pause()
+        assert spark._held == [] and any(line.plain.startswith("GPU0  13%") for line in card._wrapped)
+        await pilot.press("enter")  # the machine's detail screen: frames are handled as they come
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen))
+        assert not spark.hold()
