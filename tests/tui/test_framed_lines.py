@@ -122,3 +122,37 @@ async def test_a_card_row_that_changes_takes_the_short_way():
             await pilot.pause()
         assert cache.fast_rows - before >= 3
         assert [list(r) for r in framed_rows(card)] == [list(r) for r in textual_rows(card)]
+
+
+async def test_a_widget_with_no_dirty_row_returns_the_rows_textual_would_draw():
+    """The kept rows: asked again with nothing dirty, the same rows come back without drawing; after a style change,
+    a repaint of one row, new text or a resize, they are what Textual draws then."""
+    app = Panels()
+    async with app.run_test(size=(70, 90)) as pilot:
+        await pilot.pause()
+
+        def same_as_textual(panel: TextPanel) -> bool:
+            return [list(r) for r in panel.render_lines(Region(0, 0, *panel.region.size))] == [list(r) for r in textual_rows(panel)]
+
+        for name in CASES:
+            panel = app.query_one(f"#{name}", Lines)
+            cache = panel._styles_cache
+            assert isinstance(cache, FramedLines)
+            whole = Region(0, 0, *panel.region.size)
+            first = panel.render_lines(whole)
+            kept = cache.kept_renders
+            assert [list(r) for r in panel.render_lines(whole)] == [list(r) for r in first] and cache.kept_renders == kept + 1, name
+            assert same_as_textual(panel), name
+        panel = app.query_one("#plain", Lines)
+        panel.set_class(True, "-alt")  # restyled: Textual clears the cache
+        await pilot.pause()
+        assert same_as_textual(panel)
+        panel.show({"more": 1})  # new text, a new height
+        await pilot.pause()
+        assert same_as_textual(panel)
+        panel._strips.pop(1, None)
+        panel.refresh(Region(0, 1, panel.size.width, 1))  # one row repainted
+        assert same_as_textual(panel)
+        await pilot.resize_terminal(50, 90)
+        await pilot.pause()
+        assert panel.region.width == 50 and same_as_textual(panel)

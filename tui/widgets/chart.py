@@ -20,6 +20,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
+from tui.widgets.framed import FramedWidget
 from tui.widgets.spark import spark_rows
 from tui.widgets.styles import CachedComponentStyles, line_strip, repaint_changed
 
@@ -171,7 +172,7 @@ def time_axis(span: float, cols: int) -> str:
     return "".join(line)
 
 
-class TimeChart(CachedComponentStyles):
+class TimeChart(FramedWidget, CachedComponentStyles):
     """A labelled chart: title row (label and current value), plot rows with a value axis, a time axis.
 
     Drawn with the line API from strips built once per change: a frame that adds a sample folds that sample

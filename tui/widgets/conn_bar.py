@@ -8,6 +8,7 @@ from rich.text import Text
 
 from tui import client as c
 from tui.format import clock_time, duration
+from tui.widgets.framed import FramedWidget
 from tui.widgets.styles import CachedComponentStyles
 
 ICONS = {c.LIVE: "●", c.CONNECTING: "◌", c.RECONNECTING: "◌", c.AUTH_FAILED: "✖", c.INCOMPATIBLE: "✖", c.STOPPED: "■"}
@@ -45,7 +46,7 @@ def stale_text(cl: c.AgentClient, now: float) -> str:
     return f"STALE: last data {clock_time(cl.last_frame_at)} ({duration(now - cl.last_frame_at)} ago)"
 
 
-class ConnBar(CachedComponentStyles):
+class ConnBar(FramedWidget, CachedComponentStyles):
     DEFAULT_CSS = """
     ConnBar { height: 1; background: $panel; padding: 0 1; }
     ConnBar.-live { color: $text; }

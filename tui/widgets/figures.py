@@ -20,9 +20,9 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.strip import Strip
-from textual.widget import Widget
 
 from tui.format import NA
+from tui.widgets.framed import FramedWidget
 from tui.widgets.styles import repaint_changed, text_strip
 
 GUTTER = 1  # cells between columns
@@ -55,7 +55,7 @@ def fit(text: str, width: int) -> str:
     return out
 
 
-class Figures(Widget):
+class Figures(FramedWidget):
     DEFAULT_CSS = """
     Figures { height: auto; }
     Figures > .figures--na { color: $text-muted; }

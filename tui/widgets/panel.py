@@ -19,11 +19,10 @@ from typing import Any
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Span, Text
-from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 
-from tui.widgets.framed import FramedLines
+from tui.widgets.framed import FramedWidget
 from tui.widgets.styles import CachedComponentStyles, repaint_changed, text_strip
 
 
@@ -80,16 +79,14 @@ def wrap_lines(text: Text, console: Console, width: int, kept: dict | None = Non
     return out
 
 
-class TextPanel(CachedComponentStyles):
+class TextPanel(FramedWidget, CachedComponentStyles):
     DEFAULT_CSS = """
     TextPanel { height: auto; border: round $primary; padding: 0 1; }
     """
     TITLE = ""
-    auto_links = Reactive(False)  # no links in a panel: skips a per-line link restyle (and a repaint on hover)
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._styles_cache = FramedLines()  # a changed row between the border's edges, without Textual re-deriving them
         self.data: Any = None
         self._text = Text("no data", "dim")
         self._built_width = -1
