@@ -76,10 +76,10 @@ class FramedLines(StylesCache):
             frame = self._frame = (args, self._edges(styles, *args))
         edges = frame[1]
         if edges is not None:
-            (top, bottom), prefix, suffix, inner = edges
+            (offset, top, bottom), prefix, suffix, inner = edges
             if top <= y < bottom:
                 self.fast_rows += 1
-                line = render_content_line(y - top).adjust_cell_length(content_size.width, inner)
+                line = render_content_line(y - offset).adjust_cell_length(content_size.width, inner)
                 return Strip([*prefix, *line, *suffix], size.width)
         return super().render_line(
             styles, y, size, content_size, padding, base_background, background,
@@ -87,18 +87,18 @@ class FramedLines(StylesCache):
         )  # fmt: skip
 
     def _edges(self, styles, size, content_size, padding, base_background, background, opacity, ansi_theme, native_ansi):
-        """((first, end) content rows, the segments before and after the content, the content's background style),
-        or None when Textual's content row is more than content between edges."""
+        """((the first content line's row, first, end rows drawn here), the segments before and after the content,
+        the content's background style), or None when Textual's content row is more than content between edges."""
         if opacity != 1.0 or styles.text_opacity != 1.0 or styles.tint.a or (styles.has_rule("hatch") and styles.hatch != "none"):
             return None
         gutter = styles.gutter
-        top, bottom = gutter.top, size.height - gutter.bottom
+        offset = top = gutter.top  # row y shows content line y - gutter.top (an outline covers rows, it moves none)
+        bottom = min(size.height - gutter.bottom, offset + content_size.height)  # below the content: a blank row, Textual's own
         outline = styles.outline
         if outline.top[0]:  # an outline's top and bottom rows are drawn over the content
             top = max(top, 1)
         if outline.bottom[0]:
             bottom = min(bottom, size.height - 1)
-        bottom = min(bottom, top + content_size.height)  # below the content: a blank row, Textual's own
         if top >= bottom or content_size.width <= 0:
             return None
         inner, _ = self.get_inner_outer(base_background, background)
@@ -111,7 +111,7 @@ class FramedLines(StylesCache):
         at = [i for i, segment in enumerate(segments) if PROBE in segment.text]
         if len(at) != 1 or segments[at[0]] != probe:  # cut, split or restyled: not plain content between edges
             return None
-        return (top, bottom), segments[: at[0]], segments[at[0] + 1 :], inner.rich_style
+        return (offset, top, bottom), segments[: at[0]], segments[at[0] + 1 :], inner.rich_style
 
 
 class FramedWidget(Widget):
