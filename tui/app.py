@@ -90,7 +90,7 @@ class SparkdeckApp(App):
         self.clients = clients if clients is not None else [AgentClient(t, clock=clock) for t in targets]
         for client, label in zip(self.clients, unique_labels([cl.target.name for cl in self.clients]), strict=False):
             client.on_change = self._client_changed
-            client.hold = self._batching  # the fleet overview paints on the tick: its frames can wait for it
+            client.hold = self._holding
             client.label = label
         self.alerts: list[list[Alert]] = [self._alerts_for(c) for c in self.clients]
         self._pending = [False] * len(self.clients)
@@ -164,6 +164,11 @@ class SparkdeckApp(App):
         """The fleet overview is on top: changed cards are painted together on the tick."""
         view = self.top_view()
         return len(self.clients) > 1 and view is not None and view.view == "overview"
+
+    def _holding(self) -> bool:
+        """A client may hold its snapshots for the tick (tui/client.py): the fleet overview paints on the tick, and
+        a frame after a quiet second, which _batch_card paints at once, is not held."""
+        return self._batching() and (bool(self._batch) or time.monotonic() - self._last_flush < TICK_S)
 
     def _batch_card(self, index: int) -> None:
         if not self._batch and time.monotonic() - self._last_flush >= TICK_S:  # after a quiet spell: at once

@@ -616,15 +616,22 @@ class AgentClient:
                 return
 
     def _holds(self, raw: str | bytes) -> bool:
-        return self.hold is not None and isinstance(raw, str) and raw.startswith(HELD_PREFIX) and len(self._held) < HELD_MAX and self.hold()
+        if self.hold is None or not isinstance(raw, str) or not raw.startswith(HELD_PREFIX) or len(self._held) >= HELD_MAX:
+            return False
+        try:
+            return self.hold()
+        except Exception:  # noqa: BLE001 - the app's question (a screen stack mid-teardown): the frame is handled now
+            return False
 
     async def _session(self, ws) -> bool:
         """Read frames until the socket closes; True when retrying is pointless."""
         self._failed = None
         try:
-            return await self._read(ws)
+            terminal = await self._read(ws)
         finally:
             self.release()  # what came before the socket closed is shown, whatever ended the session
+        self._raise_failed()  # a held frame that failed with no frame after it: the reason says so all the same
+        return terminal
 
     def _raise_failed(self) -> None:
         if self._failed is not None:

@@ -427,7 +427,8 @@ async def test_any_other_frame_and_the_socket_closing_release_the_held_snapshots
         server.close()
 
 
-async def test_a_held_frame_that_cannot_be_digested_reconnects_as_one_that_came_would():
+@pytest.mark.parametrize("then", ["a frame", "the close"])
+async def test_a_held_frame_that_cannot_be_digested_reconnects_as_one_that_came_would(then):
     attempts = []
 
     async def handler(ws):
@@ -436,7 +437,11 @@ async def test_a_held_frame_that_cannot_be_digested_reconnects_as_one_that_came_
         if len(attempts) == 1:
             await ws.send(wire({**snap(1), "seq": "not-a-number"}))
             await asyncio.sleep(0.3)  # the client's tick releases it meanwhile
-            await ws.send(wire(snap(2)))
+            if then == "a frame":
+                await ws.send(wire(snap(2)))
+            else:
+                await ws.close()  # nothing after it: the session's end says why all the same
+                return
         else:
             await ws.send(json.dumps(snap(1)))  # not compact: never held
         await ws.wait_closed()
@@ -454,6 +459,30 @@ async def test_a_held_frame_that_cannot_be_digested_reconnects_as_one_that_came_
         await wait_until(lambda: cl.latest is not None and cl.state == c.LIVE)
         assert len(attempts) == 2 and cl.last_seq == 1
         assert any(r.startswith("client error: ValueError") for r in reasons)
+    finally:
+        await cl.close()
+        await asyncio.wait_for(task, 10)
+        server.close()
+
+
+async def test_a_hold_question_that_raises_handles_the_frame_at_once():
+    async def handler(ws):
+        await ws.send(wire(hello()))
+        await ws.send(wire(snap(1)))
+        await ws.send(wire(snap(2)))
+        await ws.wait_closed()
+
+    def hold() -> bool:
+        raise RuntimeError("no screen")  # the app mid-teardown
+
+    server = await scripted_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    cl = AgentClient(Target("x", f"http://127.0.0.1:{port}", "t"))
+    cl.hold = hold
+    task = asyncio.create_task(cl.run())
+    try:
+        await wait_until(lambda: cl.last_seq == 2, what="both frames handled")
+        assert cl.state == c.LIVE and cl._held == [] and not cl.reason.startswith("client error")
     finally:
         await cl.close()
         await asyncio.wait_for(task, 10)

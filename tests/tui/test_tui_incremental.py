@@ -386,12 +386,15 @@ async def test_the_overview_holds_snapshots_for_its_tick_and_paints_them_in_that
         await pilot.pause()
         app._tick_timer.pause()
         spark = app.clients[0]
-        assert spark.hold is not None and spark.hold()
+        assert spark.hold is not None
+        app._last_flush, app._batch = time.monotonic() - 2.0, set()  # a quiet spell: the next frame is painted at once
+        assert not spark.hold()
+        app._last_flush, app._batch = time.monotonic(), {1}  # mid-stream: a pass a second ago, another card waiting
+        assert spark.hold()
         card = next(card for card in app.screen.query(MachineCard) if card.index == 0)
         gpu = {**gpu_gb10(spark.last_seq + 1), "utilization_gpu_percent": 13.0}
         spark._held.append(encode(snapshot_frame(spark.last_seq + 1, "spark-01", [gpu], CONTAINERS)))
         assert not any("13%" in line.plain for line in card._wrapped)
-        app._last_flush, app._batch = time.monotonic(), {1}  # mid-stream: a pass a second ago, another card waiting
         app._tick()
         await pilot.pause()
         assert spark._held == [] and any(line.plain.startswith("GPU0  13%") for line in card._wrapped)
