@@ -165,13 +165,17 @@ class SparkdeckApp(App):
         view = self.top_view()
         return len(self.clients) > 1 and view is not None and view.view == "overview"
 
+    def _quiet(self) -> bool:
+        """No card waits and the last pass was a tick or more ago: a changed card is painted at once."""
+        return not self._batch and time.monotonic() - self._last_flush >= TICK_S
+
     def _holding(self) -> bool:
         """A client may hold its snapshots for the tick (tui/client.py): the fleet overview paints on the tick, and
         a frame after a quiet second, which _batch_card paints at once, is not held."""
-        return self._batching() and (bool(self._batch) or time.monotonic() - self._last_flush < TICK_S)
+        return self._batching() and not self._quiet()
 
     def _batch_card(self, index: int) -> None:
-        if not self._batch and time.monotonic() - self._last_flush >= TICK_S:  # after a quiet spell: at once
+        if self._quiet():  # after a quiet spell: at once
             self.call_next(self._flush_batch)
         # else the next tick flushes it, in the same pass as the ages it moves
         self._batch.add(index)

@@ -34,7 +34,7 @@ PROBE = "\x00"  # a cell no panel draws: the probe row's content, to find where 
 class FramedLines(StylesCache):
     def __init__(self) -> None:
         super().__init__()
-        self._frame: tuple | None = None  # (what the edges were taken under, (rows, prefix, suffix, inner) or None)
+        self._frame: tuple | None = None  # (what the edges were taken under, ((offset, top, bottom), prefix, suffix, inner) or None)
         self._kept: tuple | None = None  # (crop, line filters, the rows render_widget returned)
         self.fast_rows = 0  # rows drawn from the kept edges (the tests count them)
         self.kept_renders = 0  # render_widget calls answered with the kept rows (the tests count them)
