@@ -136,9 +136,10 @@ class ProcessService:
                 if fresh is not None and fresh.start_ticks == k[1]:
                     keys[k] = fresh
         out: dict[int, float | None] = {}
+        waited = set(new)  # measured over the wait above, even when the loop woke it a hair before CPU_WINDOW_S
         for k, info in keys.items():
             ticks, then, last = self._cpu[k]
-            if now - then < CPU_WINDOW_S:
+            if now - then < CPU_WINDOW_S and k not in waited:
                 out[k[0]] = last
                 continue
             pct = round((info.cpu_ticks - ticks) / procinfo.CLK_TCK / (now - then) * 100, 1)
