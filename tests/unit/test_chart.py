@@ -167,7 +167,8 @@ def test_a_new_sample_changes_the_newest_column_only_until_the_plot_moves_a_colu
 
 def test_spark_rows_are_the_cells_each_level_fills():
     """Every row of every column as the plain definition gives it: full blocks below the level, the partial block at
-    it, blanks above (the bottom row shows the lowest block for a zero), a blank column for a gap."""
+    it, blanks above (the bottom row shows the lowest block for a zero), a blank column for a gap; the same for
+    values drawn before (remembered per scale and height) and past the heights kept."""
     from tui.widgets.spark import BLOCKS, spark_rows
 
     def cell(level: int | None, r: int) -> str:
@@ -176,16 +177,22 @@ def test_spark_rows_are_the_cells_each_level_fills():
         part = level - r * 8
         return "█" if part >= 8 else (BLOCKS[part - 1] if part > 0 else (" " if r else BLOCKS[0]))
 
+    from tui.widgets import spark
+
     rng = random.Random(4)
-    for _ in range(500):
-        rows, width = rng.randint(2, 8), rng.randint(1, 40)
+    for _ in range(800):
+        rows, width = rng.choice([rng.randint(2, 8), rng.randint(2, 30)]), rng.randint(1, 40)  # past the heights kept
         lo, hi = rng.choice([(0.0, 100.0), (20.0, 100.0), (0.0, 1.0), (5.0, 5.0)])
-        values = [rng.choice([None, rng.uniform(lo - 10, hi + 10)]) for _ in range(rng.randint(0, 50))]
+        pool = [rng.uniform(lo - 10, hi + 10) for _ in range(6)] + [lo, hi]  # repeated values: drawn from the memo
+        values = [rng.choice([None, rng.choice(pool), rng.uniform(lo - 10, hi + 10)]) for _ in range(rng.randint(0, 50))]
+        if rng.random() < 0.05:
+            spark._CELLS.clear()
         vals = values[-width:]
         span = (hi - lo) or 1.0
         levels = [None if v is None else int((min(hi, max(lo, v)) - lo) / span * rows * 8 + 0.5) for v in vals]
         expected = [" " * (width - len(vals)) + "".join(cell(level, r) for level in levels) for r in range(rows - 1, -1, -1)]
         assert spark_rows(values, width, lo, hi, rows) == expected
+        assert len(spark._COLUMNS) <= 17
 
 
 def test_spark_text_is_the_block_each_value_rounds_to_whatever_it_drew_before():

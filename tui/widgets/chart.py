@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from itertools import islice
 from statistics import median
 from typing import TYPE_CHECKING
@@ -158,6 +159,7 @@ def duration(seconds: float) -> str:
     return f"{s // 86400}d" + (f"{(s % 86400) // 3600}h" if s % 86400 >= 3600 else "")
 
 
+@lru_cache(maxsize=64)  # nine charts draw the same axis every frame
 def time_axis(span: float, cols: int) -> str:
     """``-5m     -2m30s     now`` under ``cols`` columns: ticks at quarters (halves when narrow)."""
     ticks = 4 if cols >= 48 else (2 if cols >= 16 else 1)
