@@ -948,3 +948,18 @@ def encode(frame: Mapping[str, Any]) -> str:
 def error_frame(code: str, message: str) -> str:
     """An ``error`` frame, encoded."""
     return encode(frame("error", code=code, message=message))
+
+
+IGNORED_THROTTLE_REASONS = frozenset({"gpu_idle"})  # an idle GPU clocking down is not throttling
+
+
+def throttle_active(frame: Mapping[str, Any]) -> dict[int, frozenset[str]]:
+    """The throttle reasons holding each GPU's clocks down in a snapshot, by GPU index: what opens and closes
+    throttle events (the agent's, and the client's cue to fetch them again). A GPU that errored or reports
+    no reasons is left out: it neither opens nor closes an event on a guess."""
+    out: dict[int, frozenset[str]] = {}
+    for g in frame.get("gpus") or ():
+        reasons = g.get("throttle_reasons")
+        if g.get("status") == "ok" and reasons is not None:
+            out[g["index"]] = frozenset(reasons) - IGNORED_THROTTLE_REASONS
+    return out

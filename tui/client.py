@@ -358,6 +358,10 @@ class AgentClient:
         self.hold: Callable[[], bool] | None = None  # set by the app: True while snapshots may wait for release()
         self._held: list[str] = []
         self._failed: Exception | None = None  # a held frame this client could not digest: the session ends on it
+        # The throttle reasons the newest snapshot showed per GPU (protocol.throttle_active, the rule the agent's events
+        # follow), and a count of their changes and of new sessions: the detail screen fetches the events again on it
+        self.throttle_active: dict[int, frozenset[str]] = {}
+        self.throttle_changes = 0
         self.backfills = 0
         self.last_backfill: dict[str, Any] | None = None
         self.last_error_frame: dict[str, Any] | None = None
@@ -440,6 +444,7 @@ class AgentClient:
             self.last_seq = seq
             self.latest = frame
             self.last_frame_at = self.clock()
+            self._note_throttle(frame)
             self._notify("snapshot")
             return "snapshot"
         if kind == "backfill":
@@ -484,10 +489,19 @@ class AgentClient:
         if self.last_seq is not None and (latest is None or latest < self.last_seq):
             self._new_epoch()  # a restarted agent numbers from 1 again
         self.hello = hello
+        self.throttle_changes += 1  # a new session: what changed while away is not in the snapshots seen
         self.attempt = 0
         self.next_try_at = None
         self._set_state(LIVE, "")
         return "hello"
+
+    def _note_throttle(self, frame: dict[str, Any]) -> None:
+        active = protocol.throttle_active(frame)
+        if any(self.throttle_active.get(gpu) != reasons for gpu, reasons in active.items()):
+            self.throttle_changes += 1
+        # the GPUs of this frame only (bounded by one frame); one with its reasons unknown keeps the last ones known
+        indices = [g.get("index") for g in frame.get("gpus") or ()]
+        self.throttle_active = {i: active[i] if i in active else self.throttle_active[i] for i in indices if i in active or i in self.throttle_active}
 
     def _new_epoch(self) -> None:
         """The agent restarted: keep the history (charts stay continuous), start a new seq numbering.

@@ -19,9 +19,10 @@ import collections
 import logging
 from typing import Any
 
+from agent import protocol
+
 log = logging.getLogger("sparkdeck.events")
 
-IGNORED_REASONS = frozenset({"gpu_idle"})
 MEMORY_EVENTS = 2000  # kept in memory; older ones are only in the history database
 MAX_RESULTS = 5000  # one answer of GET /api/v1/events at most
 
@@ -45,19 +46,15 @@ class ThrottleEvents:
     def note_frame(self, frame: dict[str, Any], text: str = "") -> None:
         ts = frame["ts"]
         changed: list[dict[str, Any]] = []
-        for g in frame.get("gpus") or []:
-            reasons = g.get("throttle_reasons")
-            if g.get("status") != "ok" or reasons is None:
-                continue
-            idx = g["index"]
-            active = set(reasons) - IGNORED_REASONS
+        gpus = {g["index"]: g for g in frame.get("gpus") or []}
+        for idx, active in protocol.throttle_active(frame).items():
             for key in [k for k in self.open if k[0] == idx and k[1] not in active]:
                 event = self.open.pop(key)
                 event["end"] = ts
                 changed.append(event)
             for reason in sorted(active):
                 if (idx, reason) not in self.open:
-                    event = {"id": self.next_id, "kind": "throttle", "gpu": idx, "gpu_uuid": g.get("uuid"), "reason": reason, "start": ts, "end": None}
+                    event = {"id": self.next_id, "kind": "throttle", "gpu": idx, "gpu_uuid": gpus[idx].get("uuid"), "reason": reason, "start": ts, "end": None}
                     self.next_id += 1
                     self.open[(idx, reason)] = event
                     self.recent.append(event)

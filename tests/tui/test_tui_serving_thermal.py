@@ -233,3 +233,85 @@ async def test_the_timeline_appearing_past_the_screens_height_moves_no_panel_sid
         assert screen.query_one("#throttle", ThrottlePanel).display and scroll.show_vertical_scrollbar
         assert [panel.size.width for panel in screen.query(CpuPanel)] == widths
         assert len(layouts) <= 2, layouts
+
+
+async def test_throttle_events_are_fetched_when_the_snapshots_change_not_every_few_seconds(monkeypatch):
+    """The detail screen asks for the events when it opens, when a snapshot's throttle reasons change, soon again
+    after an answer that does not show what the snapshots did (the agent's store writes on its own thread) or that
+    failed, and otherwise at most every REFRESH_EVENTS_S; between answers the timeline slides with the clock."""
+    from tui.screens import machine
+
+    monkeypatch.setattr(machine, "RECHECK_EVENTS_S", 0.3)
+    now = [NOW]
+    cl = serving_client()
+    cl.clock = lambda: now[0]
+    asked: list[set] = []
+    answers: list = []  # what the agent's store holds: the next answer, else no event
+
+    async def throttle_events(seconds: float):
+        asked.append(set(cl.throttle_active.get(0, ())))
+        answer = answers.pop(0) if answers else []
+        if isinstance(answer, Exception):
+            raise answer
+        return answer, now[0] - 600, now[0]
+
+    cl.throttle_events = throttle_events
+    seq = [cl.last_seq or 0]
+
+    def sample(reasons: list[str]) -> None:
+        seq[0] += 1
+        f = snapshot_frame(seq[0], "spark-01", [gpu_gb10(seq[0]) | {"throttle_reasons": reasons}], CONTAINERS)
+        f["ts"] = now[0]
+        cl.handle_frame(f)
+
+    app = app_for([cl], "detail")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MachineScreen)
+        panel = screen.query_one("#throttle", ThrottlePanel)
+
+        async def frames(n: int, reasons: list[str]) -> None:
+            for _ in range(n):
+                now[0] += 1.0
+                sample(reasons)
+                screen.machine_changed(0)
+                await pilot.pause()
+
+        await until(pilot, lambda: len(asked) == 1, 5, what="the first fetch")
+        await frames(8, ["gpu_idle"])  # idle is not throttling: the reasons known first are the only change
+        assert len(asked) <= 2, asked
+        base = len(asked)
+        await frames(8, [])
+        assert len(asked) == base  # nothing changed: no fetch (it was one every 5 s)
+
+        open_event = {"id": 7, "kind": "throttle", "gpu": 0, "gpu_uuid": "GPU-5a1e7c2b", "reason": "sw_power_cap", "start": now[0] + 1, "end": None}
+        answers.append([open_event])
+        await frames(1, ["sw_power_cap"])
+        await until(pilot, lambda: panel.display and panel.data is not None and panel.data[0] == [open_event], 5, what="the event shown")
+        assert len(asked) == base + 1 and asked[-1] == {"sw_power_cap"}
+        start, end = panel.data[1], panel.data[2]
+        await frames(5, ["sw_power_cap"])  # the answer agreed: no fetch, the window moves with the clock
+        assert len(asked) == base + 1
+        assert (panel.data[1], panel.data[2]) == (start + 5, end + 5)
+
+        answers.append([open_event])  # the event ended, the store has not written it yet: asked again soon
+        answers.append([open_event | {"end": now[0] + 1}])
+        await frames(1, [])
+        await until(pilot, lambda: len(asked) == base + 2, 5, what="the fetch on the change")
+        await pilot.pause(0.4)
+        await frames(1, [])
+        await until(pilot, lambda: len(asked) == base + 3, 5, what="the recheck")
+        await pilot.pause()
+        await frames(1, [])  # drawn with the next frame
+        assert panel.data is not None and panel.data[0][0]["end"] is not None
+        await pilot.pause(0.4)
+        await frames(3, [])
+        assert len(asked) == base + 3  # that answer agreed: quiet again
+
+        answers.append(OSError("connection refused"))  # a failed fetch hides the timeline and tries again soon
+        answers.append([])
+        await frames(1, ["sw_power_cap"])
+        await until(pilot, lambda: not panel.display, 5, what="the timeline hidden")
+        await pilot.pause(0.4)
+        await frames(1, ["sw_power_cap"])
+        await until(pilot, lambda: len(asked) == base + 5, 5, what="the fetch after the failure")

@@ -31,7 +31,13 @@ from tui.widgets.throttle_panel import ThrottlePanel
 RANGES = [("live", 0), ("1 h", 3600), ("24 h", 86400), ("7 d", 7 * 86400)]
 REFRESH_STORED_S = 30.0
 THROTTLE_WINDOW_S = 600.0  # the timeline's span with live charts; a stored range uses its own
-REFRESH_EVENTS_S = 5.0
+# The throttle events are fetched again when the snapshots' throttle reasons change (the client counts the changes),
+# at least every REFRESH_EVENTS_S, and RECHECK_EVENTS_S after an answer that failed or did not yet show the reasons
+# the snapshots did (the agent's store writes an event on its own thread). Between answers the timeline slides with
+# the clock: an open event runs to now, as it would in a fresh answer. A fetch every 5 s, whatever happened, was a
+# twentieth of the screen's CPU (a thread, a connection and a request).
+REFRESH_EVENTS_S = 60.0
+RECHECK_EVENTS_S = 5.0
 
 
 def host_current(snap: dict) -> dict[str, str]:
@@ -68,8 +74,9 @@ class MachineScreen(BaseView):
         self.range_index = 0
         self._stored: dict[str, list[tuple[float, float | None]]] | None = None
         self._stored_at = 0.0
-        self._events: tuple[list, float, float] | None = None
-        self._events_at = -REFRESH_EVENTS_S
+        self._events: tuple[list, float, float, float] | None = None  # (events, from, to, the client's clock when answered)
+        self._events_due = 0.0  # monotonic time of the next fetch, changes or not
+        self._events_cue: int | None = None  # the client's throttle_changes at the last fetch
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
@@ -155,16 +162,19 @@ class MachineScreen(BaseView):
         self.query_one(SensorsPanel).show(host)
         self.query_one(DisksPanel).show(host)
         self.query_one(NetworkPanel).show(cl)
-        if time.monotonic() - self._events_at >= REFRESH_EVENTS_S:
-            self._events_at = time.monotonic()
-            self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S), exit_on_error=False, group="events", exclusive=True)
+        if cl.throttle_changes != self._events_cue or time.monotonic() >= self._events_due:
+            self._events_cue, self._events_due = cl.throttle_changes, time.monotonic() + REFRESH_EVENTS_S
+            expect = {(gpu, reason) for gpu, reasons in cl.throttle_active.items() for reason in reasons}
+            self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S, expect), exit_on_error=False, group="events", exclusive=True)
         throttle = self.query_one(ThrottlePanel)
         # shown once there is something to show, then kept for this range (its rows too): coming and going
         # with each event would lay the screen out every time
         # a failed fetch hides it (its "now" would stand still and an "ongoing" stay forever)
         throttle.display = self._events is not None and (throttle.display or bool(self._events[0]))
         if throttle.display and self._events:
-            throttle.show(self._events)
+            events, start, end, at = self._events
+            moved = cl.clock() - at
+            throttle.show((events, start + moved, end + moved))
 
     def action_range(self) -> None:
         self.range_index = (self.range_index + 1) % len(RANGES)
@@ -177,7 +187,7 @@ class MachineScreen(BaseView):
 
     def _reset_timeline(self) -> None:
         """Another range: the timeline follows it, its rows start again, hidden until its events say otherwise."""
-        self._events_at = -REFRESH_EVENTS_S
+        self._events_due = 0.0
         self._events = None
         throttle = self.query_one(ThrottlePanel)
         throttle.forget()
@@ -194,11 +204,18 @@ class MachineScreen(BaseView):
         if self.live_view:
             self.update_view()
 
-    async def _load_events(self, seconds: float) -> None:
+    async def _load_events(self, seconds: float, expect: set[tuple[int, str]] | None = None) -> None:
+        """``expect``: the (GPU, reason) pairs the snapshots showed throttling when this was asked; an answer whose
+        open events differ is asked again soon."""
         try:
-            self._events = await self.client.throttle_events(seconds)
+            events, start, end = await self.client.throttle_events(seconds)
         except Exception:  # an agent without /api/v1/events (older) or history off: no timeline, no noise
             self._events = None
+            self._events_due = min(self._events_due, time.monotonic() + RECHECK_EVENTS_S)
+        else:
+            self._events = (events, start, end, self.client.clock())
+            if expect is not None and {(e.get("gpu"), e.get("reason")) for e in events if e.get("end") is None} != expect:
+                self._events_due = min(self._events_due, time.monotonic() + RECHECK_EVENTS_S)
         if not (self.live_view and self._events):
             return
         if self.query_one(ThrottlePanel).display and self.client.state == c.LIVE and not self.client.stale:
