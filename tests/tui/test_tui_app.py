@@ -124,3 +124,25 @@ async def test_a_guard_frame_raises_a_toast_and_an_alert():
         assert any(a.key.startswith("guard.") and a.severity == "critical" for a in app.alerts[0])
         panel = app.screen.query_one(AlertsPanel)
         assert panel.has_class("-active") and "memory guard" in panel.build(100).plain
+
+
+async def test_the_current_theme_is_textuals_without_the_registry_copy():
+    """SparkdeckApp.current_theme reads the registry directly; it answers what Textual's own property does for every
+    theme, after a theme is registered again under its name, and for a name list or an unknown name."""
+    from textual.app import App
+    from textual.theme import Theme
+
+    app = SparkdeckApp(clients=[spark_client()], clock=clock, connect=False, start_view="overview")
+    async with app.run_test(size=(100, 30)) as pilot:
+        textuals = vars(App)["current_theme"].fget  # Textual's own property, read past the override
+        for name in list(app.available_themes):
+            app.theme = name
+            await pilot.pause()
+            assert app.current_theme is textuals(app), name
+        app.theme = "nord"
+        app.register_theme(Theme("nord", primary="#112233", dark=True))  # the same name, another theme
+        assert app.current_theme is textuals(app) and app.current_theme.primary == "#112233"
+        setattr(app, "_reactive_theme", "no-such-theme, nord")  # noqa: B010 - a name list (Textual picks the first known), past the validator
+        assert app.current_theme is textuals(app) and app.current_theme.name == "nord"
+        setattr(app, "_reactive_theme", "no-such-theme")  # noqa: B010
+        assert app.current_theme is textuals(app) and app.current_theme.name == "textual-dark"
