@@ -313,7 +313,7 @@ async def test_the_detail_screen_repaints_changed_chart_rows_and_no_whole_panel_
             Widget.refresh = refresh
         whole = {type(w).__name__ for w, regions in refreshed if not regions}
         # a border title set again repainted all inside; the connection line says the same ("live") on every frame
-        assert not whole & {"GpuPanel", "HostCharts", "TimeChart", "MachineScreen", "VerticalScroll", "ConnBar"}, whole
+        assert not whole & {"GpuPanel", "HostCharts", "TimeChart", "MachineScreen", "ViewScroll", "ConnBar"}, whole
         rows = [len(regions) for w, regions in refreshed if isinstance(w, TimeChart)]
         assert rows and all(n < charts[0].size.height for n in rows), rows  # the rows that changed (the figure, the newest column)
         for chart in charts:  # what the screen keeps for unchanged rows is what a full repaint would draw now

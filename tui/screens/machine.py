@@ -7,7 +7,7 @@ import time
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical, VerticalScroll
+from textual.containers import Grid, Vertical
 from textual.widgets import Static
 
 from tui import client as c
@@ -22,6 +22,7 @@ from tui.widgets.history_charts import HOST_SERIES, LIVE_SPAN_S, HostCharts, Win
 from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.network_panel import NetworkPanel
 from tui.widgets.noise_panel import NoisePanel
+from tui.widgets.offview import ViewScroll
 from tui.widgets.sensors_panel import SensorsPanel
 from tui.widgets.styles import set_border_text
 from tui.widgets.throttle_panel import ThrottlePanel
@@ -80,7 +81,7 @@ class MachineScreen(BaseView):
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
-        with VerticalScroll(id="detail"):
+        with ViewScroll(id="detail"):  # panels below the fold repaint when scrolled to (tui/widgets/offview.py)
             yield AlertsPanel(id="alerts")
             yield Static("", id="gpu-status")
             snap = self.client.latest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, VerticalScroll
+from textual.containers import Grid
 from textual.events import DescendantFocus, Resize
 from textual.widgets import Input, Static
 
@@ -13,6 +13,7 @@ from tui import client as c
 from tui.screens.base import BaseView
 from tui.screens.filtering import TableFilter
 from tui.widgets.machine_card import MachineCard
+from tui.widgets.offview import ViewScroll
 
 
 class OverviewScreen(TableFilter, BaseView):
@@ -46,7 +47,7 @@ class OverviewScreen(TableFilter, BaseView):
         yield Static(f"sparkdeck  {live}/{len(self.sd.clients)} live", id="overview-title")
         yield Input(placeholder="filter machines by name, URL, hostname, state (enter to apply, esc to clear)", id="filter")
         self._cards = [MachineCard(i, self.sd.clock, id=f"card-{i}") for i, _ in enumerate(self.sd.clients)]
-        with VerticalScroll(id="overview-scroll"), Grid(id="cards"):
+        with ViewScroll(id="overview-scroll"), Grid(id="cards"):  # cards below the fold repaint when scrolled to
             yield from self._cards
         yield self.footer()
 

@@ -26,7 +26,8 @@ from rich.segment import Segment
 from textual._styles_cache import StylesCache
 from textual.reactive import Reactive
 from textual.strip import Strip
-from textual.widget import Widget
+
+from tui.widgets.offview import HoldsRepaints
 
 PROBE = "\x00"  # a cell no panel draws: the probe row's content, to find where Textual puts it
 
@@ -114,8 +115,9 @@ class FramedLines(StylesCache):
         return (offset, top, bottom), segments[: at[0]], segments[at[0] + 1 :], inner.rich_style
 
 
-class FramedWidget(Widget):
-    """A widget whose rows go through FramedLines (Textual 8.2.8 keeps a widget's line cache in ``_styles_cache``)."""
+class FramedWidget(HoldsRepaints):
+    """A widget whose rows go through FramedLines (Textual 8.2.8 keeps a widget's line cache in ``_styles_cache``);
+    out of view, its changed rows wait until it is seen (tui/widgets/offview.py)."""
 
     auto_links = Reactive(False)  # no links in these widgets: skips a per-row link restyle, and kept rows need none
 

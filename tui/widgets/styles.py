@@ -14,6 +14,8 @@ from textual.strip import Strip
 from textual.style import Style as VisualStyle
 from textual.widget import Widget
 
+from tui.widgets.offview import repaint
+
 
 class CachedComponentStyles(Widget):
     """Mixin for widgets that draw with component classes on every update."""
@@ -99,10 +101,11 @@ def text_strip(text: Text, console: Console, width: int, style: VisualStyle, mem
 
 def repaint_changed(widget: Widget, old: Sequence[object], new: Sequence[object], strips: dict[int, Strip] | None = None) -> None:
     """Repaint the rows whose content differs between ``old`` and ``new`` (as many of each), dropping their kept
-    strips: ``refresh()`` with no region would repaint the whole widget, border and all."""
+    strips: ``refresh()`` with no region would repaint the whole widget, border and all. Out of view, a widget
+    that holds its repaints only notes them (tui/widgets/offview.py)."""
     changed = [y for y, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
     if strips is not None:
         for y in changed:
             strips.pop(y, None)
     if changed:
-        widget.refresh(*(Region(0, y, widget.size.width, 1) for y in changed))
+        repaint(widget, *(Region(0, y, widget.size.width, 1) for y in changed))

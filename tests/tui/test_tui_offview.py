@@ -1,0 +1,101 @@
+"""Panels out of view hold their repaints (tui/widgets/offview.py): no refresh while the detail screen does not
+show them (a refresh there made Textual arrange the whole screen again), and the current lines when a scroll
+or a layout brings them back, not the ones kept from when they were last seen."""
+
+from __future__ import annotations
+
+from textual.geometry import Region
+from textual.widget import Widget
+
+from tests.helpers.tui import until
+from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, gpu_gb10, snapshot_frame, spark_client
+from tui.screens.machine import MachineScreen
+from tui.widgets.chart import TimeChart
+from tui.widgets.cpu_panel import CpuPanel
+from tui.widgets.offview import in_view
+
+
+def kept_rows_are_current(widget: Widget) -> bool:
+    """The rows the screen is given for the widget now (Textual's kept lines, ours) are what it draws afresh."""
+    area = Region(0, 0, *widget.outer_size)
+    kept = [strip.text for strip in widget.render_lines(area)]
+    widget._styles_cache.clear()
+    return kept == [strip.text for strip in widget.render_lines(area)]
+
+
+async def frames(app, pilot, cl, seqs) -> None:
+    for seq in seqs:
+        app.clock = lambda s=seq: float(NOW - 120 + s)
+        before = app.ui_updates
+        cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
+        await until(pilot, lambda b=before: app.ui_updates > b, what="the frame handled")
+        await pilot.pause()
+
+
+async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_when_scrolled_to_or_laid_out_into_view():
+    cl = spark_client()
+    app = app_for([cl], "overview")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await frames(app, pilot, cl, [121])
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, MachineScreen))
+        screen = app.screen
+        scroll = screen.query_one("#detail")
+        cpu = screen.query_one(CpuPanel)
+        top_chart = screen.query(TimeChart).first()
+        scroll.scroll_to_widget(cpu, animate=False, immediate=True)  # seen once: the screen keeps its lines
+        await pilot.pause(0.2)
+        assert in_view(cpu)
+        scroll.scroll_home(animate=False, immediate=True)
+        await pilot.pause(0.2)
+        assert not in_view(cpu) and in_view(top_chart)
+
+        refreshed: list[Widget] = []
+        refresh = Widget.refresh
+
+        def spy(self, *regions, **kw):
+            refreshed.append(self)
+            return refresh(self, *regions, **kw)
+
+        Widget.refresh = spy
+        try:
+            lines = list(cpu._wrapped)
+            await frames(app, pilot, cl, range(122, 126))  # the per-core bars move every frame
+        finally:
+            Widget.refresh = refresh
+        assert cpu._wrapped != lines  # its lines changed ...
+        assert cpu not in refreshed and cpu.repaint_held  # ... and it was not repainted out of view
+        assert top_chart in refreshed  # what is in view still is
+
+        scroll.scroll_to_widget(cpu, animate=False, immediate=True)
+        assert not cpu.repaint_held  # made as the scroll began: its pass draws today's rows, not a pass later
+        await pilot.pause(0.2)
+        assert in_view(cpu)
+        assert kept_rows_are_current(cpu)  # not the lines of when it was last seen
+
+        scroll.scroll_home(animate=False, immediate=True)
+        await pilot.pause(0.2)
+        await frames(app, pilot, cl, range(126, 129))
+        assert cpu.repaint_held
+        await pilot.resize_terminal(80, 90)  # the same width: a layout, not a rebuild, brings it into view
+        await pilot.pause(0.3)
+        assert in_view(cpu) and not cpu.repaint_held
+        assert kept_rows_are_current(cpu)
+        await frames(app, pilot, cl, [129])  # in view: repainted again as its rows change
+        assert not cpu.repaint_held and kept_rows_are_current(cpu)
+
+        # held and in view with no layout since (a screen that published none): its next change repaints it whole
+        cpu.repaint_held = True
+        whole: list[Widget] = []
+
+        def spy_whole(self, *regions, **kw):
+            if not regions:
+                whole.append(self)
+            return refresh(self, *regions, **kw)
+
+        Widget.refresh = spy_whole
+        try:
+            await frames(app, pilot, cl, [130])
+        finally:
+            Widget.refresh = refresh
+        assert cpu in whole and not cpu.repaint_held

@@ -1,0 +1,72 @@
+"""Repaints held while a widget is out of view, made when it comes back.
+
+Textual keeps two maps of a screen: the widgets its last update showed, and (built on demand) all of them. A
+refresh of a widget the last update did not show (a panel scrolled below the fold) throws the full map away
+(`Compositor.update_widgets`: "any new widgets"), and the next region asked for, by any widget, arranges the
+whole screen again: ~0.6 ms headless for the detail screen's 35 widgets, more in the real client. At 160x48 the
+throttle timeline sits below the fold and slides every second or two, so the real client arranged the detail
+screen every couple of seconds for a panel nobody saw (16 arrangements in 40 s, ~4 % of its main thread's
+samples); at 80x24 most panels are below the fold.
+
+So a widget that holds its repaints (``HoldsRepaints``) and is not in view only notes that it has some, and is
+repainted whole when it is in view again: after any layout or scroll that shows it (Textual publishes the
+screen's layout signal after both; that pass may still draw the kept lines, the next one, a few ms later,
+draws today's), and, in a ``ViewScroll``, before the scroll's own pass, so the rows it exposes are never old.
+Textual's ``Show`` is no help here: it is sent to widgets new in the layout, not to those scrolled to.
+"""
+
+from __future__ import annotations
+
+from textual.containers import VerticalScroll
+from textual.geometry import Region
+from textual.widget import Widget
+
+
+class HoldsRepaints(Widget):
+    """Mixin: ``repaint`` holds this widget's repaints while its screen does not show it."""
+
+    repaint_held = False  # a repaint was held: the kept lines (Textual's and ours) may be old
+
+    def on_mount(self) -> None:
+        # unsubscribed by Textual when the widget goes; immediate: the release's repaint joins the next pass
+        self.screen.screen_layout_refresh_signal.subscribe(self, self._laid_out, immediate=True)
+
+    def _laid_out(self, _screen: object) -> None:
+        if self.repaint_held and in_view(self):  # a resize, a panel above it gone, a scroll brought it back
+            release(self)
+
+
+def in_view(widget: Widget) -> bool:
+    """Whether the widget's screen showed any of it in its last update (Textual's own test for "visible")."""
+    return widget.screen.can_view_partial(widget)
+
+
+def repaint(widget: Widget, *regions: Region) -> None:
+    """``widget.refresh(*regions)``; for a ``HoldsRepaints`` widget out of view, a note instead. A widget whose
+    repaint was held and that is in view again is repainted whole (its other lines may be old too)."""
+    if not isinstance(widget, HoldsRepaints):
+        widget.refresh(*regions)
+    elif not in_view(widget):
+        widget.repaint_held = True
+    elif widget.repaint_held:
+        release(widget)
+    else:
+        widget.refresh(*regions)
+
+
+def release(widget: HoldsRepaints) -> None:
+    """Make a held repaint: the whole widget (Textual's kept lines are cleared with it)."""
+    if widget.repaint_held:
+        widget.repaint_held = False
+        widget.refresh()
+
+
+class ViewScroll(VerticalScroll):
+    """A VerticalScroll that makes its widgets' held repaints as it scrolls: before the scroll's pass, so the
+    rows it brings into view are drawn from today's lines, not the ones kept from when they were last seen."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        if round(old_value) != round(new_value):
+            for widget in self.walk_children(HoldsRepaints):
+                release(widget)
+        super().watch_scroll_y(old_value, new_value)
