@@ -4,6 +4,8 @@ or a layout brings them back, not the ones kept from when they were last seen.""
 
 from __future__ import annotations
 
+import pytest
+from textual.dom import DOMNode, NoScreen
 from textual.geometry import Region
 from textual.widget import Widget
 
@@ -12,7 +14,7 @@ from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, gpu_gb10, snapshot
 from tui.screens.machine import MachineScreen
 from tui.widgets.chart import TimeChart
 from tui.widgets.cpu_panel import CpuPanel
-from tui.widgets.offview import in_view
+from tui.widgets.offview import HoldsRepaints, in_view
 
 
 def kept_rows_are_current(widget: Widget) -> bool:
@@ -32,15 +34,23 @@ async def frames(app, pilot, cl, seqs) -> None:
         await pilot.pause()
 
 
-async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_when_scrolled_to_or_laid_out_into_view():
+def detail_app():
     cl = spark_client()
-    app = app_for([cl], "overview")
+    return app_for([cl], "overview"), cl
+
+
+async def open_detail(app, pilot, cl):
+    """One frame in, the machine detail screen open at 80x24: its screen and its scrolling body."""
+    await frames(app, pilot, cl, [121])
+    await pilot.press("d")
+    await until(pilot, lambda: isinstance(app.screen, MachineScreen))
+    return app.screen, app.screen.query_one("#detail")
+
+
+async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_when_scrolled_to_or_laid_out_into_view():
+    app, cl = detail_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await frames(app, pilot, cl, [121])
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, MachineScreen))
-        screen = app.screen
-        scroll = screen.query_one("#detail")
+        screen, scroll = await open_detail(app, pilot, cl)
         cpu = screen.query_one(CpuPanel)
         top_chart = screen.query(TimeChart).first()
         scroll.scroll_to_widget(cpu, animate=False, immediate=True)  # seen once: the screen keeps its lines
@@ -99,3 +109,32 @@ async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_
         finally:
             Widget.refresh = refresh
         assert cpu in whole and not cpu.repaint_held
+
+
+async def test_in_view_and_the_kept_screen_agree_with_textuals_lookups_and_a_removed_panel_keeps_neither():
+    app, cl = detail_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, scroll = await open_detail(app, pilot, cl)
+        panels = list(screen.query(HoldsRepaints))
+        assert len(panels) > 10
+        seen = set()
+        for y in range(0, round(scroll.max_scroll_y) + 1, 3):  # each scroll position: some panels in view, some not
+            scroll.scroll_to(y=y, animate=False, immediate=True)
+            await pilot.pause(0.05)
+            for panel in panels:
+                assert panel.screen is DOMNode.screen.fget(panel) is screen  # type: ignore[attr-defined]
+                if in_view(panel) != screen.can_view_partial(panel):
+                    # Textual's map keeps a widget whose clip is an empty line at its edge (Region.overlaps says
+                    # yes there): in view to Textual's refresh too, so a repaint of it costs no new arrangement
+                    _, clip = screen._compositor.visible_widgets[panel]
+                    assert clip.area == 0, (type(panel).__name__, y)
+                seen.add(in_view(panel))
+        assert seen == {True, False}
+
+        cpu = screen.query_one(CpuPanel)
+        assert cpu._seen_on == (cpu.parent, screen)
+        await cpu.remove()
+        await pilot.pause()
+        assert cpu._seen_on is None  # a removed panel holds neither its parent nor its screen
+        with pytest.raises(NoScreen):  # as Textual's own lookup: a removed widget is on no screen
+            _ = cpu.screen

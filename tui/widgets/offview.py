@@ -13,12 +13,17 @@ repainted whole when it is in view again: after any layout or scroll that shows 
 screen's layout signal after both; that pass may still draw the kept lines, the next one, a few ms later,
 draws today's), and, in a ``ViewScroll``, before the scroll's own pass, so the rows it exposes are never old.
 Textual's ``Show`` is no help here: it is sent to widgets new in the layout, not to those scrolled to.
+
+Asking is cheap here: a widget's screen is kept while its parent stays (Textual walks up the ancestors for
+it, importing ``Screen`` each time, on every ``size`` and ``region`` read: ~9 % of the detail screen's main
+thread before it was kept), and "in view" is a lookup in the widgets the screen's last update showed.
 """
 
 from __future__ import annotations
 
 from textual.containers import VerticalScroll
 from textual.geometry import Region
+from textual.screen import Screen
 from textual.widget import Widget
 
 
@@ -26,10 +31,24 @@ class HoldsRepaints(Widget):
     """Mixin: ``repaint`` holds this widget's repaints while its screen does not show it."""
 
     repaint_held = False  # a repaint was held: the kept lines (Textual's and ours) may be old
+    _seen_on: tuple[object, Screen] | None = None  # (parent, screen) when the screen was last looked up
+
+    @property
+    def screen(self) -> Screen:
+        seen = self._seen_on
+        parent = self._parent
+        if seen is not None and seen[0] is parent:
+            return seen[1]
+        screen = super().screen  # NoScreen when not mounted: nothing is kept then
+        self._seen_on = (parent, screen)
+        return screen
 
     def on_mount(self) -> None:
         # unsubscribed by Textual when the widget goes; immediate: the release's repaint joins the next pass
         self.screen.screen_layout_refresh_signal.subscribe(self, self._laid_out, immediate=True)
+
+    def on_unmount(self) -> None:
+        self._seen_on = None  # a removed widget keeps neither its parent nor its screen alive
 
     def _laid_out(self, _screen: object) -> None:
         if self.repaint_held and in_view(self):  # a resize, a panel above it gone, a scroll brought it back
@@ -37,8 +56,12 @@ class HoldsRepaints(Widget):
 
 
 def in_view(widget: Widget) -> bool:
-    """Whether the widget's screen showed any of it in its last update (Textual's own test for "visible")."""
-    return widget.screen.can_view_partial(widget)
+    """Whether the widget is in the map of what its screen's last update showed: the first test of Textual's
+    ``can_view_partial``, whose walk up the scrolling ancestors repeats what that map was built from (each
+    widget in it overlaps its clip, the ancestors' regions cut to one another). It is also the test Textual's
+    refresh makes before it throws the full map away; the map's one extra is a widget whose clip is an empty
+    line at its edge."""
+    return widget in widget.screen._compositor.visible_widgets
 
 
 def repaint(widget: Widget, *regions: Region) -> None:
