@@ -12,12 +12,13 @@ from textual.widgets import DataTable, Static
 from tui.client import AgentClient
 from tui.widgets.conn_bar import ConnBar
 from tui.widgets.fit_footer import FitFooter
+from tui.widgets.kept import KeepsRows
 
 if TYPE_CHECKING:
     from tui.app import SparkdeckApp
 
 
-class BaseView(Screen):
+class BaseView(Screen, KeepsRows):
     """A screen about machine ``index`` (None: all machines)."""
 
     view = "base"

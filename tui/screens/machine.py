@@ -7,8 +7,6 @@ import time
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
-from textual.widgets import Static
 
 from tui import client as c
 from tui import format as fmt
@@ -19,6 +17,7 @@ from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.disks_panel import DisksPanel
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.history_charts import HOST_SERIES, LIVE_SPAN_S, HostCharts, Window, chart_height, gpu_series
+from tui.widgets.kept import KeptGrid, KeptStatic, KeptVertical
 from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.network_panel import NetworkPanel
 from tui.widgets.noise_panel import NoisePanel
@@ -83,15 +82,15 @@ class MachineScreen(BaseView):
         yield self.conn_bar()
         with ViewScroll(id="detail"):  # panels below the fold repaint when scrolled to (tui/widgets/offview.py)
             yield AlertsPanel(id="alerts")
-            yield Static("", id="gpu-status")
+            yield KeptStatic("", id="gpu-status")
             snap = self.client.latest
             # the GPUs known now are composed with the screen: mounting them after the first paint cost a second layout
             self._gpu_indices = [g["index"] for g in (snap or {}).get("gpus") or []] if snap else None
             self._gpu_panels = [GpuPanel(i) for i in self._gpu_indices or []]
-            with Vertical(id="gpus", classes="-multi" if len(self._gpu_panels) > 1 else ""):
+            with KeptVertical(id="gpus", classes="-multi" if len(self._gpu_panels) > 1 else ""):
                 yield from self._gpu_panels
             yield HostCharts(id="host-charts")
-            with Grid(id="panels"):
+            with KeptGrid(id="panels"):
                 yield CpuPanel(id="cpu")
                 yield MemoryPanel(id="memory")
                 yield NoisePanel(id="noise")
@@ -132,7 +131,7 @@ class MachineScreen(BaseView):
                 stale + f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]",
             )
         gpus = snap.get("gpus") or []
-        box = self.query_one("#gpus", Vertical)
+        box = self.query_one("#gpus", KeptVertical)
         indices = [g["index"] for g in gpus]
         if indices != self._gpu_indices:  # GPUs appeared or went: new panels, filled once mounted
             self._gpu_indices = indices

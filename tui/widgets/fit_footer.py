@@ -13,12 +13,13 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 from tui.keys import ACTION_RANK, APP_RANK, OTHER_RANK, SCREEN_RANK, fit_footer, footer_width
+from tui.widgets.kept import KeepsRows
 
 PALETTE_RESERVE = 1  # the palette key's right padding beyond its own width
 PALETTE_MIN_WIDTH = 100  # narrower: the palette key gives its cells to the screen's keys (`?` help names ctrl+p)
 
 
-class FitFooter(Footer):
+class FitFooter(Footer, KeepsRows):
     _composed: tuple | None = None  # _signature() of the keys composed last
 
     def _signature(self) -> tuple:

@@ -10,12 +10,7 @@ it on every style change, full refresh and resize) or the values passed in chang
 borders, padding or outlines, and widgets whose styles transform the content itself (tint, opacity,
 text opacity, hatch), are drawn by Textual as before.
 
-It also keeps the rows it last returned: a compositor pass asks every widget under its update region
-for all its rows, changed or not (the region spans the screen when two far-apart panels change), and a
-widget with no dirty row paid its whole per-call cost again (background colours up the DOM, the title's
-style, a line filter per row) for the same rows: ~50 µs each, twenty widgets a pass on the detail screen.
-Those rows are the ones Textual would draw: its own line cache holds no dirty row either, and anything
-else that changes them clears the cache or marks rows dirty (the same contract Textual's cache keeps).
+Like every KeptRows cache (tui/widgets/kept.py), it also gives back the rows it last returned when none is dirty.
 """
 
 from __future__ import annotations
@@ -23,37 +18,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.segment import Segment
-from textual._styles_cache import StylesCache
 from textual.reactive import Reactive
 from textual.strip import Strip
 
+from tui.widgets.kept import KeptRows
 from tui.widgets.offview import HoldsRepaints
 
 PROBE = "\x00"  # a cell no panel draws: the probe row's content, to find where Textual puts it
 
 
-class FramedLines(StylesCache):
+class FramedLines(KeptRows):
     def __init__(self) -> None:
         super().__init__()
         self._frame: tuple | None = None  # (what the edges were taken under, ((offset, top, bottom), prefix, suffix, inner) or None)
-        self._kept: tuple | None = None  # (crop, line filters, the rows render_widget returned)
         self.fast_rows = 0  # rows drawn from the kept edges (the tests count them)
-        self.kept_renders = 0  # render_widget calls answered with the kept rows (the tests count them)
 
     def clear(self) -> None:
         super().clear()
         self._frame = None
-        self._kept = None
-
-    def render_widget(self, widget, crop) -> list[Strip]:
-        filters = tuple(widget.get_line_filters())
-        kept = self._kept
-        if kept is not None and not self._dirty_lines and kept[0] == crop and kept[1] == filters and not widget.auto_links:
-            self.kept_renders += 1
-            return list(kept[2])
-        strips = super().render_widget(widget, crop)
-        self._kept = (crop, filters, strips)
-        return strips
 
     def render_line(  # the same arguments as StylesCache.render_line, passed on unchanged
         self,

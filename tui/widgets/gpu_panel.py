@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from tui import format as fmt
 from tui.client import AgentClient
 from tui.widgets.figures import Figures
 from tui.widgets.history_charts import Window, chart_for, gpu_series
+from tui.widgets.kept import KeepsRows, KeptStatic, KeptVertical
 from tui.widgets.styles import set_border_text
 
 FIELDS = [  # (key in the GPU dict, label)
@@ -63,7 +63,7 @@ def figure_values(gpu: dict) -> dict[str, tuple[str | None, str | None]]:
     return out
 
 
-class GpuPanel(Vertical):
+class GpuPanel(Vertical, KeepsRows):
     DEFAULT_CSS = """
     GpuPanel { height: auto; border: round $primary; padding: 0 1; }
     GpuPanel > .gpu--note { color: $warning; height: 1; }
@@ -82,8 +82,8 @@ class GpuPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield self.figures
-        yield Static("", classes="gpu--note")  # one row, always there: a throttle note coming and going moves nothing below
-        with Vertical(classes="gpu--charts"):
+        yield KeptStatic("", classes="gpu--note")  # one row, always there: a throttle note coming and going moves nothing below
+        with KeptVertical(classes="gpu--charts"):
             yield from self.charts
 
     def on_mount(self) -> None:
@@ -100,7 +100,7 @@ class GpuPanel(Vertical):
         set_border_text(self, title=f"GPU {gpu['index']}  {gpu.get('name') or ''}")
         wide = (self.size.width or width) >= 100
         self.set_class(wide, "-wide")  # five figures a row, three charts, when the panel itself is wide
-        note = self.query_one(".gpu--note", Static)
+        note = self.query_one(".gpu--note", KeptStatic)
         throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
         text = f"error: {gpu.get('error') or 'unknown'}" if gpu.get("status") == "error" else (f"throttle: {', '.join(throttle)}" if throttle else "")
         if getattr(note, "_last", None) != text:  # the row is reserved: a change repaints it, it never re-lays out

@@ -16,6 +16,7 @@ from textual.containers import Grid
 
 from tui.client import AgentClient
 from tui.widgets.chart import Point, TimeChart, window_points
+from tui.widgets.kept import KeepsRows
 
 LIVE_SPAN_S = 300.0  # the live range: the client's own history, backfilled on connect
 
@@ -88,7 +89,7 @@ def chart_height(screen_height: int) -> int:
     return 8 if screen_height >= 55 else (6 if screen_height >= 40 else 4)
 
 
-class HostCharts(Grid):
+class HostCharts(Grid, KeepsRows):
     """CPU, memory, network and disk history, three charts a row when wide, two when narrow."""
 
     DEFAULT_CSS = """

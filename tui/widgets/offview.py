@@ -26,6 +26,8 @@ from textual.geometry import Region
 from textual.screen import Screen
 from textual.widget import Widget
 
+from tui.widgets.kept import KeepsRows
+
 
 class HoldsRepaints(Widget):
     """Mixin: ``repaint`` holds this widget's repaints while its screen does not show it."""
@@ -84,7 +86,7 @@ def release(widget: HoldsRepaints) -> None:
         widget.refresh()
 
 
-class ViewScroll(VerticalScroll):
+class ViewScroll(VerticalScroll, KeepsRows):
     """A VerticalScroll that makes its widgets' held repaints as it scrolls: before the scroll's pass, so the
     rows it brings into view are drawn from today's lines, not the ones kept from when they were last seen."""
 
