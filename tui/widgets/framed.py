@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.segment import Segment
-from textual.reactive import Reactive
 from textual.strip import Strip
 
-from tui.widgets.kept import KeptRows
+from tui.widgets.kept import KeepsRows, KeptRows
 from tui.widgets.offview import HoldsRepaints
 
 PROBE = "\x00"  # a cell no panel draws: the probe row's content, to find where Textual puts it
@@ -97,12 +96,8 @@ class FramedLines(KeptRows):
         return (offset, top, bottom), segments[: at[0]], segments[at[0] + 1 :], inner.rich_style
 
 
-class FramedWidget(HoldsRepaints):
+class FramedWidget(HoldsRepaints, KeepsRows):
     """A widget whose rows go through FramedLines (Textual 8.2.8 keeps a widget's line cache in ``_styles_cache``);
     out of view, its changed rows wait until it is seen (tui/widgets/offview.py)."""
 
-    auto_links = Reactive(False)  # no links in these widgets: skips a per-row link restyle, and kept rows need none
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self._styles_cache = FramedLines()
+    LINE_CACHE = FramedLines

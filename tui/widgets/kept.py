@@ -43,16 +43,17 @@ class KeptRows(StylesCache):
 
 class KeepsRows(Widget):
     """Mixin, named after the Textual class (``class GpuPanel(Vertical, KeepsRows)``): the widget's line cache keeps
-    the rows it last returned (KeptRows). For the containers and one-line Statics of the detail screen: a compositor
-    pass asks each of them for its rows though none of their own rows changed (a chart inside did), and Textual's
-    per-call cost was ~11 % of that screen's main thread. Last in the bases because Textual writes each Widget
+    the rows it last returned (KeptRows). For the panels, charts and figures (FramedWidget), and the containers and
+    one-line Statics of the detail screen: a compositor pass asks each of them for its rows though none of their own
+    rows changed (a chart inside did), and Textual's per-call cost was ~11 % of that screen's main thread. Last in the bases because Textual writes each Widget
     subclass's ``can_focus`` into the class itself: first, this mixin's (False) would hide a scroll view's."""
 
-    auto_links = Reactive(False)  # no links in these widgets: kept rows need no per-row link restyle
+    LINE_CACHE: type[KeptRows] = KeptRows  # the cache's class (FramedWidget's also draws a changed row the short way)
+    auto_links = Reactive(False)  # no links in these widgets: skips a per-row link restyle, and kept rows need none
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
-        self._styles_cache = KeptRows()
+        self._styles_cache = self.LINE_CACHE()  # Textual 8.2.8 keeps a widget's line cache in ``_styles_cache``
 
 
 class KeptVertical(Vertical, KeepsRows):
