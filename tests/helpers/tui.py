@@ -1,4 +1,5 @@
-"""Driving the real TUI under Textual's pilot: wait for a condition (with the toasts on failure), pick a model."""
+"""Driving the real TUI under Textual's pilot: wait for a condition (with the toasts on failure), feed snapshot frames,
+open the detail screen, pick a model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import time
 
 from textual.widgets import DataTable
 
+from tests.helpers.tui_fakes import CONTAINERS, NOW, gpu_gb10, snapshot_frame
 from tui import client as c
+from tui.screens.machine import MachineScreen
 from tui.screens.models import ModelsScreen
 
 
@@ -17,6 +20,24 @@ async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> 
             notes = [f"{n.title}: {n.message}" for n in pilot.app._notifications]
             raise AssertionError(f"timed out waiting for {what}; notifications: {notes}")
         await pilot.pause(0.05)
+
+
+async def frames(app, pilot, cl, seqs) -> None:
+    """Snapshot frames ``seqs`` of one GB10 (the app's clock at each frame's second), each handled and painted."""
+    for seq in seqs:
+        app.clock = lambda s=seq: float(NOW - 120 + s)
+        before = app.ui_updates
+        cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
+        await until(pilot, lambda b=before: app.ui_updates > b, what="the frame handled")
+        await pilot.pause()
+
+
+async def open_detail(app, pilot, cl):
+    """One frame in, then ``d``: the machine detail screen and its scrolling body."""
+    await frames(app, pilot, cl, [121])
+    await pilot.press("d")
+    await until(pilot, lambda: isinstance(app.screen, MachineScreen))
+    return app.screen, app.screen.query_one("#detail")
 
 
 def prewarmed(app, index: int = 0) -> bool:

@@ -10,8 +10,8 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tests.helpers.tui import until
-from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, gpu_gb10, snapshot_frame, spark_client
+from tests.helpers.tui import frames, open_detail
+from tests.helpers.tui_fakes import app_for, spark_client
 from tui.screens.machine import MachineScreen
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.history_charts import HostCharts
@@ -40,13 +40,8 @@ async def test_containers_give_back_their_rows_between_frames_and_they_are_what_
     cl = spark_client()
     app = app_for([cl], "overview")
     async with app.run_test(size=(160, 48)) as pilot:
-        app.clock = lambda: float(NOW)
-        cl.handle_frame(snapshot_frame(121, "spark-01", [gpu_gb10(121)], CONTAINERS))
-        await pilot.pause()
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, MachineScreen))
-        screen = app.screen
-        assert screen.query_one("#detail").has_focus  # the arrows scroll the detail
+        screen, scroll = await open_detail(app, pilot, cl)
+        assert scroll.has_focus  # the arrows scroll the detail
         kept = [screen, *screen.walk_children(KeepsRows)]
         names = {type(w).__name__ for w in kept}
         assert {"MachineScreen", "ViewScroll", "GpuPanel", "HostCharts", "KeptVertical", "KeptGrid", "KeptStatic"} <= names
@@ -58,12 +53,7 @@ async def test_containers_give_back_their_rows_between_frames_and_they_are_what_
             return cache.kept_renders
 
         before = {w: kept_renders(w) for w in kept}
-        for seq in range(122, 126):  # new samples: charts inside the containers change, the containers' own rows do not
-            app.clock = lambda s=seq: float(NOW - 121 + s)  # type: ignore[misc]
-            updates = app.ui_updates
-            cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq * 7.0)], CONTAINERS))
-            await until(pilot, lambda u=updates: app.ui_updates > u, what="the frame handled")
-            await pilot.pause()
+        await frames(app, pilot, cl, range(122, 126))  # new samples: charts inside the containers change, their own rows do not
         for cls in (MachineScreen, ViewScroll, GpuPanel, HostCharts):
             assert any(kept_renders(w) > before[w] for w in kept if isinstance(w, cls)), cls.__name__
         for widget in kept:

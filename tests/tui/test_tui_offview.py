@@ -9,9 +9,8 @@ from textual.dom import DOMNode, NoScreen
 from textual.geometry import Region
 from textual.widget import Widget
 
-from tests.helpers.tui import until
-from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, gpu_gb10, snapshot_frame, spark_client
-from tui.screens.machine import MachineScreen
+from tests.helpers.tui import frames, open_detail
+from tests.helpers.tui_fakes import app_for, spark_client
 from tui.widgets.chart import TimeChart
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.offview import HoldsRepaints, in_view
@@ -25,26 +24,9 @@ def kept_rows_are_current(widget: Widget) -> bool:
     return kept == [strip.text for strip in widget.render_lines(area)]
 
 
-async def frames(app, pilot, cl, seqs) -> None:
-    for seq in seqs:
-        app.clock = lambda s=seq: float(NOW - 120 + s)
-        before = app.ui_updates
-        cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
-        await until(pilot, lambda b=before: app.ui_updates > b, what="the frame handled")
-        await pilot.pause()
-
-
 def detail_app():
     cl = spark_client()
     return app_for([cl], "overview"), cl
-
-
-async def open_detail(app, pilot, cl):
-    """One frame in, the machine detail screen open at 80x24: its screen and its scrolling body."""
-    await frames(app, pilot, cl, [121])
-    await pilot.press("d")
-    await until(pilot, lambda: isinstance(app.screen, MachineScreen))
-    return app.screen, app.screen.query_one("#detail")
 
 
 async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_when_scrolled_to_or_laid_out_into_view():
