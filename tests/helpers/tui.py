@@ -1,10 +1,15 @@
-"""Driving the real TUI under Textual's pilot: wait for a condition (with the toasts on failure), feed snapshot frames,
-open the detail screen, pick a model."""
+"""Driving the real TUI under Textual's pilot: wait for a condition (with the toasts on failure), see what repaints,
+feed snapshot frames, open the detail screen, pick a model."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
 
+from textual.geometry import Region
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 from tests.helpers.tui_fakes import CONTAINERS, NOW, gpu_gb10, snapshot_frame
@@ -20,6 +25,29 @@ async def until(pilot, pred, timeout: float = 30.0, what: str = "condition") -> 
             notes = [f"{n.title}: {n.message}" for n in pilot.app._notifications]
             raise AssertionError(f"timed out waiting for {what}; notifications: {notes}")
         await pilot.pause(0.05)
+
+
+class Refreshed(NamedTuple):
+    widget: Widget
+    regions: tuple[Region, ...]  # empty: the whole widget
+    layout: bool
+
+
+@contextmanager
+def refreshes() -> Iterator[list[Refreshed]]:
+    """Every ``Widget.refresh`` made inside the block, in order (each still refreshes)."""
+    seen: list[Refreshed] = []
+    refresh = Widget.refresh
+
+    def spy(self, *regions, **kw):
+        seen.append(Refreshed(self, regions, bool(kw.get("layout"))))
+        return refresh(self, *regions, **kw)
+
+    Widget.refresh = spy
+    try:
+        yield seen
+    finally:
+        Widget.refresh = refresh
 
 
 async def frames(app, pilot, cl, seqs) -> None:

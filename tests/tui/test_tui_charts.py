@@ -4,6 +4,7 @@ and reopening the screen reuses it."""
 
 from __future__ import annotations
 
+from tests.helpers.tui import refreshes
 from tests.helpers.tui_fakes import CONTAINERS, NOW, app_for, clock, fleet, gpu_gb10, gpu_h200, hello, snapshot_frame
 from tui.client import AgentClient, Target
 from tui.screens.machine import MachineScreen
@@ -128,7 +129,7 @@ async def test_a_chart_shown_before_it_has_a_width_draws_the_window_of_its_real_
 
     points = [(NOW - 299 + i, 40.0 + (i % 50)) for i in range(300)]
     chart = TimeChart("util", lambda v: f"{v:.0f}%")
-    chart.show(points, NOW - 300, NOW, "89%")  # not mounted: no width yet
+    chart.show(points, NOW - 300, NOW)  # not mounted: no width yet
 
     class One(App):
         def compose(self):
@@ -140,3 +141,45 @@ async def test_a_chart_shown_before_it_has_a_width_draws_the_window_of_its_real_
         start, end = anchored(NOW - 300, NOW, cols)
         expect = spark_rows(bucket(points, start, end, cols, now=NOW), cols, 0.0, 100.0, chart.size.height - 2)
         assert [plot_row(chart, r) for r in range(1, chart.size.height - 1)] == expect
+
+
+async def test_a_chart_title_gives_the_windows_peak_and_a_sample_that_raises_no_column_repaints_nothing():
+    """The title's figure is the highest value in the window (the latest is on the screen already, beside the
+    chart); a sample that raises no column's peak draws the same rows and repaints none of them, one above the
+    peak repaints the title and the plot rows that changed, and the peak goes when its column leaves the window."""
+    from textual.app import App
+
+    from tui import format as fmt
+
+    chart = TimeChart("net rx", lambda v: f"{v:.0f}", hi=None, fmt_peak=fmt.rate)
+
+    class One(App):
+        def compose(self):
+            yield chart
+
+    def title() -> str:
+        return chart.render().plain.split("\n")[0]
+
+    async with One().run_test(size=(80, 8)) as pilot:
+        await pilot.pause()
+        step = 300 / (chart.size.width - GUTTER)
+        t0 = (NOW // step) * step + 0.1  # just inside a column: the next two samples fall in the same one
+        points: list[tuple[float, float | None]] = [(t0 - 199 + i, 1000.0) for i in range(200)]
+        points[100] = (points[100][0], 5 * 2**20)  # a 5 MiB/s burst 100 s ago
+        chart.show(list(points), t0 - 300, t0)
+        await pilot.pause()
+        assert title() == "net rx peak 5.0 MiB/s"
+
+        with refreshes() as refreshed:
+            points.append((t0 + 0.5, 900.0))  # under the newest column's peak, in the same column
+            chart.show(list(points), t0 - 299.5, t0 + 0.5)
+            assert refreshed == [] and title() == "net rx peak 5.0 MiB/s"
+            points.append((t0 + 0.7, 8 * 2**20))  # a new peak: the title and the newest column
+            chart.show(list(points), t0 - 299.3, t0 + 0.7)
+            assert title() == "net rx peak 8.0 MiB/s"
+            assert len(refreshed) == 1 and 0 < len(refreshed[0].regions) < chart.size.height, refreshed
+        later = [(t0 + 300 + i, 2000.0) for i in range(10)]  # five minutes on: both bursts out of the window
+        chart.show(points + later, t0 + 10, t0 + 310)
+        assert title() == "net rx peak 2.0 KiB/s"
+        chart.show([], t0 + 10, t0 + 310)
+        assert title() == "net rx  no data yet"

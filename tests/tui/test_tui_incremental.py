@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from textual.pilot import Pilot
 
-from tests.helpers.tui import until
+from tests.helpers.tui import refreshes, until
 from tests.helpers.tui_fakes import CONTAINERS, GiB, app_for, container, fleet, gpu_gb10, snapshot_frame, spark_client
 from tui.app import SparkdeckApp
 from tui.messages import MachineChanged
@@ -117,26 +117,15 @@ async def test_a_changed_figure_updates_its_cell_and_keeps_order_and_cursor():
 
 async def test_a_changed_figure_repaints_its_row_and_the_screen_keeps_the_rest_as_a_full_repaint_would_draw_it():
     from textual.geometry import Region
-    from textual.widget import Widget
 
     async with containers_screen() as (app, pilot, table):
         rows = copy.deepcopy(CONTAINERS)
         rows[1]["cpu_percent"] = 2.3  # the summary line, first set before the screen had a width, is measured once laid out
         await feed(app, pilot, rows)
-        refreshed: list[tuple[Widget, tuple, bool]] = []
-        refresh = Widget.refresh
-
-        def spy(self, *regions, **kw):
-            refreshed.append((self, regions, bool(kw.get("layout"))))
-            return refresh(self, *regions, **kw)
-
-        Widget.refresh = spy
-        try:
+        with refreshes() as refreshed:
             rows[1]["cpu_percent"] = 3.4  # open-webui 1.2 % -> 3.4 %: the same width, the CPU column stays as it is
             rows[0]["memory_bytes"] += 4096  # vllm-qwen: the same text ("6.0 GiB"), no repaint at all
             await feed(app, pilot, rows)
-        finally:
-            Widget.refresh = refresh
         mine = [(regions, layout) for w, regions, layout in refreshed if w is table]
         assert mine and all(regions and not layout for regions, layout in mine), mine  # rows, never the whole table
         assert not [(w, r) for w, r, layout in refreshed if layout], [(w, r) for w, r, layout in refreshed]  # the summary line changed: a repaint, not a layout
@@ -280,7 +269,6 @@ async def test_the_fleet_overview_paints_changed_cards_together_at_most_once_a_t
 
 async def test_the_detail_screen_repaints_changed_chart_rows_and_no_whole_panel_and_never_goes_stale():
     from textual.geometry import Region
-    from textual.widget import Widget
 
     from tests.helpers.tui_fakes import NOW
     from tui.screens.machine import MachineScreen
@@ -294,23 +282,14 @@ async def test_the_detail_screen_repaints_changed_chart_rows_and_no_whole_panel_
         await pilot.pause(0.3)
         charts = list(app.screen.query(TimeChart))
         assert len(charts) >= 9
-        refreshed: list[tuple[Widget, tuple]] = []
-        refresh = Widget.refresh
-
-        def spy(self, *regions, **kw):
-            refreshed.append((self, regions))
-            return refresh(self, *regions, **kw)
-
-        Widget.refresh = spy
-        try:
+        with refreshes() as seen:
             for seq in range(121, 126):  # five seconds of frames, the clock moving with them
                 app.clock = lambda s=seq: float(NOW - 120 + s)  # type: ignore[misc]
                 before = app.ui_updates
                 cl.handle_frame(snapshot_frame(seq, "spark-01", [gpu_gb10(seq)], CONTAINERS))
                 await until(pilot, lambda b=before: app.ui_updates > b, what="the frame handled")
                 await pilot.pause()
-        finally:
-            Widget.refresh = refresh
+        refreshed = [(r.widget, r.regions) for r in seen]
         whole = {type(w).__name__ for w, regions in refreshed if not regions}
         # a border title set again repainted all inside; the connection line says the same ("live") on every frame
         assert not whole & {"GpuPanel", "HostCharts", "TimeChart", "MachineScreen", "ViewScroll", "ConnBar"}, whole

@@ -9,7 +9,7 @@ from textual.dom import DOMNode, NoScreen
 from textual.geometry import Region
 from textual.widget import Widget
 
-from tests.helpers.tui import frames, open_detail
+from tests.helpers.tui import frames, open_detail, refreshes
 from tests.helpers.tui_fakes import app_for, spark_client
 from tui.widgets.chart import TimeChart
 from tui.widgets.cpu_panel import CpuPanel
@@ -42,19 +42,10 @@ async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_
         await pilot.pause(0.2)
         assert not in_view(cpu) and in_view(top_chart)
 
-        refreshed: list[Widget] = []
-        refresh = Widget.refresh
-
-        def spy(self, *regions, **kw):
-            refreshed.append(self)
-            return refresh(self, *regions, **kw)
-
-        Widget.refresh = spy
-        try:
+        with refreshes() as seen:
             lines = list(cpu._wrapped)
             await frames(app, pilot, cl, range(122, 126))  # the per-core bars move every frame
-        finally:
-            Widget.refresh = refresh
+        refreshed = [r.widget for r in seen]
         assert cpu._wrapped != lines  # its lines changed ...
         assert cpu not in refreshed and cpu.repaint_held  # ... and it was not repainted out of view
         assert top_chart in refreshed  # what is in view still is
@@ -78,18 +69,9 @@ async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_
 
         # held and in view with no layout since (a screen that published none): its next change repaints it whole
         cpu.repaint_held = True
-        whole: list[Widget] = []
-
-        def spy_whole(self, *regions, **kw):
-            if not regions:
-                whole.append(self)
-            return refresh(self, *regions, **kw)
-
-        Widget.refresh = spy_whole
-        try:
+        with refreshes() as seen:
             await frames(app, pilot, cl, [130])
-        finally:
-            Widget.refresh = refresh
+        whole = [r.widget for r in seen if not r.regions]
         assert cpu in whole and not cpu.repaint_held
 
 

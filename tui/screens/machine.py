@@ -9,7 +9,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from tui import client as c
-from tui import format as fmt
 from tui.screens.base import BaseView
 from tui.widgets.alerts_panel import AlertsPanel
 from tui.widgets.conn_bar import stale_text, state_text
@@ -38,20 +37,6 @@ THROTTLE_WINDOW_S = 600.0  # the timeline's span with live charts; a stored rang
 # twentieth of the screen's CPU (a thread, a connection and a request).
 REFRESH_EVENTS_S = 60.0
 RECHECK_EVENTS_S = 5.0
-
-
-def host_current(snap: dict) -> dict[str, str]:
-    """The figures beside the host charts' labels, by live series key."""
-    host = snap.get("host") or {}
-    net, io = host.get("net") or {}, host.get("disk_io") or {}
-    return {
-        "cpu": fmt.pct((host.get("cpu") or {}).get("percent")),
-        "mem": fmt.pct((host.get("memory") or {}).get("percent")),
-        "net.rx": fmt.rate(net.get("rx_bytes_s")),
-        "net.tx": fmt.rate(net.get("tx_bytes_s")),
-        "disk.read": fmt.rate(io.get("read_bytes_s")),
-        "disk.write": fmt.rate(io.get("write_bytes_s")),
-    }
 
 
 def no_data_text(cl: c.AgentClient) -> str:
@@ -154,7 +139,7 @@ class MachineScreen(BaseView):
         set_border_text(charts, subtitle=f"charts: {label} (h)")
         for chart in charts.charts:
             chart.set_rows(rows)
-        charts.show(cl, window, host_current(snap))
+        charts.show(cl, window)
         host = snap["host"]
         self.query_one(CpuPanel).show(host["cpu"])
         self.query_one(MemoryPanel).show(snap)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 Point = tuple[float, float | None]  # (unix time, value; None: the metric was n/a)
 GAP_FACTOR = 3.0  # samples further apart than this many intervals are drawn with a gap between
 GUTTER = 8  # value-axis labels left of the plot
-BOLD, PLAIN, NOTE = Style(bold=True), Style(), Style(dim=True, italic=True)
+BOLD, PLAIN, NOTE, PEAK = Style(bold=True), Style(), Style(dim=True, italic=True), Style(dim=True)
 
 
 INTERVAL_TAIL = 32  # the last samples whose spacing gives a series' interval
@@ -175,10 +175,17 @@ def time_axis(span: float, cols: int) -> str:
 
 
 class TimeChart(FramedWidget, CachedComponentStyles):
-    """A labelled chart: title row (label and current value), plot rows with a value axis, a time axis.
+    """A labelled chart: title row (label and the window's peak), plot rows with a value axis, a time axis.
+
+    The title gives the highest value in the window, not the latest: the latest is on the same screen already
+    (a GPU's figures above its charts, the CPU, memory, disk and network panels below the History box), the peak
+    is what the chart adds (how close memory came to the top in the last 5 minutes or 24 hours), and it moves
+    when the plot moves. A latest figure in every title changed nine rows a second on the detail screen and
+    was about a twelfth of the client's CPU there.
 
     Drawn with the line API from strips built once per change: a frame that adds a sample folds that sample
-    into its column (``Buckets``) and rebuilds the rows that differ; a frame that changes nothing drawn costs nothing.
+    into its column (``Buckets``) and rebuilds the rows only when the columns or the scale changed, repainting
+    the rows that differ; a sample that raises no column's peak costs the fold and a compare.
     """
 
     DEFAULT_CSS = """
@@ -188,18 +195,27 @@ class TimeChart(FramedWidget, CachedComponentStyles):
     """
     COMPONENT_CLASSES = {"chart--line", "chart--axis"}
 
-    def __init__(self, label: str, fmt_value: Callable[[float], str], lo: float = 0.0, hi: float | None = 100.0, **kw):
+    def __init__(
+        self,
+        label: str,
+        fmt_value: Callable[[float], str],
+        lo: float = 0.0,
+        hi: float | None = 100.0,
+        fmt_peak: Callable[[float], str] | None = None,
+        **kw,
+    ):
         super().__init__(**kw)
         self.label = label
         self.fmt_value = fmt_value  # axis labels, e.g. "100%", "2.0M/s"
+        self.fmt_peak = fmt_peak or fmt_value  # the title's peak, e.g. "98%", "1.3 MiB/s"
         self.lo, self.fixed_hi = lo, hi  # hi None: scale to the highest value shown
         self.points: Sequence[Point] = ()
         self.start = self.end = 0.0  # the span asked for, ending at now; drawn on the columns ``anchored`` gives
-        self.current = "n/a"
         self.hi = hi or 1.0
         self.rows = 5  # title + plot rows + time axis; set_rows changes it
         self._key: tuple | None = None
         self._built: tuple[tuple, list[list[tuple[str, Style]]], list[Strip]] | None = None
+        self._drawn: tuple | None = None  # what the built lines were drawn from: columns, scale, span, size, theme
         self._base: Style | None = None  # the widget style the built strips were drawn under
         self._buckets = Buckets()
 
@@ -211,30 +227,31 @@ class TimeChart(FramedWidget, CachedComponentStyles):
     def get_content_height(self, container, viewport, width: int) -> int:  # height: auto -> the rows asked for
         return self.rows
 
-    def show(self, points: Sequence[Point], start: float, end: float, current: str, hi: float | None = None) -> None:
+    def show(self, points: Sequence[Point], start: float, end: float, hi: float | None = None) -> None:
         """New data; repaints only when what it would draw changed (same samples, same column: nothing)."""
         cols = max(1, self.size.width - GUTTER)
         step = (end - start) / cols if end > start else 1.0
         last = points[-1] if points else None
-        key = (len(points), last, points[0][0] if points else None, int(end // step), current, hi)  # a new column: the plot moves
+        key = (len(points), last, points[0][0] if points else None, int(end // step), hi)  # a new column: the plot moves
         if key == self._key:
             return
         self._key = key
-        self.points, self.start, self.end, self.current = points, start, end, current
+        self.points, self.start, self.end = points, start, end
         if hi is not None:
             self.fixed_hi = hi
         before = self._built
         if before is None or not self.is_mounted or self.size.width <= 0:
             self.refresh()
             return
-        # Build now and repaint only the rows that differ: most samples move the title's figure and
+        # Build now and repaint only the rows that differ: a sample that raises a peak moves the title's figure and
         # the newest column, and a whole-widget refresh would repaint every row (and its border and axis).
         lines = self._lines()[0]
         old = before[1]
         if len(old) != len(lines) or self._built is None or before[0][1:] != self._built[0][1:]:  # not the same size or theme: all of it
             self.refresh()
             return
-        repaint_changed(self, old, lines)
+        if lines is not old:  # the same list: nothing drawn changed
+            repaint_changed(self, old, lines)
 
     def _lines(self) -> tuple[list[list[tuple[str, Style]]], list[Strip]]:
         width, height = self.size.width, self.size.height
@@ -245,13 +262,22 @@ class TimeChart(FramedWidget, CachedComponentStyles):
         start, end = anchored(self.start, self.end, cols)  # here, where the width is known (a show can come before layout)
         values = self._buckets.values(self.points, start, end, cols, self.end)
         seen = [v for v in values if v is not None]
-        hi = self.fixed_hi if self.fixed_hi is not None else max(seen or [1.0]) * 1.1 or 1.0
+        peak = max(seen) if seen else None
+        hi = self.fixed_hi if self.fixed_hi is not None else (peak or 1.0) * 1.1 or 1.0
         self.hi = hi = max(hi, self.lo + 1e-9)
+        base = self.visual_style.rich_style  # cached per style change; DOMNode.rich_style walks every ancestor per call
+        drawn = (values, hi, bool(self.points), self.end - self.start, key[1:], base)
+        if self._built is not None and self._drawn == drawn:  # a sample that raised no column: the same rows
+            self._built = (key, *self._built[1:])
+            return self._built[1], self._built[2]
+        self._drawn = drawn
         axis = self.get_component_rich_style("chart--axis")
         line = self.get_component_rich_style("chart--line")
-        title = [(f"{self.label} ", BOLD), (self.current, PLAIN)]
-        if not seen:
-            title.append(("   no data in this range" if self.points else "   no data yet", NOTE))
+        title = [(f"{self.label} ", BOLD)]
+        if peak is None:
+            title.append((" no data in this range" if self.points else " no data yet", NOTE))
+        else:
+            title += [("peak ", PEAK), (self.fmt_peak(peak), PLAIN)]
         lines = [title]
         plot_rows = max(1, height - 2)
         for i, row in enumerate(spark_rows(values, cols, self.lo, hi, plot_rows)):
@@ -259,7 +285,6 @@ class TimeChart(FramedWidget, CachedComponentStyles):
             lines.append([(f"{label:>{GUTTER - 2}} ▕"[-GUTTER:], axis), (row, line)])
         if height >= 3:
             lines.append([(" " * GUTTER + time_axis(self.end - self.start, cols), axis)])
-        base = self.visual_style.rich_style  # cached per style change; DOMNode.rich_style walks every ancestor per call
         # a new sample changes the title and the newest column: rows drawn the same keep their strip
         old = self._built if self._built is not None and self._built[0][1:] == key[1:] and self._base == base else None
         strips = [

@@ -107,8 +107,7 @@ class GpuPanel(Vertical, KeepsRows):
             note._last = text  # type: ignore[attr-defined]
             note.update(text, layout=False)  # height 1 whatever it says: a repaint, not a layout of the screen
         self.figures.show(figure_values(gpu), columns=5 if wide else 4)
-        current = [fmt.pct(gpu.get("utilization_gpu_percent")), fmt.num(gpu.get("power_w"), " W"), fmt.num(gpu.get("temperature_c"), " °C")]
         power_hi = gpu.get("power_limit_w")  # else the chart scales to the highest power shown
-        for series, chart, now in zip(self.series, self.charts, current, strict=False):
+        for series, chart in zip(self.series, self.charts, strict=False):
             chart.set_rows(chart_rows)
-            chart.show(window.points(client, series), window.start, window.end, now, hi=power_hi if series.label == "power" else None)
+            chart.show(window.points(client, series), window.start, window.end, hi=power_hi if series.label == "power" else None)

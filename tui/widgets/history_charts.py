@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.containers import Grid
 
+from tui import format as fmt
 from tui.client import AgentClient
 from tui.widgets.chart import Point, TimeChart, window_points
 from tui.widgets.kept import KeepsRows
@@ -27,6 +28,10 @@ def axis_pct(v: float) -> str:
 
 def axis_unit(unit: str) -> Callable[[float], str]:
     return lambda v: f"{v:.0f}{unit}"
+
+
+def peak_unit(unit: str) -> Callable[[float], str]:
+    return lambda v: fmt.num(v, unit)
 
 
 def axis_rate(v: float) -> str:
@@ -46,23 +51,24 @@ class Series:
     axis: Callable[[float], str]
     lo: float = 0.0
     hi: float | None = 100.0  # None: scale to the data
+    peak: Callable[[float], str] = fmt.pct  # the title's figure: the highest value in the window
 
 
 def gpu_series(index: int) -> list[Series]:
     return [
         Series(f"gpu{index}.util", f"gpu{index}.utilization_percent", "util", axis_pct),
-        Series(f"gpu{index}.power", f"gpu{index}.power_w", "power", axis_unit("W"), hi=None),
-        Series(f"gpu{index}.temp", f"gpu{index}.temperature_c", "temp", axis_unit("°C"), 20.0, 100.0),
+        Series(f"gpu{index}.power", f"gpu{index}.power_w", "power", axis_unit("W"), hi=None, peak=peak_unit(" W")),
+        Series(f"gpu{index}.temp", f"gpu{index}.temperature_c", "temp", axis_unit("°C"), 20.0, 100.0, peak=peak_unit(" °C")),
     ]
 
 
 HOST_SERIES = [
     Series("cpu", "cpu.percent", "CPU", axis_pct),
     Series("mem", "memory.percent", "memory", axis_pct),
-    Series("net.rx", "net.rx_bytes_s", "net rx", axis_rate, hi=None),
-    Series("net.tx", "net.tx_bytes_s", "net tx", axis_rate, hi=None),
-    Series("disk.read", "disk.read_bytes_s", "disk read", axis_rate, hi=None),
-    Series("disk.write", "disk.write_bytes_s", "disk write", axis_rate, hi=None),
+    Series("net.rx", "net.rx_bytes_s", "net rx", axis_rate, hi=None, peak=fmt.rate),
+    Series("net.tx", "net.tx_bytes_s", "net tx", axis_rate, hi=None, peak=fmt.rate),
+    Series("disk.read", "disk.read_bytes_s", "disk read", axis_rate, hi=None, peak=fmt.rate),
+    Series("disk.write", "disk.write_bytes_s", "disk write", axis_rate, hi=None, peak=fmt.rate),
 ]
 
 
@@ -81,7 +87,7 @@ class Window:
 
 
 def chart_for(series: Series, **kw) -> TimeChart:
-    return TimeChart(series.label, series.axis, series.lo, series.hi, **kw)
+    return TimeChart(series.label, series.axis, series.lo, series.hi, fmt_peak=series.peak, **kw)
 
 
 def chart_height(screen_height: int) -> int:
@@ -105,6 +111,6 @@ class HostCharts(Grid, KeepsRows):
     def compose(self) -> ComposeResult:
         yield from self.charts
 
-    def show(self, client: AgentClient, window: Window, current: dict[str, str]) -> None:
+    def show(self, client: AgentClient, window: Window) -> None:
         for series, chart in zip(HOST_SERIES, self.charts, strict=False):
-            chart.show(window.points(client, series), window.start, window.end, current.get(series.live, "n/a"))
+            chart.show(window.points(client, series), window.start, window.end)
