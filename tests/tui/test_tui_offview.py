@@ -14,6 +14,7 @@ from tests.helpers.tui_fakes import app_for, spark_client
 from tui.widgets.chart import TimeChart
 from tui.widgets.cpu_panel import CpuPanel
 from tui.widgets.offview import HoldsRepaints, in_view
+from tui.widgets.styles import set_border_text
 
 
 def kept_rows_are_current(widget: Widget) -> bool:
@@ -73,6 +74,30 @@ async def test_a_panel_below_the_fold_holds_its_repaints_and_shows_todays_lines_
             await frames(app, pilot, cl, [130])
         whole = [r.widget for r in seen if not r.regions]
         assert cpu in whole and not cpu.repaint_held
+
+
+async def test_a_border_text_set_below_the_fold_is_held_and_set_when_the_panel_is_seen():
+    """Textual's border title setter repaints the whole widget; out of view that arranged the whole screen again
+    (the throttle timeline's "N ongoing" every few seconds): it is held like a repaint, the last one wins."""
+    app, cl = detail_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, scroll = await open_detail(app, pilot, cl)
+        cpu = screen.query_one(CpuPanel)
+        scroll.scroll_home(animate=False, immediate=True)
+        await pilot.pause(0.2)
+        assert not in_view(cpu)
+        with refreshes() as seen:
+            set_border_text(cpu, subtitle="first")
+            set_border_text(cpu, subtitle="2 ongoing")
+        assert cpu not in [r.widget for r in seen] and cpu.repaint_held
+        assert cpu.border_subtitle is None  # not yet
+        scroll.scroll_to_widget(cpu, animate=False, immediate=True)
+        assert cpu.border_subtitle == "2 ongoing" and not cpu.repaint_held
+        await pilot.pause(0.2)
+        assert "2 ongoing" in "".join(strip.text for strip in cpu.render_lines(Region(0, 0, *cpu.outer_size)))
+
+        set_border_text(cpu, subtitle="in view")  # seen: set at once
+        assert cpu.border_subtitle == "in view" and not cpu.border_held
 
 
 async def test_in_view_and_the_kept_screen_agree_with_textuals_lookups_and_a_removed_panel_keeps_neither():

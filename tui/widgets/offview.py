@@ -33,6 +33,7 @@ class HoldsRepaints(Widget):
     """Mixin: ``repaint`` holds this widget's repaints while its screen does not show it."""
 
     repaint_held = False  # a repaint was held: the kept lines (Textual's and ours) may be old
+    border_held: dict[str, object] | None = None  # a border title / subtitle set out of view: set when it is seen
     _seen_on: tuple[object, Screen] | None = None  # (parent, screen) when the screen was last looked up
 
     @property
@@ -80,10 +81,26 @@ def repaint(widget: Widget, *regions: Region) -> None:
 
 
 def release(widget: HoldsRepaints) -> None:
-    """Make a held repaint: the whole widget (Textual's kept lines are cleared with it)."""
+    """Make a held repaint: the whole widget (Textual's kept lines are cleared with it), its held border text set."""
     if widget.repaint_held:
         widget.repaint_held = False
+        held, widget.border_held = widget.border_held, None
+        for name, text in (held or {}).items():
+            setattr(widget, name, text)  # Textual's setter repaints the whole widget: the repaint this makes anyway
         widget.refresh()
+
+
+def set_border(widget: Widget, name: str, text: object) -> None:
+    """``widget.border_title = text`` (or ``border_subtitle``); out of view, for a ``HoldsRepaints`` widget, held like
+    a repaint: Textual's setter repaints the whole widget, and out of view that arranged the whole screen again (the
+    throttle timeline's "N ongoing" below the fold, every few seconds)."""
+    if isinstance(widget, HoldsRepaints) and widget.is_mounted and not in_view(widget):
+        widget.border_held = {**(widget.border_held or {}), name: text}
+        widget.repaint_held = True
+    else:
+        if isinstance(widget, HoldsRepaints) and widget.border_held:
+            widget.border_held.pop(name, None)  # an older held text must not overwrite this one at the release
+        setattr(widget, name, text)
 
 
 class ViewScroll(VerticalScroll, KeepsRows):

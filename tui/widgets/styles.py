@@ -14,7 +14,7 @@ from textual.strip import Strip
 from textual.style import Style as VisualStyle
 from textual.widget import Widget
 
-from tui.widgets.offview import repaint
+from tui.widgets.offview import repaint, set_border
 
 
 class CachedComponentStyles(Widget):
@@ -31,12 +31,15 @@ class CachedComponentStyles(Widget):
 
 def set_border_text(widget: Widget, *, title: str | Text | None = None, subtitle: str | Text | None = None) -> None:
     """Set a border title or subtitle only when it changes: Textual's setter repaints the whole widget
-    whatever the value, and for a GPU panel that is every chart and figure inside it, once a frame."""
+    whatever the value, and for a GPU panel that is every chart and figure inside it, once a frame.
+    Out of view (a panel below the fold) it is held until the widget is seen (tui/widgets/offview.py)."""
     shown: dict = widget.__dict__.setdefault("_border_text_shown", {})
     if title is not None and shown.get("title") != title:
-        shown["title"] = widget.border_title = title
+        shown["title"] = title
+        set_border(widget, "border_title", title)
     if subtitle is not None and shown.get("subtitle") != subtitle:
-        shown["subtitle"] = widget.border_subtitle = subtitle
+        shown["subtitle"] = subtitle
+        set_border(widget, "border_subtitle", subtitle)
 
 
 def line_strip(segments: Iterable[Segment], width: int, base: Style | None, pad: Style | None) -> Strip:
