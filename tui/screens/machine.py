@@ -65,31 +65,33 @@ class MachineScreen(BaseView):
 
     def compose(self) -> ComposeResult:
         yield self.conn_bar()
+        # the widgets every frame updates, kept as composed: a query per widget per frame was ~7 % of the update
+        self.alerts, self.gpu_status = AlertsPanel(id="alerts"), KeptStatic("", id="gpu-status")
+        self.host_charts, self.panels = HostCharts(id="host-charts"), KeptGrid(id="panels")
+        self.cpu, self.memory, self.noise = CpuPanel(id="cpu"), MemoryPanel(id="memory"), NoisePanel(id="noise")
+        self.sensors, self.disks, self.network = SensorsPanel(id="sensors"), DisksPanel(id="disks"), NetworkPanel(id="network")
+        self.throttle = ThrottlePanel(id="throttle")
         with ViewScroll(id="detail"):  # panels below the fold repaint when scrolled to (tui/widgets/offview.py)
-            yield AlertsPanel(id="alerts")
-            yield KeptStatic("", id="gpu-status")
+            yield self.alerts
+            yield self.gpu_status
             snap = self.client.latest
             # the GPUs known now are composed with the screen: mounting them after the first paint cost a second layout
             self._gpu_indices = [g["index"] for g in (snap or {}).get("gpus") or []] if snap else None
             self._gpu_panels = [GpuPanel(i) for i in self._gpu_indices or []]
-            with KeptVertical(id="gpus", classes="-multi" if len(self._gpu_panels) > 1 else ""):
+            self.gpu_box = KeptVertical(id="gpus", classes="-multi" if len(self._gpu_panels) > 1 else "")
+            with self.gpu_box:
                 yield from self._gpu_panels
-            yield HostCharts(id="host-charts")
-            with KeptGrid(id="panels"):
-                yield CpuPanel(id="cpu")
-                yield MemoryPanel(id="memory")
-                yield NoisePanel(id="noise")
-                yield SensorsPanel(id="sensors")
-                yield DisksPanel(id="disks")
-                yield NetworkPanel(id="network")
-            yield ThrottlePanel(id="throttle")
+            yield self.host_charts
+            with self.panels:
+                yield from (self.cpu, self.memory, self.noise, self.sensors, self.disks, self.network)
+            yield self.throttle
         yield self.footer()
 
     def on_mount(self) -> None:
         super().on_mount()
         if not self.app.is_running:  # built off-stage and mounted as the app shuts down: its children are gone
             return
-        self.query_one(ThrottlePanel).display = False  # until the agent reports an event
+        self.throttle.display = False  # until the agent reports an event
         self.query_one("#detail").focus()  # arrows / PgUp / PgDn scroll at once (80x24 needs it)
 
     def update_view(self) -> None:
@@ -97,9 +99,9 @@ class MachineScreen(BaseView):
         cl = self.client
         wide = self.size.width >= 140
         self.set_class(wide, "-wide")
-        self.query_one(AlertsPanel).show(self.sd.alerts[self.index or 0])
+        self.alerts.show(self.sd.alerts[self.index or 0])
         snap = cl.latest
-        self.query_one("#panels").display = snap is not None  # no data: one message, not six empty boxes
+        self.panels.display = snap is not None  # no data: one message, not six empty boxes
         if snap is None:
             self.set_text("#gpu-status", no_data_text(cl))
             return
@@ -116,7 +118,7 @@ class MachineScreen(BaseView):
                 stale + f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]",
             )
         gpus = snap.get("gpus") or []
-        box = self.query_one("#gpus", KeptVertical)
+        box = self.gpu_box
         indices = [g["index"] for g in gpus]
         if indices != self._gpu_indices:  # GPUs appeared or went: new panels, filled once mounted
             self._gpu_indices = indices
@@ -134,24 +136,24 @@ class MachineScreen(BaseView):
         for panel, gpu in zip(self._gpu_panels, gpus, strict=False):
             panel.show(cl, gpu, self.size.width, window, rows)
             set_border_text(panel, subtitle=f"charts: {label} (h)")
-        charts = self.query_one(HostCharts)
+        charts = self.host_charts
         charts.set_class(wide, "-wide")
         set_border_text(charts, subtitle=f"charts: {label} (h)")
         for chart in charts.charts:
             chart.set_rows(rows)
         charts.show(cl, window)
         host = snap["host"]
-        self.query_one(CpuPanel).show(host["cpu"])
-        self.query_one(MemoryPanel).show(snap)
-        self.query_one(NoisePanel).show(snap.get("noise") or {})
-        self.query_one(SensorsPanel).show(host)
-        self.query_one(DisksPanel).show(host)
-        self.query_one(NetworkPanel).show(cl)
+        self.cpu.show(host["cpu"])
+        self.memory.show(snap)
+        self.noise.show(snap.get("noise") or {})
+        self.sensors.show(host)
+        self.disks.show(host)
+        self.network.show(cl)
         if cl.throttle_changes != self._events_cue or time.monotonic() >= self._events_due:
             self._events_cue, self._events_due = cl.throttle_changes, time.monotonic() + REFRESH_EVENTS_S
             expect = {(gpu, reason) for gpu, reasons in cl.throttle_active.items() for reason in reasons}
             self.run_worker(self._load_events(seconds or THROTTLE_WINDOW_S, expect), exit_on_error=False, group="events", exclusive=True)
-        throttle = self.query_one(ThrottlePanel)
+        throttle = self.throttle
         # shown once there is something to show, then kept for this range (its rows too): coming and going
         # with each event would lay the screen out every time
         # a failed fetch hides it (its "now" would stand still and an "ongoing" stay forever)
@@ -174,7 +176,7 @@ class MachineScreen(BaseView):
         """Another range: the timeline follows it, its rows start again, hidden until its events say otherwise."""
         self._events_due = 0.0
         self._events = None
-        throttle = self.query_one(ThrottlePanel)
+        throttle = self.throttle
         throttle.forget()
         throttle.display = False
 
@@ -203,7 +205,7 @@ class MachineScreen(BaseView):
                 self._events_due = min(self._events_due, time.monotonic() + RECHECK_EVENTS_S)
         if not (self.live_view and self._events):
             return
-        if self.query_one(ThrottlePanel).display and self.client.state == c.LIVE and not self.client.stale:
+        if self.throttle.display and self.client.state == c.LIVE and not self.client.stale:
             return  # the next frame, within a second, draws it in the same pass as the rest: not a pass (and a whole update) of its own
         self.update_view()
 

@@ -77,12 +77,13 @@ class GpuPanel(Vertical, KeepsRows):
         self.figures = Figures(FIELDS, [("memory", "Memory")])
         self.series = gpu_series(index)
         self.charts = [chart_for(s) for s in self.series]
+        self.note = KeptStatic("", classes="gpu--note")  # one row, always there: a throttle note coming and going moves nothing below
         self._pending: tuple | None = None
         self._composed = False
 
     def compose(self) -> ComposeResult:
         yield self.figures
-        yield KeptStatic("", classes="gpu--note")  # one row, always there: a throttle note coming and going moves nothing below
+        yield self.note
         with KeptVertical(classes="gpu--charts"):
             yield from self.charts
 
@@ -100,7 +101,7 @@ class GpuPanel(Vertical, KeepsRows):
         set_border_text(self, title=f"GPU {gpu['index']}  {gpu.get('name') or ''}")
         wide = (self.size.width or width) >= 100
         self.set_class(wide, "-wide")  # five figures a row, three charts, when the panel itself is wide
-        note = self.query_one(".gpu--note", KeptStatic)
+        note = self.note
         throttle = [r for r in gpu.get("throttle_reasons") or [] if r]
         text = f"error: {gpu.get('error') or 'unknown'}" if gpu.get("status") == "error" else (f"throttle: {', '.join(throttle)}" if throttle else "")
         if getattr(note, "_last", None) != text:  # the row is reserved: a change repaints it, it never re-lays out
