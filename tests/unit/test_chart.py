@@ -215,3 +215,35 @@ def test_spark_text_is_the_block_each_value_rounds_to_whatever_it_drew_before():
         assert spark_text(values, width, lo, hi) == (" " * (width - len(vals)) + "".join(blocks) if width > 0 else "")
     # bounded: a full memo is cleared before a line adds its values (at most 40 here), and so are the scales
     assert all(len(cells) <= spark.CELLS_KEPT + 40 for cells in spark._CELLS.values()) and len(spark._CELLS) <= 65
+
+
+def test_the_plot_moving_a_column_folds_the_new_samples_only(monkeypatch):
+    """When the window moves on by a column (every span/cols seconds), the kept columns shift instead of every
+    sample in the window being folded again; the equality with bucket() is the test above."""
+    import tui.widgets.chart as chart
+
+    folded: list[int] = []
+    fold = chart._fold
+
+    def counting(points, *a):
+        points = list(points)
+        folded.append(len(points))
+        return fold(points, *a)
+
+    monkeypatch.setattr(chart, "_fold", counting)
+    kept, cols, span = Buckets(), 45, 300.0
+    step = span / cols
+    points = [(100_000.0 + i, float(i % 97)) for i in range(400)]
+    now = points[-1][0] + 0.3
+    start, end = anchored(now - span, now, cols)
+    kept.values(list(points), start, end, cols, now)  # a new list each frame, as window_points hands over
+    assert folded == [400]  # the first frame: all of them
+    while anchored(now - span, now, cols) == (start, end):  # on to the next column
+        now += 1.0
+        points.append((now - 0.3, 50.0))
+    folded.clear()
+    start, end = anchored(now - span, now, cols)
+    assert step > 1.0 and len(points) == 401  # one new sample, in the new column
+    values = kept.values(list(points), start, end, cols, now)
+    assert folded == [1], folded  # the sample that opened the new column
+    assert values == bucket(points, start, end, cols, now=now)

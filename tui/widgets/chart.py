@@ -120,7 +120,9 @@ class Buckets:
         gap_s = GAP_FACTOR * sample_interval(points)
         key = (start, end, cols, gap_s)
         kept = self._kept
-        new = self._new_since(kept[1], points, start - gap_s) if kept is not None and kept[0] == key else None
+        if kept is not None and kept[0] != key:
+            kept = self._moved(kept, key)
+        new = self._new_since(kept[1], points, start - gap_s) if kept is not None else None
         if kept is not None and new is not None:
             out, prev = kept[2], _fold(islice(points, new, None), start, (end - start) / cols, end, gap_s, kept[2], kept[3])
         else:  # another window, a resize, or samples that changed in the middle (a reconnect's backfill): all of them
@@ -130,6 +132,23 @@ class Buckets:
         done = out.copy()
         _to_now(done, prev, now, gap_s)
         return done
+
+    @staticmethod
+    def _moved(kept: tuple, key: tuple[float, float, int, float]) -> tuple | None:
+        """The kept columns moved to a window that is the kept one moved on by whole columns (the plot moving a
+        column, every ~7 s): each column still holds the same seconds, so the old columns are the new ones less those
+        that left on the left, and the new ones on the right start empty — what folding every sample again gives
+        (a point before the window counts as column -1 either way). None when the window is another one."""
+        (ostart, oend, ocols, ogap), opoints, out, prev = kept
+        start, end, cols, gap_s = key
+        if (ocols, ogap) != (cols, gap_s) or not opoints or opoints[-1][0] >= oend:
+            return None  # another size or interval, or a sample the kept fold left out as past its window's end
+        step = (end - start) / cols
+        shift = round((start - ostart) / step)
+        if not 0 < shift < cols or abs((end - start) - (oend - ostart)) > 1e-9 * step or abs(start - ostart - shift * step) > 1e-6 * step:
+            return None
+        moved = out[shift:] + [None] * shift
+        return (key, opoints, moved, None if prev is None else (prev[0] - shift, prev[1], prev[2]))
 
     @staticmethod
     def _new_since(old: Sequence[Point], points: Sequence[Point], before: float) -> int | None:
