@@ -282,7 +282,7 @@ class TimeChart(FramedWidget, CachedComponentStyles):
         values = self._buckets.values(self.points, start, end, cols, self.end)
         seen = [v for v in values if v is not None]
         peak = max(seen) if seen else None
-        hi = self.fixed_hi if self.fixed_hi is not None else (peak or 1.0) * 1.1 or 1.0
+        hi = self.fixed_hi if self.fixed_hi is not None else (1.0 if peak is None else peak) * 1.1 or 1.0  # all zero: 0 to 1
         self.hi = hi = max(hi, self.lo + 1e-9)
         base = self.visual_style.rich_style  # cached per style change; DOMNode.rich_style walks every ancestor per call
         drawn = (values, hi, bool(self.points), self.end - self.start, key[1:], base)
