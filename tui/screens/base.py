@@ -78,10 +78,11 @@ class BaseView(Screen, KeepsRows):
         if self.live_view:
             self.query_one("#conn", ConnBar).tick()
 
-    def set_text(self, selector: str, markup: str) -> None:
-        """Update a Static only when its text changes; hide it when empty. The screen is laid out again only
-        when the text's height may change: a once-a-second figure in a one-line notice is a repaint, not a layout."""
-        widget = self.query_one(selector, Static)
+    def set_text(self, target: str | Static, markup: str) -> None:
+        """Update a Static (or the one ``target`` selects) only when its text changes; hide it when empty. The screen is
+        laid out again only when the text's height may change: a once-a-second figure in a one-line notice is a
+        repaint, not a layout."""
+        widget = target if isinstance(target, Static) else self.query_one(target, Static)
         old = getattr(widget, "_last_markup", None)
         if old == markup:
             return

@@ -103,18 +103,18 @@ class MachineScreen(BaseView):
         snap = cl.latest
         self.panels.display = snap is not None  # no data: one message, not six empty boxes
         if snap is None:
-            self.set_text("#gpu-status", no_data_text(cl))
+            self.set_text(self.gpu_status, no_data_text(cl))
             return
         gs = snap.get("gpu_status") or {}
         stale = f"[b $warning]STALE[/] [$warning]{escape(stale_text(cl, self.sd.clock()).removeprefix('STALE: '))}[/]\n" if cl.stale else ""
         if gs.get("state") != "ok":
             self.set_text(
-                "#gpu-status",
+                self.gpu_status,
                 stale + f"[b $warning]GPUs {gs.get('state')}[/]: {gs.get('message', '')}" + (f"\n[dim]fix: {gs['fix']}[/dim]" if gs.get("fix") else ""),
             )
         else:
             self.set_text(
-                "#gpu-status",
+                self.gpu_status,
                 stale + f"[dim]driver {gs.get('driver_version') or 'n/a'}  {gs.get('message', '')}{'  simulated' if snap.get('simulated') else ''}[/dim]",
             )
         gpus = snap.get("gpus") or []
